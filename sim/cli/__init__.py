@@ -1,0 +1,83 @@
+"""The ``dnnsim`` command line: a click group whose commands live in one module each.
+
+Commands are imported lazily, so ``dnnsim --help`` stays fast and a command's heavy imports (SimPy,
+matplotlib, Dask) are paid only when it runs. :func:`main` turns a :class:`~sim.errors.UserError` or a
+click usage error into one line ``error: <field>: <problem>; <allowed>`` on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from sim.errors import UserError
+
+#: command name -> "module:attribute" of its click command
+COMMANDS: dict[str, str] = {
+    "models": "sim.cli.models_cmd:models",
+    "show-model": "sim.cli.models_cmd:show_model",
+    "topologies": "sim.cli.topology_cmd:topologies",
+    "show-topology": "sim.cli.topology_cmd:show_topology",
+    "collective": "sim.cli.collective_cmd:collective",
+    "run": "sim.cli.run_cmd:run",
+    "best": "sim.cli.run_cmd:best",
+    "sweep": "sim.cli.sweep_cmd:sweep",
+    "plot": "sim.cli.plot_cmd:plot",
+    "profile": "sim.cli.profile_cmd:profile",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports each command's module only when the command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            return None
+        return getattr(module, attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dnnsim")
+def cli() -> None:
+    """dnnsim: time DNN training under batch, model, domain and integrated parallelism on a simulated cluster."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``dnnsim`` console command; returns the exit status."""
+    try:
+        cli.main(args=argv, prog_name="dnnsim", standalone_mode=False)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("error: interrupted; nothing more was written", err=True)
+        return 130
+    except click.UsageError as exc:
+        where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+        click.echo(f"error: {where}{exc.format_message()}; see --help", err=True)
+        return 2
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        return exc.exit_code if exc.exit_code else 1
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
