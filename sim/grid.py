@@ -1,0 +1,102 @@
+"""The Pr × Pc process grid of PAPER.md and CONTRACT.md: groups, placement and grid parsing.
+
+Grid position ``(i, j)`` with ``i < Pr`` and ``j < Pc``. A *model group* (grid column) is the Pr ranks with
+the same ``j``; a *batch group* (grid row) is the Pc ranks with the same ``i``. Placement maps positions to
+ranks (and rank r runs on host r):
+
+* ``row-major`` (alias ``model-contiguous``): ``r = j * Pr + i`` — each model group on consecutive hosts;
+* ``col-major`` (alias ``batch-contiguous``): ``r = i * Pc + j`` — each batch group on consecutive hosts.
+
+Examples
+--------
+>>> g = Grid(2, 3)
+>>> g.model_groups()
+((0, 1), (2, 3), (4, 5))
+>>> g.batch_groups()
+((0, 2, 4), (1, 3, 5))
+>>> Grid(2, 3, "col-major").model_groups()
+((0, 3), (1, 4), (2, 5))
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sim.errors import UserError
+
+PLACEMENTS = {"row-major": "row-major", "model-contiguous": "row-major",
+              "col-major": "col-major", "batch-contiguous": "col-major"}
+
+
+def parse_placement(text: str, field: str = "placement") -> str:
+    """Canonical placement name (``row-major`` or ``col-major``) for a name or alias."""
+    try:
+        return PLACEMENTS[str(text).strip().lower()]
+    except KeyError:
+        raise UserError(field, f"unknown placement {text!r}", ", ".join(PLACEMENTS)) from None
+
+
+def parse_grid(text: str, procs: int | None = None, field: str = "grid") -> tuple[int, int]:
+    """Parse ``"PrxPc"`` (e.g. ``"16x32"``) and check that it factors ``procs`` when given."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", str(text))
+    if not m:
+        raise UserError(field, f"cannot parse {text!r}", "PrxPc with positive integers, e.g. 16x32")
+    pr, pc = int(m.group(1)), int(m.group(2))
+    if pr < 1 or pc < 1:
+        raise UserError(field, f"{text!r} has a zero dimension", "PrxPc with Pr >= 1 and Pc >= 1")
+    if procs is not None and pr * pc != procs:
+        raise UserError(field, f"{pr}x{pc} = {pr * pc} does not equal procs={procs}",
+                        f"Pr x Pc with Pr*Pc == {procs}, e.g. {grid_examples(procs)}")
+    return pr, pc
+
+
+def grid_examples(procs: int) -> str:
+    """A few valid grids for ``procs``, for error messages."""
+    grids = all_grids(procs)
+    shown = grids if len(grids) <= 4 else [grids[0], grids[len(grids) // 2], grids[-1]]
+    return ", ".join(f"{pr}x{pc}" for pr, pc in shown)
+
+
+def all_grids(procs: int) -> list[tuple[int, int]]:
+    """Every factorization ``(Pr, Pc)`` of ``procs``, Pr ascending."""
+    return [(pr, procs // pr) for pr in range(1, procs + 1) if procs % pr == 0]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A Pr × Pc process grid with a placement of positions on ranks."""
+
+    pr: int
+    pc: int
+    placement: str = "row-major"
+
+    def __post_init__(self) -> None:
+        if self.pr < 1 or self.pc < 1:
+            raise UserError("grid", f"{self.pr}x{self.pc} has a zero dimension", "Pr >= 1 and Pc >= 1")
+        object.__setattr__(self, "placement", parse_placement(self.placement))
+
+    @property
+    def procs(self) -> int:
+        return self.pr * self.pc
+
+    def rank(self, i: int, j: int) -> int:
+        """Rank at grid position (i, j)."""
+        return j * self.pr + i if self.placement == "row-major" else i * self.pc + j
+
+    def position(self, rank: int) -> tuple[int, int]:
+        """Grid position (i, j) of ``rank``."""
+        if self.placement == "row-major":
+            return rank % self.pr, rank // self.pr
+        return rank // self.pc, rank % self.pc
+
+    def model_groups(self) -> tuple[tuple[int, ...], ...]:
+        """The Pc model groups (grid columns), each the Pr ranks with the same j, in i order."""
+        return tuple(tuple(self.rank(i, j) for i in range(self.pr)) for j in range(self.pc))
+
+    def batch_groups(self) -> tuple[tuple[int, ...], ...]:
+        """The Pr batch groups (grid rows), each the Pc ranks with the same i, in j order."""
+        return tuple(tuple(self.rank(i, j) for j in range(self.pc)) for i in range(self.pr))
+
+    def all_ranks(self) -> tuple[int, ...]:
+        return tuple(range(self.procs))
