@@ -48,7 +48,10 @@ import numpy as np
 
 from sim.errors import UserError
 from topologies._graph import node_key
+from topologies.dragonfly import minimal_path
 from topologies.fattree import dmodk_path
+from topologies.hier import hier_path
+from topologies.torus import dor_path
 
 _M64 = (1 << 64) - 1
 _TREE_CACHE = 512  # per-destination trees kept (LRU); routes themselves are always cached
@@ -58,7 +61,8 @@ PathRule = Callable[[nx.Graph, int, int, "int | None"], list]
 
 def _rules() -> dict[str, tuple[PathRule, bool]]:
     """Routing rule name -> (node-path function, whether it uses the ECMP hash)."""
-    return {"dmodk": (dmodk_path, True)}
+    return {"dmodk": (dmodk_path, True), "dor": (dor_path, False), "minimal": (minimal_path, False),
+            "hier": (hier_path, False)}
 
 
 def _mix(x: int) -> int:

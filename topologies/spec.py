@@ -94,6 +94,7 @@ class Key:
     parse: Callable[[Any, str], Any]
     default: Any
     doc: str
+    shown: str | None = None  # the default as a user would write it (None: str of the default, or auto)
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,8 @@ class Kind:
     make: Callable[[dict[str, Any], int | None], nx.Graph]
 
 
-_BW = Key(_rate, DEFAULT_BANDWIDTH_BPS, "link bandwidth per direction (6GiB/s: paper's Cori 1/β)")
-_LAT = Key(_time, DEFAULT_LATENCY_S, "latency per link (2us: paper's Cori α)")
+_BW = Key(_rate, DEFAULT_BANDWIDTH_BPS, "link bandwidth per direction (paper's Cori 1/β)", "6GiB/s")
+_LAT = Key(_time, DEFAULT_LATENCY_S, "latency per link (paper's Cori α)", "2us")
 _HOSTS = Key(_int, None, f"number of hosts (default: procs, else {DEFAULT_HOSTS})")
 
 
@@ -220,30 +221,36 @@ KINDS: dict[str, Kind] = {
                  {"gpus_per_node": Key(_int, 8, "GPUs (hosts) per node"),
                   "nodes": Key(_int, None, "number of nodes (default: ceil(procs/gpus_per_node), else 2)"),
                   "nics_per_node": Key(_int, None, "NICs per node, dividing gpus_per_node (default: one per GPU)"),
-                  "intra": Key(_rate, 450e9, "NVSwitch bandwidth per GPU per direction (450GB/s: NVLink4, H100)"),
-                  "inter": Key(_rate, 50e9, "bandwidth per NIC per direction (50GB/s = 400Gbit/s ConnectX-7)"),
-                  "intra_latency": Key(_time, 1e-6, "latency of a GPU-NVSwitch link"),
-                  "inter_latency": Key(_time, 2e-6, "latency of a NIC-fabric link")}, _make_hier),
+                  "intra": Key(_rate, 450e9, "NVSwitch bandwidth per GPU per direction (NVLink4, H100)",
+                               "450GB/s"),
+                  "inter": Key(_rate, 50e9, "bandwidth per NIC per direction (ConnectX-7)", "400Gbit/s"),
+                  "intra_latency": Key(_time, 1e-6, "latency of a GPU-NVSwitch link", "1us"),
+                  "inter_latency": Key(_time, 2e-6, "latency of a NIC-fabric link", "2us")}, _make_hier),
 }
 
 
 def describe_kinds() -> list[dict[str, str]]:
-    """One record per kind: ``kind, keys, doc`` (keys as ``key=default``; ``auto`` where computed)."""
+    """One record per kind: ``kind, keys, doc, key_docs`` (keys as ``key=default``; ``auto`` where computed).
+
+    Examples
+    --------
+    >>> describe_kinds()[0]["keys"]
+    'hosts=auto, bandwidth=6GiB/s, latency=2us'
+    """
     rows = []
     for kind in KINDS.values():
-        keys = ", ".join(f"{name}={_show(key.default)}" for name, key in kind.keys.items())
-        rows.append({"kind": kind.name, "keys": keys, "doc": kind.doc})
+        keys = ", ".join(f"{name}={_show(key)}" for name, key in kind.keys.items())
+        key_docs = "; ".join(f"{name}: {key.doc}" for name, key in kind.keys.items())
+        rows.append({"kind": kind.name, "keys": keys, "doc": kind.doc, "key_docs": key_docs})
     return rows
 
 
-def _show(value: Any) -> str:
-    if value is None:
+def _show(key: Key) -> str:
+    if key.shown is not None:
+        return key.shown
+    if key.default is None:
         return "auto"
-    if isinstance(value, float) and value >= 1e6:
-        return f"{value:.6g}B/s"
-    if isinstance(value, float) and value < 1e-3:
-        return f"{value * 1e6:g}us"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{key.default:g}" if isinstance(key.default, float) else str(key.default)
 
 
 def list_presets() -> list[str]:

@@ -1,0 +1,115 @@
+"""Multi-GPU nodes: GPUs of a node on an NVSwitch-like crossbar, nodes joined through NICs by a fabric.
+
+Each GPU is a host (node attribute ``node_id``); node n has the switch ``"nvs{n}"`` with one link per GPU
+(``intra`` bandwidth per direction: NVLink through NVSwitch). Between nodes the fabric is one non-blocking
+switch ``"fabric"`` (a full-bisection fat-tree seen from the hosts, as in NVIDIA's DGX SuperPOD rail
+fabrics). NICs:
+
+* ``nics_per_node == gpus_per_node`` (default; DGX H100 has one 400 Gbit/s ConnectX-7 per GPU): each GPU
+  has its own link to the fabric, of ``inter`` bandwidth (GPUDirect RDMA through the GPU's PCIe switch);
+* fewer NICs (a divisor m of the GPU count): node n has NIC switches ``"nic{n}.{j}"``, each linked to the
+  fabric by ``inter`` and shared by g/m consecutive GPUs, each of which reaches its NIC by a link of
+  ``intra`` bandwidth and latency.
+
+Routing ``"hier"``: inside a node through its NVSwitch, between nodes through the source GPU's NIC, the
+fabric and the destination GPU's NIC (never through another node's GPUs). ``G.graph["gpus_per_node"]``
+gives hierarchical collectives the node boundaries: host r is on node ``r // gpus_per_node``.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from sim.errors import UserError
+from topologies._graph import add_links, check_positive, check_positive_int, new_graph
+
+
+def hier(n_nodes: int, gpus_per_node: int, intra_Bps: float, inter_Bps: float,
+         intra_latency_s: float = 1e-6, inter_latency_s: float = 2e-6,
+         nics_per_node: int | None = None) -> nx.Graph:
+    """Nodes of ``gpus_per_node`` GPUs on an NVSwitch, joined by NICs through a non-blocking fabric.
+
+    Parameters
+    ----------
+    n_nodes : int
+        Number of nodes, >= 1 (a single node has no fabric).
+    gpus_per_node : int
+        GPUs (hosts) per node, g >= 1.
+    intra_Bps, inter_Bps : float
+        Per-direction bandwidth of a GPU's NVSwitch link and of one NIC.
+    intra_latency_s, inter_latency_s : float
+        Latency of a GPU-NVSwitch (and GPU-NIC) link and of a NIC-fabric link.
+    nics_per_node : int, optional
+        m NICs per node, dividing g (default g: one NIC per GPU).
+
+    Returns
+    -------
+    networkx.Graph
+        n = n_nodes·g hosts. With N = n_nodes > 1: switches N + 1 (+ N·m NICs if m < g); links n + n
+        (m = g) or n + n + N·m (m < g); diameter 2 hops (m = g) or 4 (m < g); α = the largest of
+        2·intra_latency and the inter-node path latency (2·inter_latency, plus 2·intra_latency if m < g);
+        bandwidth (1/β) = min(intra, inter·m/g), the per-GPU share of the slowest level; bisection for even
+        N: (N/2)·m·min(inter, intra·g/m). A single node: 1 switch, g links, α = 2·intra_latency, bisection
+        ⌊g/2⌋·intra.
+
+    Examples
+    --------
+    >>> G = hier(2, 8, 450e9, 50e9)
+    >>> G.number_of_nodes(), G.number_of_edges(), G.nodes[9]["node_id"], G.graph["gpus_per_node"]
+    (19, 32, 1, 8)
+    """
+    N = check_positive_int(n_nodes, "topology.nodes")
+    g = check_positive_int(gpus_per_node, "topology.gpus_per_node")
+    m = g if nics_per_node is None else check_positive_int(nics_per_node, "topology.nics_per_node")
+    if g % m:
+        raise UserError("topology.nics_per_node", f"{m} NICs do not divide {g} GPUs per node",
+                        f"a divisor of gpus_per_node={g}")
+    intra = check_positive(intra_Bps, "topology.intra")
+    inter = check_positive(inter_Bps, "topology.inter")
+    lat_in = check_positive(intra_latency_s, "topology.intra_latency", allow_zero=True)
+    lat_out = check_positive(inter_latency_s, "topology.inter_latency", allow_zero=True)
+    n = N * g
+    if N > 1:
+        inter_path = 2 * lat_out + (2 * lat_in if m < g else 0.0)
+        alpha = max(inter_path, 2 * lat_in if g > 1 else 0.0)
+        bandwidth = min(intra, inter * m / g)
+        diameter = 2 if m == g else 4
+        bisection = (N / 2) * m * min(inter, intra * g / m) if N % 2 == 0 else None
+    else:
+        alpha, bandwidth = (2 * lat_in if g > 1 else 0.0), intra
+        diameter, bisection = (2 if g > 1 else 0), (g // 2) * intra
+    G = new_graph("hier", "hier", n, gpus_per_node=g, nics_per_node=m, n_nodes=N,
+                  alpha_s=alpha, bandwidth_Bps=bandwidth, diameter_hops=diameter)
+    if bisection is not None:
+        G.graph["bisection_Bps"] = bisection
+    nx.set_node_attributes(G, {h: h // g for h in range(n)}, "node_id")
+    G.add_nodes_from((f"nvs{k}" for k in range(N)), kind="switch")
+    add_links(G, ((h, f"nvs{h // g}") for h in range(n)), intra, lat_in)
+    if N > 1:
+        G.add_node("fabric", kind="switch")
+        if m == g:
+            add_links(G, ((h, "fabric") for h in range(n)), inter, lat_out)
+        else:
+            share = g // m
+            G.add_nodes_from((f"nic{k}.{j}" for k in range(N) for j in range(m)), kind="switch")
+            add_links(G, ((h, f"nic{h // g}.{(h % g) // share}") for h in range(n)), intra, lat_in)
+            add_links(G, ((f"nic{k}.{j}", "fabric") for k in range(N) for j in range(m)), inter, lat_out)
+    return G
+
+
+def hier_path(G: nx.Graph, src: int, dst: int, ecmp_hash: int | None = None) -> list:
+    """Nodes on the route: ``[src, nvs, dst]`` inside a node, else through the NICs and the fabric.
+
+    Examples
+    --------
+    >>> hier_path(hier(2, 4, 1e9, 1e9, nics_per_node=2), 1, 6)
+    [1, 'nic0.0', 'fabric', 'nic1.1', 6]
+    """
+    g, m = G.graph["gpus_per_node"], G.graph["nics_per_node"]
+    ns, nd = src // g, dst // g
+    if ns == nd:
+        return [src, f"nvs{ns}", dst]
+    if m == g:
+        return [src, "fabric", dst]
+    share = g // m
+    return [src, f"nic{ns}.{(src % g) // share}", "fabric", f"nic{nd}.{(dst % g) // share}", dst]
