@@ -1,0 +1,299 @@
+"""The run configuration: one typed, validated :class:`RunConfig` per simulated training iteration.
+
+A run is configured from a YAML file, then command-line flags, then ``--set key=value`` pairs, each
+overriding the one before (:func:`load_config`). Fields are checked one by one here (types, names,
+units); checks that need the model and the topology (grid fits the batch and the layers, procs fits the
+hosts) are done by :func:`validate_against_model` once those are loaded. Every mistake is raised as a
+one-line :class:`~sim.errors.UserError`, never as a pydantic dump.
+
+Strategies and grids (PAPER.md, CONTRACT.md)
+--------------------------------------------
+``strategy``
+    ``batch``: every layer batch-parallel over all P (grid ``1xP``, Eq. 4).
+    ``model``: every weight layer's W split by rows over all P (grid ``Px1``, Eq. 3).
+    ``domain``: convolutions split along image height over all P, fully connected layers per ``fc``
+    (default ``batch``: ΔW all-reduced over all P, which is Eq. 7's last sum), grid ``Px1``.
+    ``integrated``: the Pr x Pc grid; convolutions per ``conv`` and fully connected layers per ``fc``.
+    Default ``conv=model, fc=model``: every weight layer on the grid, which is Eq. 8. The paper's other
+    variants are ``conv=batch`` (convolutions pure batch over all P, fc on the grid) and
+    ``conv=domain`` (Eq. 9).
+``grid``
+    ``"PrxPc"``; when omitted: ``batch`` -> ``1xP``, ``model``/``domain`` -> ``Px1``, ``integrated`` ->
+    the most nearly square factorization with Pr <= Pc.
+
+Uneven splits are not modelled: B must be a multiple of Pc when any layer is model- or domain-parallel,
+and of P when any layer is batch-parallel over all P (a :class:`UserError` says so).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sim.errors import UserError
+from sim.grid import all_grids, parse_grid, parse_placement
+
+STRATEGIES = ("batch", "model", "domain", "integrated")
+CONV_MODES = ("batch", "model", "domain")
+FC_MODES = ("batch", "model")
+NETWORKS = ("analytic", "flow", "step")
+
+_ALLOWED: dict[str, str] = {
+    "strategy": ", ".join(STRATEGIES),
+    "conv": ", ".join(CONV_MODES),
+    "fc": ", ".join(FC_MODES),
+    "network": ", ".join(NETWORKS),
+    "batch": "an integer >= 1",
+    "procs": "an integer >= 1",
+    "dtype_bytes": "an integer >= 1 (4 for fp32, 2 for fp16/bf16)",
+    "dataset_size": "an integer >= 1, or null for the model's own N",
+    "seed": "an integer",
+    "overlap": "true or false",
+    "ecmp": "true or false",
+}
+
+
+class RunConfig(BaseModel):
+    """Everything that defines one simulated run. Unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    model: str = Field("alexnet", description="Model zoo name (see `dnnsim models`) or a model YAML file.")
+    batch: int = Field(256, ge=1, description="Global minibatch size B (samples per SGD iteration).")
+    procs: int = Field(16, ge=1, description="Number of processes P (one per host of the topology).")
+    strategy: Literal["batch", "model", "domain", "integrated"] = Field(
+        "batch", description="batch (Eq. 4), model (Eq. 3), domain (Eq. 7) or integrated (Eqs. 8, 9).")
+    grid: str | None = Field(
+        None, description="Process grid PrxPc (Pr: model/domain dimension, Pc: batch dimension); "
+                          "default: batch 1xP, model/domain Px1, integrated the squarest Pr<=Pc.")
+    conv: Literal["batch", "model", "domain"] | None = Field(
+        None, description="Mode of convolution layers; default from the strategy (integrated: model).")
+    fc: Literal["batch", "model"] | None = Field(
+        None, description="Mode of fully connected layers; default from the strategy (domain: batch).")
+    topology: str = Field("ideal:latency=2us,bandwidth=6GiB/s",
+                          description="Topology spec, preset or file (see `dnnsim topologies`).")
+    network: Literal["analytic", "flow", "step"] = Field(
+        "analytic", description="Network model: analytic (closed forms, the paper), flow or step.")
+    collectives: str = Field("paper", description="Collective algorithms: one ALG for every op, or op=ALG,...")
+    compute: str = Field("none", description="Compute model: none (communication only, as the paper's "
+                                             "equations), roofline:DEVICE, profile:FILE or paper-knl.")
+    dtype_bytes: int = Field(4, ge=1, description="Bytes per word (4 = fp32, the paper's choice).")
+    overlap: bool = Field(False, description="Overlap backward ΔW all-reduces (25 MiB buckets, like "
+                                             "PyTorch DDP) with the remaining backward compute.")
+    placement: str = Field("row-major", description="Grid placement: row-major (model groups on "
+                                                    "consecutive hosts) or col-major.")
+    ecmp: bool = Field(False, description="Spread flows over equal-cost paths (flow and step networks).")
+    dataset_size: int | None = Field(None, ge=1, description="Training samples N per epoch; default the "
+                                                             "model's own (ImageNet: 1.2M).")
+    seed: int = Field(0, description="Seed for everything random (ECMP hashing).")
+
+    @field_validator("placement")
+    @classmethod
+    def _placement(cls, value: str) -> str:
+        return parse_placement(value)
+
+    @field_validator("model", "topology", "collectives", "compute")
+    @classmethod
+    def _nonempty(cls, value: str) -> str:
+        if not str(value).strip():
+            raise ValueError("must not be empty")
+        return str(value).strip()
+
+    # ------------------------------------------------------------------ derived values
+    def grid_dims(self) -> tuple[int, int]:
+        """``(Pr, Pc)``: the given grid, or the strategy's default (module docstring)."""
+        if self.grid is not None:
+            pr, pc = parse_grid(self.grid, self.procs)
+        elif self.strategy == "batch":
+            pr, pc = 1, self.procs
+        elif self.strategy in ("model", "domain"):
+            pr, pc = self.procs, 1
+        else:
+            pr, pc = squarest_grid(self.procs)
+        if self.strategy == "batch" and pr != 1:
+            raise UserError("grid", f"{pr}x{pc} has Pr={pr} but strategy batch uses no model dimension",
+                            f"1x{self.procs}, or strategy integrated for a Pr x Pc grid")
+        if self.strategy in ("model", "domain") and pc != 1:
+            raise UserError("grid", f"{pr}x{pc} has Pc={pc} but strategy {self.strategy} has no batch "
+                                    "dimension", f"{self.procs}x1, or strategy integrated")
+        return pr, pc
+
+    def layer_modes(self) -> tuple[str, str]:
+        """``(conv_mode, fc_mode)`` after the strategy's defaults and consistency checks."""
+        defaults = {"batch": ("batch", "batch"), "model": ("model", "model"),
+                    "domain": ("domain", "batch"), "integrated": ("model", "model")}
+        conv = self.conv or defaults[self.strategy][0]
+        fc = self.fc or defaults[self.strategy][1]
+        fixed = {"batch": ("batch", "batch"), "model": ("model", "model")}
+        if self.strategy in fixed:
+            want = fixed[self.strategy]
+            if (conv, fc) != want:
+                raise UserError("conv" if conv != want[0] else "fc",
+                                f"{conv if conv != want[0] else fc!r} contradicts strategy {self.strategy}",
+                                f"{want[0]} under strategy {self.strategy}, or strategy integrated")
+        if self.strategy == "domain" and conv != "domain":
+            raise UserError("conv", f"{conv!r} contradicts strategy domain",
+                            "domain under strategy domain, or strategy integrated")
+        return conv, fc
+
+    def resolved(self) -> dict[str, Any]:
+        """Plain dict of every field with derived defaults filled in (written as ``config.yaml``)."""
+        out = self.model_dump()
+        pr, pc = self.grid_dims()
+        out["grid"] = f"{pr}x{pc}"
+        out["conv"], out["fc"] = self.layer_modes()
+        return out
+
+
+# ---------------------------------------------------------------------------------------- loading
+def _field_error(exc: ValidationError) -> UserError:
+    """The first pydantic error as one-line :class:`UserError`."""
+    err = exc.errors()[0]
+    loc = err.get("loc") or ("config",)
+    name = str(loc[0])
+    value = err.get("input")
+    if err.get("type") == "extra_forbidden":
+        return UserError(name, f"unknown config key {name!r}", "one of " + ", ".join(RunConfig.model_fields))
+    ctx = err.get("ctx") or {}
+    if isinstance(ctx.get("error"), UserError):
+        return ctx["error"]
+    allowed = _ALLOWED.get(name) or RunConfig.model_fields[name].description or "see dnnsim run --help"
+    msg = str(err.get("msg", "invalid")).replace("Value error, ", "")
+    return UserError(name, f"{value!r} is not valid ({msg})", allowed)
+
+
+def make_config(data: dict[str, Any] | RunConfig) -> RunConfig:
+    """A validated :class:`RunConfig` from a dict (or the config itself); errors as :class:`UserError`."""
+    if isinstance(data, RunConfig):
+        return data
+    if not isinstance(data, dict):
+        raise UserError("config", f"{type(data).__name__} is not a mapping", "a dict of config keys")
+    clean = {str(k).replace("-", "_"): v for k, v in data.items()}
+    try:
+        config = RunConfig(**clean)
+    except ValidationError as exc:
+        raise _field_error(exc) from None
+    config.grid_dims()
+    config.layer_modes()
+    return config
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML run config file."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError("config", f"file {str(p)!r} does not exist", "a path to a YAML run config")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" at line {line + 1}" if line is not None else ""
+        raise UserError("config", f"malformed YAML in {str(p)!r}{where}", "a YAML mapping of config keys") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError("config", f"{str(p)!r} holds a {type(data).__name__}, not a mapping",
+                        "a YAML mapping of config keys")
+    return data
+
+
+def parse_set(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["batch=512", "overlap=true"]`` -> ``{"batch": 512, "overlap": True}`` (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = str(pair).partition("=")
+        if not sep or not key.strip():
+            raise UserError("set", f"{pair!r} is not key=value", "--set key=value, e.g. --set batch=512")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            parsed = value
+        out[key.strip().replace("-", "_")] = parsed
+    return out
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None,
+                sets: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Config from a YAML file (optional), then ``overrides`` (flags; None values ignored), then ``sets``.
+
+    Examples
+    --------
+    >>> load_config(None, {"batch": 512, "procs": None}).batch
+    512
+    """
+    data: dict[str, Any] = read_yaml(path) if path else {}
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    data.update(parse_set(sets))
+    return make_config(data)
+
+
+# ---------------------------------------------------------------------------------------- model checks
+def _kind_class(kind: str) -> str | None:
+    return "conv" if kind == "conv" else "fc" if kind == "fc" else None
+
+
+def validate_against_model(config: RunConfig, model: Any) -> None:
+    """Check the grid and modes against the model's layers and the batch (raises :class:`UserError`).
+
+    * a ``conv`` mode other than the default needs a model with convolutions;
+    * B must be a multiple of Pc (model/domain layers) and of P (batch layers over all P);
+    * a model layer needs at least Pr output rows of W (output channels or features);
+    * a domain layer needs at least Pr output image rows.
+    """
+    pr, pc = config.grid_dims()
+    conv_mode, fc_mode = config.layer_modes()
+    kinds = {layer.kind for layer in model.weight_layers()}
+    if config.conv is not None and "conv" not in kinds:
+        raise UserError("conv", f"--conv {config.conv} given but model {model.name!r} has no convolution "
+                                "layers", "leave conv unset for this model")
+    used = {conv_mode} if "conv" in kinds else set()
+    if kinds - {"conv"}:
+        used.add(fc_mode)
+    B, P = config.batch, config.procs
+    if used & {"model", "domain"}:
+        if pc > B:
+            raise UserError("grid", f"Pc={pc} exceeds batch={B}",
+                            "Pc <= batch (one sample per grid column at least)")
+        if B % pc:
+            raise UserError("batch", f"batch={B} is not a multiple of Pc={pc}",
+                            "a batch divisible by Pc (uneven splits are not modelled)")
+    if "batch" in used:
+        if P > B:
+            raise UserError("procs", f"procs={P} exceeds batch={B} for batch-parallel layers",
+                            "procs <= batch, or model/domain parallel layers (conv domain, fc model)")
+        if B % P:
+            raise UserError("batch", f"batch={B} is not a multiple of procs={P} for batch-parallel layers",
+                            "a batch divisible by procs (uneven splits are not modelled)")
+    for layer in model.weight_layers():
+        mode = conv_mode if layer.kind == "conv" else fc_mode
+        if mode == "model":
+            rows = layer.out_shape[0]
+            if rows < pr:
+                raise UserError("grid", f"Pr={pr} exceeds the {rows} output rows of W of layer {layer.name!r}",
+                                f"Pr <= {rows} for model-parallel layers")
+        elif mode == "domain":
+            if len(layer.out_shape) < 3:
+                raise UserError("conv", f"layer {layer.name!r} ({layer.kind}) cannot be domain-parallel",
+                                "domain applies to convolutions only")
+            height = layer.out_shape[1]
+            if height < pr:
+                raise UserError("grid", f"Pr={pr} exceeds the {height} image rows of layer {layer.name!r}",
+                                f"Pr <= {height} for domain-parallel layers")
+
+
+def squarest_grid(procs: int) -> tuple[int, int]:
+    """The factorization with Pr <= Pc closest to square (``integrated``'s default grid)."""
+    return max((g for g in all_grids(procs) if g[0] <= g[1]), key=lambda g: g[0])
+
+
+def grid_label(pr: int, pc: int) -> str:
+    return f"{pr}x{pc}"
+
+
+__all__ = ["CONV_MODES", "FC_MODES", "NETWORKS", "STRATEGIES", "RunConfig", "grid_label", "load_config",
+           "make_config", "parse_set", "read_yaml", "squarest_grid", "validate_against_model"]
+

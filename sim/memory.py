@@ -1,0 +1,47 @@
+"""Memory per rank of one training configuration, in bytes (the replication PAPER.md discusses but does
+not compute).
+
+For momentum SGD a rank holds, at ``dtype_bytes`` per word:
+
+* weights, gradients and momentum (3 copies) of its share of each weight layer: ``|W_i| / Pr`` for
+  model-parallel layers, all of ``|W_i|`` for batch- and domain-parallel layers (W replicated);
+* stored activations for the backward pass: the model input and every layer's output, for the rank's
+  local batch and share: batch mode ``B/P x d_i``; model mode ``B/Pc x d_i`` (the all-gathered Y is
+  replicated over the model group, it is the next layer's X); domain mode ``B/Pc x d_i / Pr``.
+
+Workspace, communication buffers and framework overheads are not counted.
+"""
+
+from __future__ import annotations
+
+from sim.strategies.layout import LayerPlan
+
+#: weights + gradients + momentum
+STATE_COPIES = 3
+
+
+def _activation_share(plan: LayerPlan, pr: int) -> float:
+    return 1.0 / pr if plan.mode == "domain" else 1.0
+
+
+def memory_breakdown(plans: list[LayerPlan], dtype_bytes: int, pr: int) -> dict[str, float]:
+    """Bytes per rank: ``weights``, ``gradients``, ``momentum``, ``activations`` and ``total``."""
+    weights = 0.0
+    for plan in plans:
+        if plan.layer.has_weights:
+            weights += plan.layer.params / pr if plan.mode == "model" else plan.layer.params
+    acts = 0.0
+    if plans:
+        first = plans[0]
+        acts += first.layer.in_elems_per_sample * first.local_batch * _activation_share(first, pr)
+    for plan in plans:
+        acts += plan.layer.out_elems_per_sample * plan.local_batch * _activation_share(plan, pr)
+    out = {"weights": weights * dtype_bytes, "gradients": weights * dtype_bytes,
+           "momentum": weights * dtype_bytes, "activations": acts * dtype_bytes}
+    out["total"] = out["weights"] * STATE_COPIES + out["activations"]
+    return out
+
+
+def memory_per_rank_bytes(plans: list[LayerPlan], dtype_bytes: int, pr: int) -> float:
+    """Total bytes per rank (see the module docstring)."""
+    return memory_breakdown(plans, dtype_bytes, pr)["total"]

@@ -1,0 +1,126 @@
+"""Turn (model, config, grid) into the steps every rank runs, and into a :class:`~sim.program.Program`.
+
+Order of one SGD iteration: the forward pass layer by layer (an Eq. 6 redistribution in front of a layer
+where the layout changes, see :mod:`sim.strategies.layout`), then the backward pass in reverse layer
+order (the redistribution of the gradient after the layer's backward). Compute seconds come from the
+compute model with the layer's local batch and shard.
+
+ΔW all-reduces
+    Without overlap, each weight layer's ΔW all-reduce runs on the compute stream right after its
+    backward compute and ΔX all-reduce: everything is blocking, as in the paper's sums. With ``overlap``
+    they run on the ``comm`` stream, bucketed like PyTorch DDP: gradients are added to a bucket in
+    backward (reverse layer) order; a bucket is closed when it holds at least 25 MiB
+    (``bucket_cap_mb=25``; DDP's smaller first bucket is not modelled) or when the next gradient is
+    all-reduced over a different group (batch-mode layers over all P, model-mode layers over their grid
+    row); a bucket's all-reduce waits for the backward compute of the last layer added to it. Forward
+    all-gathers, ΔX all-reduces, halos and redistributions stay blocking on the compute stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sim.grid import Grid
+from sim.program import Program
+from sim.strategies import batch as batch_mode
+from sim.strategies import domain as domain_mode
+from sim.strategies import model as model_mode
+from sim.strategies.common import Context, Gradient
+from sim.strategies.layout import LayerPlan, plan_layers
+from sim.strategies.steps import Step, materialize
+from workloads.layer import Model
+
+#: PyTorch DistributedDataParallel's default bucket_cap_mb, in bytes
+BUCKET_BYTES = 25 * 2**20
+
+_MODES = {"batch": batch_mode, "model": model_mode, "domain": domain_mode}
+
+
+@dataclass
+class RunPlan:
+    """The result of planning one run: layer plans, rank-independent steps, the grid."""
+
+    plans: list[LayerPlan]
+    steps: list[Step]
+    grid: Grid
+    meta: dict = field(default_factory=dict)
+
+    def program(self) -> Program:
+        """The full per-rank :class:`Program` (every rank, real groups)."""
+        return materialize(self.steps, self.grid, self.meta)
+
+
+class _Buckets:
+    """DDP-style gradient buckets on the comm stream."""
+
+    def __init__(self, ctx: Context, cap_bytes: float) -> None:
+        self.ctx, self.cap = ctx, cap_bytes
+        self.group: str | None = None
+        self.nbytes = 0.0
+        self.layers: list[str] = []
+        self.dep = -1
+
+    def add(self, grad: Gradient, compute_index: int, steps: list[Step]) -> None:
+        if self.group is not None and grad.group != self.group:
+            self.flush(steps)
+        self.group = grad.group
+        self.nbytes += grad.nbytes
+        self.layers.append(grad.layer)
+        self.dep = compute_index
+        if self.nbytes >= self.cap:
+            self.flush(steps)
+
+    def flush(self, steps: list[Step]) -> None:
+        if self.group is None:
+            return
+        name = self.layers[0] if len(self.layers) == 1 else f"{self.layers[0]}..{self.layers[-1]}"
+        steps += self.ctx.collective("allreduce", self.group, self.nbytes / self.ctx.dtype_bytes, "batch",
+                                     name, "bwd", stream="comm", deps=(self.dep,))
+        self.group, self.nbytes, self.layers, self.dep = None, 0.0, [], -1
+
+
+def build_steps(model: Model, plans: list[LayerPlan], ctx: Context, compute_time, overlap: bool = False,
+                bucket_bytes: float = BUCKET_BYTES) -> list[Step]:
+    """Steps of one iteration.
+
+    Parameters
+    ----------
+    compute_time : callable
+        ``compute_time(layer, phase, local_batch, shard) -> seconds`` (a compute model's ``time``).
+    """
+    steps: list[Step] = []
+    for plan in plans:
+        layer = plan.layer
+        if plan.redistribute_fwd:
+            steps += ctx.collective("allgather", "model", layer.in_elems_per_sample * ctx.batch / ctx.pc,
+                                    "redistribute", layer.name, "fwd")
+        seconds = compute_time(layer, "fwd", plan.local_batch, plan.shard)
+        steps += _MODES[plan.mode].forward(plan, ctx, seconds)
+    buckets = _Buckets(ctx, bucket_bytes)
+    for plan in reversed(plans):
+        layer = plan.layer
+        seconds = compute_time(layer, "bwd", plan.local_batch, plan.shard)
+        layer_steps, compute_offset, grad = _MODES[plan.mode].backward(plan, ctx, seconds)
+        compute_index = len(steps) + compute_offset
+        steps += layer_steps
+        if grad is not None:
+            if overlap:
+                buckets.add(grad, compute_index, steps)
+            else:
+                steps += ctx.collective("allreduce", grad.group, grad.nbytes / ctx.dtype_bytes, "batch",
+                                        layer.name, "bwd")
+        if plan.redistribute_bwd:
+            steps += ctx.collective("allgather", "model", layer.in_elems_per_sample * ctx.batch / ctx.pc,
+                                    "redistribute", layer.name, "bwd")
+    buckets.flush(steps)
+    return steps
+
+
+def plan_run(model: Model, conv_mode: str, fc_mode: str, batch: int, grid: Grid, dtype_bytes: int,
+             algorithms: dict[str, str], compute_time, overlap: bool = False, paper_dx: bool = False,
+             meta: dict | None = None) -> RunPlan:
+    """Plan one iteration of ``model`` on ``grid`` (see the module docstring)."""
+    ctx = Context(batch, grid.pr, grid.pc, dtype_bytes, dict(algorithms), paper_dx)
+    plans = plan_layers(model, conv_mode, fc_mode, batch, grid.pr, grid.pc)
+    steps = build_steps(model, plans, ctx, compute_time, overlap)
+    return RunPlan(plans, steps, grid, dict(meta or {}))

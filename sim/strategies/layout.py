@@ -1,0 +1,105 @@
+"""Common layout logic of every strategy: per-layer modes, local batch and shard, redistribution.
+
+A layer runs in one of three *modes* on the Pr x Pc grid (PAPER.md):
+
+``batch``
+    batch-parallel over all P: B/P samples per rank, all of W on every rank (Eq. 4).
+``model``
+    W split by rows over the Pr ranks of a model group (grid column); X and Y split into B/Pc sample
+    blocks, each replicated along the model group after the forward all-gather (Eqs. 3, 8).
+``domain``
+    convolution split along image height over the model group; B/Pc samples per grid column (Eqs. 7, 9).
+
+Weight layers (conv, fc) take their mode from the config (``conv`` / ``fc``). A layer without weights
+(pool, activation, norm, dropout, flatten, ...) inherits the mode of the weight layer before it (the
+first weight layer's mode if none), and runs in that layer's data layout with no communication.
+
+*Activation layouts* between layers, per rank: batch = B/P samples x all features; model = B/Pc samples x
+all features (replicated over the model group); domain = B/Pc samples x 1/Pr of the image rows.
+Redistribution (Eq. 6, one all-gather over the model group, category ``redistribute``) is charged at the
+boundary in front of a weight layer whose mode differs from the previous weight layer's:
+
+* forward, when the consumer's input layout holds data the producer's ranks do not have locally:
+  (producer, consumer) in {(batch, model), (domain, model), (batch, domain), (domain, batch)};
+* backward, for the gradient flowing the other way: (producer, consumer) in {(model, batch),
+  (model, domain), (domain, batch), (batch, domain)}.
+
+Its size is the consumer's input, ``d_{i-1} x B/Pc`` words (the gathered result). batch <-> domain is
+really an all-to-all inside the model group; it is charged as the all-gather of Eq. 6, an upper bound.
+Model -> batch and model -> domain forward are local selections and free. Nothing is charged when
+Pr = 1. The paper calls redistribution "asymptotically free" and leaves it out of Eqs. 3-9, so the
+summary reports it apart (``redistribute_s``), never inside batch/model/domain communication.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workloads.layer import Layer, Model
+
+MODES = ("batch", "model", "domain")
+
+FWD_REDISTRIBUTE = frozenset({("batch", "model"), ("domain", "model"), ("batch", "domain"), ("domain", "batch")})
+BWD_REDISTRIBUTE = frozenset({("model", "batch"), ("model", "domain"), ("domain", "batch"), ("batch", "domain")})
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """How one layer runs on the grid.
+
+    Attributes
+    ----------
+    layer : Layer
+    mode : str
+        One of :data:`MODES`.
+    local_batch : float
+        Samples per rank (B/P for batch mode, B/Pc otherwise).
+    shard : float
+        Fraction of the layer's work per sample done by one rank (1/Pr for model weight layers and
+        domain layers, 1 otherwise).
+    first_weight : bool
+        True for the first weight layer of the model (it needs no ΔX).
+    redistribute_fwd, redistribute_bwd : bool
+        Charge an Eq. 6 all-gather in front of this layer in the forward / after it in the backward pass.
+    """
+
+    layer: Layer
+    mode: str
+    local_batch: float
+    shard: float
+    first_weight: bool = False
+    redistribute_fwd: bool = False
+    redistribute_bwd: bool = False
+
+
+def weight_mode(layer: Layer, conv_mode: str, fc_mode: str) -> str:
+    """The configured mode of a weight layer: ``conv_mode`` for convolutions, ``fc_mode`` otherwise."""
+    return conv_mode if layer.kind == "conv" else fc_mode
+
+
+def plan_layers(model: Model, conv_mode: str, fc_mode: str, batch: int, pr: int, pc: int) -> list[LayerPlan]:
+    """One :class:`LayerPlan` per layer of ``model``, in model order (module docstring for the rules)."""
+    procs = pr * pc
+    weights = model.weight_layers()
+    current = weight_mode(weights[0], conv_mode, fc_mode) if weights else "batch"
+    previous_weight_mode: str | None = None
+    plans: list[LayerPlan] = []
+    for layer in model.layers:
+        first = False
+        redistribute_fwd = redistribute_bwd = False
+        if layer.has_weights:
+            mode = weight_mode(layer, conv_mode, fc_mode)
+            first = previous_weight_mode is None
+            if previous_weight_mode is not None and pr > 1 and mode != previous_weight_mode:
+                redistribute_fwd = (previous_weight_mode, mode) in FWD_REDISTRIBUTE
+                redistribute_bwd = (previous_weight_mode, mode) in BWD_REDISTRIBUTE
+            previous_weight_mode = current = mode
+        mode = current
+        if mode == "batch":
+            local_batch, shard = batch / procs, 1.0
+        elif mode == "model":
+            local_batch, shard = batch / pc, (1.0 / pr if layer.has_weights else 1.0)
+        else:
+            local_batch, shard = batch / pc, 1.0 / pr
+        plans.append(LayerPlan(layer, mode, local_batch, shard, first, redistribute_fwd, redistribute_bwd))
+    return plans

@@ -1,0 +1,41 @@
+"""Model-parallel layers (PAPER.md Eqs. 3 and 8): W_i split by rows over the Pr ranks of a model group.
+
+Per iteration, for a weight layer i on a Pr x Pc grid (words, times ``dtype_bytes`` for bytes):
+
+* forward: all-gather of Y_i, ``d_i x B/Pc``, over the model group (category ``model``);
+* backward: all-reduce of ΔX_i, ``d_{i-1} x B/Pc``, over the model group (category ``model``), except for
+  the first weight layer (no ΔX needed) — or ``d_i x B/Pc`` for every layer with ``paper_dx``, as printed;
+* backward: all-reduce of ΔW_i / Pr, ``|W_i| / Pr``, over the batch group of Pc ranks (category ``batch``).
+
+Layers without weights in a model region run on the replicated activations: no communication.
+"""
+
+from __future__ import annotations
+
+from sim.strategies.common import Context, Gradient, compute_step
+from sim.strategies.layout import LayerPlan
+from sim.strategies.steps import Step
+
+
+def forward(plan: LayerPlan, ctx: Context, seconds: float) -> list[Step]:
+    layer = plan.layer
+    steps = [compute_step(layer.name, "fwd", seconds)]
+    if layer.has_weights:
+        words = layer.out_elems_per_sample * ctx.batch / ctx.pc
+        steps += ctx.collective("allgather", "model", words, "model", layer.name, "fwd")
+    return steps
+
+
+def backward(plan: LayerPlan, ctx: Context, seconds: float) -> tuple[list[Step], int, Gradient | None]:
+    layer = plan.layer
+    steps = [compute_step(layer.name, "bwd", seconds)]
+    if not layer.has_weights:
+        return steps, 0, None
+    if ctx.paper_dx:
+        steps += ctx.collective("allreduce", "model", layer.out_elems_per_sample * ctx.batch / ctx.pc,
+                                "model", layer.name, "bwd")
+    elif not plan.first_weight:
+        steps += ctx.collective("allreduce", "model", layer.in_elems_per_sample * ctx.batch / ctx.pc,
+                                "model", layer.name, "bwd")
+    grad = Gradient(layer.name, "batch", layer.params / ctx.pr * ctx.dtype_bytes) if ctx.pc > 1 else None
+    return steps, 0, grad
