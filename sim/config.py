@@ -216,8 +216,9 @@ def parse_set(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None,
-                sets: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Config from a YAML file (optional), then ``overrides`` (flags; None values ignored), then ``sets``.
+                sets: list[str] | tuple[str, ...] = (), ignore: tuple[str, ...] = ()) -> RunConfig:
+    """Config from a YAML file (optional), then ``overrides`` (flags; None values ignored), then ``sets``;
+    keys in ``ignore`` are dropped before validation (``dnnsim best`` drops ``grid``).
 
     Examples
     --------
@@ -228,6 +229,8 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     data.update(parse_set(sets))
+    for key in ignore:
+        data.pop(key, None)
     return make_config(data)
 
 
@@ -246,7 +249,7 @@ def validate_against_model(config: RunConfig, model: Any) -> None:
     """
     pr, pc = config.grid_dims()
     conv_mode, fc_mode = config.layer_modes()
-    kinds = {layer.kind for layer in model.weight_layers()}
+    kinds = {layer.kind for layer in model.layers if layer.kind in ("conv", "fc")}
     if config.conv is not None and "conv" not in kinds:
         raise UserError("conv", f"--conv {config.conv} given but model {model.name!r} has no convolution "
                                 "layers", "leave conv unset for this model")
@@ -268,7 +271,9 @@ def validate_against_model(config: RunConfig, model: Any) -> None:
         if B % P:
             raise UserError("batch", f"batch={B} is not a multiple of procs={P} for batch-parallel layers",
                             "a batch divisible by procs (uneven splits are not modelled)")
-    for layer in model.weight_layers():
+    for layer in model.layers:
+        if layer.kind not in ("conv", "fc"):
+            continue
         mode = conv_mode if layer.kind == "conv" else fc_mode
         if mode == "model":
             rows = layer.out_shape[0]

@@ -14,7 +14,7 @@ Workspace, communication buffers and framework overheads are not counted.
 
 from __future__ import annotations
 
-from sim.strategies.layout import LayerPlan
+from sim.strategies.layout import LayerPlan, is_split
 
 #: weights + gradients + momentum
 STATE_COPIES = 3
@@ -29,7 +29,8 @@ def memory_breakdown(plans: list[LayerPlan], dtype_bytes: int, pr: int) -> dict[
     weights = 0.0
     for plan in plans:
         if plan.layer.has_weights:
-            weights += plan.layer.params / pr if plan.mode == "model" else plan.layer.params
+            split = plan.mode == "model" and is_split(plan.layer)
+            weights += plan.layer.params / pr if split else plan.layer.params
     acts = 0.0
     if plans:
         first = plans[0]

@@ -10,9 +10,12 @@ A layer runs in one of three *modes* on the Pr x Pc grid (PAPER.md):
 ``domain``
     convolution split along image height over the model group; B/Pc samples per grid column (Eqs. 7, 9).
 
-Weight layers (conv, fc) take their mode from the config (``conv`` / ``fc``). A layer without weights
-(pool, activation, norm, dropout, flatten, ...) inherits the mode of the weight layer before it (the
-first weight layer's mode if none), and runs in that layer's data layout with no communication.
+Weight layers (conv, fc) take their mode from the config (``conv`` / ``fc``). Every other layer (pool,
+activation, norm, dropout, flatten, add, ...) inherits the mode of the weight layer before it (the
+first weight layer's mode if none) and runs in that layer's data layout with no communication, except
+that a layer with parameters of its own (batch-norm scale and shift) all-reduces their gradient like a
+replicated weight: over all P in batch and domain regions, over the batch group in model regions.
+Residual inputs (``inputs``) are not traced: layouts follow the layer order.
 
 *Activation layouts* between layers, per rank: batch = B/P samples x all features; model = B/Pc samples x
 all features (replicated over the model group); domain = B/Pc samples x 1/Pr of the image rows.
@@ -38,6 +41,14 @@ from dataclasses import dataclass
 from workloads.layer import Layer, Model
 
 MODES = ("batch", "model", "domain")
+
+#: layer kinds whose mode the config chooses (the paper's weight layers)
+SPLIT_KINDS = ("conv", "fc")
+
+
+def is_split(layer: Layer) -> bool:
+    """True for the layers a strategy splits (convolutions and fully connected layers)."""
+    return layer.kind in SPLIT_KINDS
 
 FWD_REDISTRIBUTE = frozenset({("batch", "model"), ("domain", "model"), ("batch", "domain"), ("domain", "batch")})
 BWD_REDISTRIBUTE = frozenset({("model", "batch"), ("model", "domain"), ("domain", "batch"), ("batch", "domain")})
@@ -80,14 +91,14 @@ def weight_mode(layer: Layer, conv_mode: str, fc_mode: str) -> str:
 def plan_layers(model: Model, conv_mode: str, fc_mode: str, batch: int, pr: int, pc: int) -> list[LayerPlan]:
     """One :class:`LayerPlan` per layer of ``model``, in model order (module docstring for the rules)."""
     procs = pr * pc
-    weights = model.weight_layers()
+    weights = [layer for layer in model.layers if is_split(layer)]
     current = weight_mode(weights[0], conv_mode, fc_mode) if weights else "batch"
     previous_weight_mode: str | None = None
     plans: list[LayerPlan] = []
     for layer in model.layers:
         first = False
         redistribute_fwd = redistribute_bwd = False
-        if layer.has_weights:
+        if is_split(layer):
             mode = weight_mode(layer, conv_mode, fc_mode)
             first = previous_weight_mode is None
             if previous_weight_mode is not None and pr > 1 and mode != previous_weight_mode:
@@ -98,7 +109,7 @@ def plan_layers(model: Model, conv_mode: str, fc_mode: str, batch: int, pr: int,
         if mode == "batch":
             local_batch, shard = batch / procs, 1.0
         elif mode == "model":
-            local_batch, shard = batch / pc, (1.0 / pr if layer.has_weights else 1.0)
+            local_batch, shard = batch / pc, (1.0 / pr if is_split(layer) else 1.0)
         else:
             local_batch, shard = batch / pc, 1.0 / pr
         plans.append(LayerPlan(layer, mode, local_batch, shard, first, redistribute_fwd, redistribute_bwd))

@@ -7,20 +7,21 @@ Per iteration, for a weight layer i on a Pr x Pc grid (words, times ``dtype_byte
   the first weight layer (no ΔX needed) — or ``d_i x B/Pc`` for every layer with ``paper_dx``, as printed;
 * backward: all-reduce of ΔW_i / Pr, ``|W_i| / Pr``, over the batch group of Pc ranks (category ``batch``).
 
-Layers without weights in a model region run on the replicated activations: no communication.
+Other layers in a model region run on the replicated activations: no communication (parameters of
+their own, such as batch-norm's, are all-reduced over the batch group, whole).
 """
 
 from __future__ import annotations
 
 from sim.strategies.common import Context, Gradient, compute_step
-from sim.strategies.layout import LayerPlan
+from sim.strategies.layout import LayerPlan, is_split
 from sim.strategies.steps import Step
 
 
 def forward(plan: LayerPlan, ctx: Context, seconds: float) -> list[Step]:
     layer = plan.layer
     steps = [compute_step(layer.name, "fwd", seconds)]
-    if layer.has_weights:
+    if is_split(layer):
         words = layer.out_elems_per_sample * ctx.batch / ctx.pc
         steps += ctx.collective("allgather", "model", words, "model", layer.name, "fwd")
     return steps
@@ -29,8 +30,9 @@ def forward(plan: LayerPlan, ctx: Context, seconds: float) -> list[Step]:
 def backward(plan: LayerPlan, ctx: Context, seconds: float) -> tuple[list[Step], int, Gradient | None]:
     layer = plan.layer
     steps = [compute_step(layer.name, "bwd", seconds)]
-    if not layer.has_weights:
-        return steps, 0, None
+    if not is_split(layer):
+        grad = Gradient(layer.name, "batch", layer.params * ctx.dtype_bytes) if layer.params and ctx.pc > 1 else None
+        return steps, 0, grad
     if ctx.paper_dx:
         steps += ctx.collective("allreduce", "model", layer.out_elems_per_sample * ctx.batch / ctx.pc,
                                 "model", layer.name, "bwd")

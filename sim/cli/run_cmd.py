@@ -1,0 +1,120 @@
+"""``dnnsim run`` (one training iteration and its epoch) and ``dnnsim best`` (every strategy and grid,
+ranked).
+
+Both read an optional YAML run config, then the flags, then ``--set key=value`` pairs (later wins); the
+fields are :class:`sim.config.RunConfig`'s. ``run`` prints the summary and the per-layer table (``table``),
+or the summary row (``json``/``csv``); ``--out DIR`` also writes ``summary.csv``, ``layers.csv``,
+``trace.json`` and ``config.yaml`` into DIR, all or nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from sim.cli.output import emit, format_option
+from sim.config import load_config
+from sim.units import format_bytes, format_time
+
+
+def _shared_options(with_grid: bool) -> Callable:
+    """The flags of CONTRACT.md shared by ``run`` and ``best`` (``--strategy``/``--grid`` for run only)."""
+    opts = [
+        click.argument("config_file", required=False, type=click.Path(dir_okay=False)),
+        click.option("--model", help="Model zoo name or model YAML file (default alexnet)."),
+        click.option("--batch", type=int, help="Global minibatch size B (default 256)."),
+        click.option("--procs", type=int, help="Number of processes P (default 16)."),
+    ]
+    if with_grid:
+        opts += [
+            click.option("--strategy", help="batch | model | domain | integrated (default batch)."),
+            click.option("--grid", help="PrxPc, e.g. 16x32 (Pr: model/domain, Pc: batch); default from the strategy."),
+        ]
+    opts += [
+        click.option("--conv", help="Mode of convolution layers: batch | model | domain."),
+        click.option("--fc", help="Mode of fully connected layers: batch | model."),
+        click.option("--topology", help="Topology spec (default ideal:latency=2us,bandwidth=6GiB/s)."),
+        click.option("--network", help="analytic | flow | step (default analytic)."),
+        click.option("--collectives", help="One ALG for every op, or op=ALG,... (default paper)."),
+        click.option("--compute", help="none | roofline:DEVICE | profile:FILE | paper-knl (default none)."),
+        click.option("--dtype-bytes", "dtype_bytes", type=int, help="Bytes per word (default 4, fp32)."),
+        click.option("--overlap/--no-overlap", default=None, help="Overlap ΔW all-reduces with backward compute."),
+        click.option("--placement", help="row-major (model-contiguous) | col-major (batch-contiguous)."),
+        click.option("--ecmp/--no-ecmp", default=None, help="Spread flows over equal-cost paths."),
+        click.option("--dataset-size", "dataset_size", type=int, help="Samples per epoch N (default the model's)."),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set any config key (repeatable)."),
+    ]
+
+    def decorate(func: Callable) -> Callable:
+        for opt in reversed(opts):
+            func = opt(func)
+        return func
+
+    return decorate
+
+
+def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
+    keys = ("model", "batch", "procs", "strategy", "grid", "conv", "fc", "topology", "network", "collectives",
+            "compute", "dtype_bytes", "overlap", "placement", "ecmp", "dataset_size")
+    return {k: kwargs.get(k) for k in keys if kwargs.get(k) is not None}
+
+
+def _print_table(summary, layers) -> None:
+    row = summary.iloc[0].to_dict()
+    pretty = []
+    for key, value in row.items():
+        if key.endswith("_s") and isinstance(value, float):
+            text = format_time(value)
+        elif key.endswith("bytes") and key != "dtype_bytes" or key == "bytes_sent_per_rank":
+            text = format_bytes(float(value))
+        else:
+            text = str(value)
+        pretty.append({"field": key, "value": text})
+    emit(pretty, "table")
+    sys.stdout.write("\n")
+    emit(layers, "table")
+
+
+@click.command("run")
+@_shared_options(with_grid=True)
+@click.option("--out", type=click.Path(file_okay=False), help="Write summary.csv, layers.csv, trace.json, config.yaml here.")
+@format_option
+def run(config_file: str | None, sets: tuple[str, ...], out: str | None, fmt: str, **kwargs: Any) -> None:
+    """Simulate one training iteration (and its epoch) of CONFIG_FILE and/or the flags."""
+    from sim.api import simulate, write_outputs
+
+    config = load_config(config_file, _overrides(kwargs), sets)
+    result = simulate(config)
+    if out:
+        from pathlib import Path
+
+        write_outputs(result, Path(out))
+    if fmt == "table":
+        _print_table(result.summary, result.layers)
+    else:
+        emit(result.summary, fmt, single=True)
+
+
+@click.command("best")
+@_shared_options(with_grid=False)
+@click.option("--top", type=int, default=None,
+              help="Rows to keep; with a non-analytic network, how many of the analytic best to re-time (default 5).")
+@format_option
+def best(config_file: str | None, sets: tuple[str, ...], top: int | None, fmt: str, **kwargs: Any) -> None:
+    """Rank every strategy and grid of CONFIG_FILE and/or the flags by iteration time."""
+    from sim.best import rank_best
+
+    overrides = _overrides(kwargs)
+    overrides["strategy"] = "integrated"  # accepts every conv/fc restriction; best tries all strategies
+    config = load_config(config_file, overrides, sets, ignore=("grid",))
+    table = rank_best(config, top)
+    if fmt == "table":
+        cols = ["rank", "strategy", "pr", "pc", "conv", "fc", "analytic_iteration_s", "iteration_s", "epoch_s",
+                "compute_s", "batch_comm_s", "model_comm_s", "domain_comm_s", "redistribute_s",
+                "memory_per_rank_bytes"]
+        emit(table[cols], "table")
+    else:
+        emit(table, fmt)

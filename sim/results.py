@@ -1,0 +1,164 @@
+"""Engine records -> the summary row, the per-layer table and a Chrome trace.
+
+Accounting (one rank, the *critical rank*)
+------------------------------------------
+The critical rank is the rank whose last operation ends last (ties: the lowest rank); every per-rank
+number of the summary is that rank's. ``iteration_s`` is the makespan (the critical rank's last end);
+``compute_s`` the sum of its compute spans; ``comm_s`` the sum of the durations (``end_s - start_s``,
+waiting at the rendezvous excluded) of its collectives; ``batch_comm_s``, ``model_comm_s``,
+``domain_comm_s``, ``redistribute_s`` split ``comm_s`` by category and ``allgather_s``,
+``reduce_scatter_s``, ``allreduce_s``, ``halo_s`` by op; ``exposed_comm_s = iteration_s - compute_s``
+(the time the critical rank is not computing). ``bytes_sent_per_rank`` is the mean over ranks of the
+bytes each sent. ``epoch_s = iteration_s * N / B``. In the analytic fast path only rank 0 is timed (all
+ranks are alike there), so rank 0 is the critical rank.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: CONTRACT.md's ``run`` fields, in order, then dnnsim's additions
+SUMMARY_FIELDS = ["model", "batch", "procs", "strategy", "pr", "pc", "topology", "network", "compute",
+                  "iteration_s", "epoch_s", "compute_s", "comm_s", "exposed_comm_s", "batch_comm_s",
+                  "model_comm_s", "domain_comm_s", "allgather_s", "reduce_scatter_s", "allreduce_s", "halo_s",
+                  "bytes_sent_per_rank", "memory_per_rank_bytes", "events", "wall_s",
+                  "redistribute_s", "conv", "fc", "placement", "collectives", "overlap", "dtype_bytes",
+                  "dataset_size"]
+
+CATEGORY_FIELDS = {"batch": "batch_comm_s", "model": "model_comm_s", "domain": "domain_comm_s",
+                   "redistribute": "redistribute_s"}
+OP_FIELDS = {"allgather": "allgather_s", "reduce_scatter": "reduce_scatter_s", "allreduce": "allreduce_s",
+             "halo": "halo_s"}
+
+LAYER_FIELDS = ["layer", "kind", "mode", "local_batch", "shard", "fwd_compute_s", "bwd_compute_s", "comm_s",
+                "batch_comm_s", "model_comm_s", "domain_comm_s", "redistribute_s", "allgather_s",
+                "reduce_scatter_s", "allreduce_s", "halo_s", "bytes_sent"]
+
+
+def critical_rank(records: pd.DataFrame) -> int:
+    """The rank whose last operation ends last (lowest rank on ties); 0 without records."""
+    if records.empty:
+        return 0
+    last = records.groupby("rank", sort=True)["end_s"].max()
+    return int(last.index[int(np.argmax(last.to_numpy()))])
+
+
+def _durations(frame: pd.DataFrame) -> pd.Series:
+    return frame["end_s"] - frame["start_s"]
+
+
+def comm_breakdown(records: pd.DataFrame, rank: int) -> dict[str, float]:
+    """compute_s, comm_s and the category/op splits of one rank."""
+    mine = records[records["rank"] == rank]
+    is_comm = mine["kind"] != "compute"
+    comm, comp = mine[is_comm], mine[~is_comm]
+    dur = _durations(comm)
+    out = {"compute_s": float(_durations(comp).sum()), "comm_s": float(dur.sum())}
+    for cat, name in CATEGORY_FIELDS.items():
+        out[name] = float(dur[comm["category"] == cat].sum())
+    for op, name in OP_FIELDS.items():
+        out[name] = float(dur[comm["op"] == op].sum())
+    return out
+
+
+def bytes_sent_per_rank(records: pd.DataFrame, procs: int, fast: bool) -> float:
+    """Mean bytes sent per rank (rank 0's records stand for every rank in the fast path)."""
+    sent = records["bytes_sent"].fillna(0.0)
+    return float(sent.sum()) if fast else float(sent.sum()) / max(procs, 1)
+
+
+def summarize(records: pd.DataFrame, makespan_s: float, fields: dict[str, Any], procs: int, batch: int,
+              dataset_size: int, fast: bool) -> pd.DataFrame:
+    """The one-row summary frame (columns :data:`SUMMARY_FIELDS`; ``fields`` fills the config columns)."""
+    rank = critical_rank(records)
+    row = dict(fields)
+    row.update(comm_breakdown(records, rank))
+    row["iteration_s"] = float(makespan_s)
+    row["epoch_s"] = float(makespan_s) * dataset_size / batch
+    row["exposed_comm_s"] = float(makespan_s) - row["compute_s"]
+    row["bytes_sent_per_rank"] = bytes_sent_per_rank(records, procs, fast)
+    return pd.DataFrame([{k: row.get(k) for k in SUMMARY_FIELDS}], columns=SUMMARY_FIELDS)
+
+
+def layer_table(records: pd.DataFrame, plans: list, procs: int, fast: bool) -> pd.DataFrame:
+    """Per layer of the model, in order: mode, compute by phase, communication by category and op."""
+    rank = critical_rank(records)
+    mine = records[records["rank"] == rank]
+    rows = []
+    by_layer = {name: frame for name, frame in mine.groupby("layer", sort=False)}
+    for plan in plans:
+        frame = by_layer.get(plan.layer.name, mine.iloc[0:0])
+        comp = frame[frame["kind"] == "compute"]
+        comm = frame[frame["kind"] != "compute"]
+        dur = _durations(comm)
+        row = {"layer": plan.layer.name, "kind": plan.layer.kind, "mode": plan.mode,
+               "local_batch": plan.local_batch, "shard": plan.shard,
+               "fwd_compute_s": float(_durations(comp[comp["phase"] == "fwd"]).sum()),
+               "bwd_compute_s": float(_durations(comp[comp["phase"] == "bwd"]).sum()),
+               "comm_s": float(dur.sum())}
+        for cat, name in CATEGORY_FIELDS.items():
+            row[name] = float(dur[comm["category"] == cat].sum())
+        for op, name in OP_FIELDS.items():
+            row[name] = float(dur[comm["op"] == op].sum())
+        if fast:
+            row["bytes_sent"] = float(comm["bytes_sent"].fillna(0.0).sum())
+        else:
+            everyone = records[(records["layer"] == plan.layer.name) & (records["kind"] != "compute")]
+            row["bytes_sent"] = float(everyone["bytes_sent"].fillna(0.0).sum()) / max(procs, 1)
+        rows.append(row)
+    bucketed = mine[(mine["kind"] != "compute") & ~mine["layer"].isin([p.layer.name for p in plans])]
+    for name, frame in bucketed.groupby("layer", sort=False):  # DDP buckets spanning several layers
+        dur = _durations(frame)
+        row = {"layer": name, "kind": "bucket", "mode": "", "local_batch": np.nan, "shard": np.nan,
+               "fwd_compute_s": 0.0, "bwd_compute_s": 0.0, "comm_s": float(dur.sum())}
+        for cat, col in CATEGORY_FIELDS.items():
+            row[col] = float(dur[frame["category"] == cat].sum())
+        for op, col in OP_FIELDS.items():
+            row[col] = float(dur[frame["op"] == op].sum())
+        row["bytes_sent"] = float(frame["bytes_sent"].fillna(0.0).sum()) if fast else float(
+            records[records["layer"] == name]["bytes_sent"].fillna(0.0).sum()) / max(procs, 1)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=LAYER_FIELDS)
+
+
+def sample_ranks(ranks: list[int], limit: int, critical: int) -> list[int]:
+    """At most ``limit`` ranks, evenly spaced, always with the first, the last and the critical one."""
+    ranks = sorted(ranks)
+    if len(ranks) <= limit:
+        return ranks
+    idx = np.unique(np.linspace(0, len(ranks) - 1, limit - 1).round().astype(int))
+    chosen = {ranks[i] for i in idx} | {critical}
+    return sorted(chosen)
+
+
+def chrome_trace(records: pd.DataFrame, max_ranks: int = 64, meta: dict | None = None) -> dict[str, Any]:
+    """A Chrome trace (``chrome://tracing``, Perfetto): one complete span (``ph: "X"``, µs) per operation,
+    process = rank, thread = stream; at most ``max_ranks`` ranks (``otherData.ranks_shown`` says which)."""
+    all_ranks = sorted(int(r) for r in records["rank"].unique()) if not records.empty else []
+    shown = sample_ranks(all_ranks, max_ranks, critical_rank(records))
+    frame = records[records["rank"].isin(shown)]
+    events: list[dict[str, Any]] = []
+    for r in shown:
+        events.append({"ph": "M", "name": "process_name", "pid": r, "tid": 0, "args": {"name": f"rank {r}"}})
+    for row in frame.itertuples(index=False):
+        name = f"{row.layer} {row.phase}" if row.kind == "compute" else f"{row.layer} {row.op}"
+        args = {"category": row.category, "phase": row.phase}
+        if row.kind != "compute":
+            args.update({"algorithm": row.algorithm, "group_size": int(row.group_size),
+                         "bytes_sent": None if pd.isna(row.bytes_sent) else float(row.bytes_sent),
+                         "arrive_us": float(row.arrive_s) * 1e6})
+        events.append({"name": name, "cat": row.category, "ph": "X", "pid": int(row.rank), "tid": row.stream,
+                       "ts": float(row.start_s) * 1e6, "dur": float(row.end_s - row.start_s) * 1e6, "args": args})
+    other = dict(meta or {})
+    other["ranks_shown"] = shown
+    other["ranks_total"] = len(all_ranks)
+    return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": other}
+
+
+def write_trace(records: pd.DataFrame, path: str | Path, max_ranks: int = 64, meta: dict | None = None) -> None:
+    Path(path).write_text(json.dumps(chrome_trace(records, max_ranks, meta)))

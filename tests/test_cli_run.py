@@ -1,0 +1,96 @@
+"""dnnsim run: formats, --out (all or nothing), flags over YAML over defaults, every error path exits 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sim.cli import main
+from sim.config import load_config
+
+BASE = ["run", "--model", "alexnet", "--batch", "64", "--procs", "8"]
+
+
+def test_run_json(capsys):
+    assert main([*BASE, "--strategy", "integrated", "--grid", "2x4", "--format", "json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert (row["pr"], row["pc"], row["strategy"], row["conv"], row["fc"]) == (2, 4, "integrated", "model", "model")
+    assert row["iteration_s"] > 0 and row["epoch_s"] == pytest.approx(row["iteration_s"] * 1.2e6 / 64)
+
+
+def test_run_table_and_csv(capsys):
+    assert main([*BASE, "--conv", "batch", "--fc", "batch"]) == 0
+    out = capsys.readouterr().out
+    assert "iteration_s" in out and "conv1" in out and "fc8" in out
+    assert main([*BASE, "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("model,batch,procs,strategy,pr,pc")
+
+
+def test_flags_override_yaml_and_set_overrides_flags(tmp_path, capsys):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("model: alexnet\nbatch: 128\nprocs: 4\nstrategy: integrated\ngrid: 2x2\n")
+    assert main(["run", str(cfg), "--procs", "8", "--grid", "2x4", "--set", "batch=64", "--format", "json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert (row["batch"], row["procs"], row["pr"], row["pc"]) == (64, 8, 2, 4)
+
+
+def test_out_writes_four_files(tmp_path, capsys):
+    out = tmp_path / "res"
+    assert main([*BASE, "--overlap", "--compute", "paper-knl", "--out", str(out), "--format", "json"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "layers.csv", "summary.csv", "trace.json"]
+    cfg = load_config(str(out / "config.yaml"))
+    assert (cfg.batch, cfg.procs, cfg.overlap, cfg.grid) == (64, 8, True, "1x8")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_out_replaces_only_its_files(tmp_path, capsys):
+    out = tmp_path / "res"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    assert main([*BASE, "--out", str(out)]) == 0
+    assert (out / "notes.txt").read_text() == "keep me" and (out / "summary.csv").exists()
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--strategy", "pipeline"], "strategy"),
+    (["--strategy", "integrated", "--grid", "3x3"], "grid"),
+    (["--strategy", "integrated", "--grid", "2x2x2"], "grid"),
+    (["--batch", "2"], "procs=8 exceeds batch=2"),
+    (["--batch", "12"], "not a multiple of procs"),
+    (["--batch", "4", "--strategy", "integrated", "--grid", "1x8", "--conv", "model"], "Pc=8 exceeds batch=4"),
+    (["--procs", "128", "--batch", "128", "--strategy", "model"], "exceeds the 96 output rows"),
+    (["--procs", "16", "--batch", "16", "--strategy", "domain", "--fc", "model"], "image rows"),
+    (["--procs", "32", "--topology", "fattree:k=4"], "procs"),
+    (["--topology", "ideal:bandwidth=fast"], "bandwidth"),
+    (["--model", "nosuchnet"], "model"),
+    (["--network", "quantum"], "network"),
+    (["--collectives", "nosuchalg"], "collectives"),
+    (["--compute", "abacus"], "compute"),
+    (["--set", "colour=blue"], "colour"),
+    (["--set", "batch"], "set"),
+    (["--batch", "many"], "batch"),
+    (["--dtype-bytes", "0"], "dtype_bytes"),
+    (["--placement", "diagonal"], "placement"),
+    (["--strategy", "batch", "--conv", "domain"], "conv"),
+])
+def test_errors_exit_2_with_one_line(args, text, capsys, tmp_path):
+    out = tmp_path / "never"
+    assert main([*BASE, *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and text in err
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_yaml_exits_2_and_leaves_existing_outputs(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("batch: [64\n")
+    out = tmp_path / "res"
+    out.mkdir()
+    (out / "summary.csv").write_text("old")
+    assert main(["run", str(bad), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert (out / "summary.csv").read_text() == "old" and sorted(p.name for p in out.iterdir()) == ["summary.csv"]
+    assert main(["run", str(tmp_path / "missing.yaml")]) == 2
