@@ -123,3 +123,13 @@ def test_domain_lets_procs_exceed_batch():
     cfg = make_config({"batch": 2, "procs": 4, "strategy": "integrated", "grid": "4x1", "conv": "domain",
                        "fc": "model"})
     validate_against_model(cfg, _toy())
+
+
+def test_example_run_configs_load():
+    from pathlib import Path
+
+    examples = sorted(Path(__file__).resolve().parent.parent.joinpath("examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        cfg = load_config(str(path))
+        assert cfg.resolved()["grid"]
