@@ -1,0 +1,98 @@
+"""Compute models: how long one rank takes for a layer's forward or backward pass.
+
+Every compute model has a ``name`` and ``time(layer, phase, local_batch, shard=1.0) -> seconds`` with
+``phase`` in ``{"fwd", "bwd"}``, ``local_batch`` the samples this rank processes and ``shard`` the fraction
+of the layer's per-sample work it does (1/Pr for model- or domain-split layers). Specs
+(:func:`make_compute_model`):
+
+``none``
+    zero: communication only.
+``roofline:DEVICE``
+    :class:`workloads.roofline.RooflineCompute` on a device of ``workloads/devices/`` (or a .yaml path).
+``profile:FILE``
+    :class:`workloads.profiled.ProfileCompute`, measured by ``dnnsim profile``.
+``paper-knl``
+    :class:`workloads.paper_knl.PaperKNLCompute`, the paper's AlexNet epoch times on one KNL.
+
+Backward is twice forward wherever a model has no better figure (stated in each class).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from sim.errors import UserError
+from workloads.layer import Layer, Model
+
+SPECS = ("none", "roofline:DEVICE", "profile:FILE", "paper-knl")
+
+
+@runtime_checkable
+class ComputeModel(Protocol):
+    """Interface of every compute model."""
+
+    name: str
+
+    def time(self, layer: Layer, phase: str, local_batch: float, shard: float = 1.0) -> float:
+        """Seconds one rank spends on ``phase`` of ``layer`` for ``local_batch`` samples and fraction ``shard``."""
+        ...
+
+
+class NoCompute:
+    """Compute takes no time (``none``): isolates communication."""
+
+    name = "none"
+
+    def time(self, layer: Layer, phase: str, local_batch: float, shard: float = 1.0) -> float:
+        """Always 0.0 for a valid phase."""
+        if phase not in ("fwd", "bwd"):
+            raise UserError("phase", f"{phase!r} is not a phase", "fwd or bwd")
+        return 0.0
+
+
+def make_compute_model(spec: str, model: Model | None = None, dtype_bytes: int = 4) -> ComputeModel:
+    """Build the compute model named by ``spec``.
+
+    Parameters
+    ----------
+    spec : str
+        ``none``, ``roofline:DEVICE``, ``profile:FILE`` or ``paper-knl``.
+    model : Model, optional
+        The model to be timed; lets ``profile:`` check that every layer was measured.
+    dtype_bytes : int
+        Bytes per value for ``roofline`` (4 = fp32).
+
+    Returns
+    -------
+    ComputeModel
+
+    Raises
+    ------
+    UserError
+        ``compute`` field for an unknown spec, ``device`` for an unknown device.
+
+    Examples
+    --------
+    >>> make_compute_model("roofline:v100").name
+    'roofline:v100'
+    """
+    text = str(spec).strip()
+    kind, _, arg = text.partition(":")
+    if kind == "none" and not arg:
+        return NoCompute()
+    if kind == "paper-knl" and not arg:
+        from workloads.paper_knl import PaperKNLCompute
+
+        return PaperKNLCompute()
+    if kind == "roofline" and arg:
+        from workloads.device_specs import load_device
+        from workloads.roofline import RooflineCompute
+
+        if isinstance(dtype_bytes, bool) or not isinstance(dtype_bytes, int) or dtype_bytes < 1:
+            raise UserError("dtype_bytes", f"{dtype_bytes!r} is not a positive integer", "4 (fp32), 2 (fp16/bf16)")
+        return RooflineCompute(load_device(arg), dtype_bytes)
+    if kind == "profile" and arg:
+        from workloads.profiled import ProfileCompute
+
+        return ProfileCompute(arg, model)
+    raise UserError("compute", f"{text!r} is not a compute model", f"one of {', '.join(SPECS)}")

@@ -1,0 +1,63 @@
+"""Roofline compute model: a layer takes as long as its FLOPs at peak or its bytes at memory bandwidth,
+whichever is longer, slowed by a batch-efficiency curve.
+
+For one rank doing a fraction ``shard`` of layer ``l`` on ``b`` local samples, forward::
+
+    flops = fwd_flops_per_sample(l) * b * shard
+    bytes = dtype_bytes * (params(l) + (in_elems(l) + out_elems(l)) * b) * shard
+    t_fwd = max(flops / peak_flops, bytes / mem_bandwidth) / efficiency(b)
+    efficiency(b) = b / (b + b_half)          (saturating; 1/2 at b = b_half, -> 1 for large b)
+
+Bytes moved are the weights read once plus the input read and the output written, at ``dtype_bytes``
+(4, fp32, as the paper trains). Backward computes ΔX and ΔW, each about one forward's work and traffic,
+so ``t_bwd = 2 * t_fwd`` (the usual rule; no better per-layer figure is available from a roofline).
+"""
+
+from __future__ import annotations
+
+from sim.errors import UserError
+from workloads.device_specs import DeviceSpec
+from workloads.layer import Layer
+
+#: backward / forward ratio of FLOPs and bytes
+BWD_FACTOR = 2.0
+
+
+def batch_efficiency(local_batch: float, b_half: float) -> float:
+    """Fraction of the roofline reached at ``local_batch`` samples: ``b / (b + b_half)``."""
+    return local_batch / (local_batch + b_half)
+
+
+class RooflineCompute:
+    """Roofline times on one device (module docstring for the formula).
+
+    Parameters
+    ----------
+    device : DeviceSpec
+    dtype_bytes : int
+        Bytes per weight and activation value (4 for fp32).
+    """
+
+    def __init__(self, device: DeviceSpec, dtype_bytes: int = 4) -> None:
+        self.device = device
+        self.dtype_bytes = dtype_bytes
+        self.name = f"roofline:{device.name}"
+
+    def time(self, layer: Layer, phase: str, local_batch: float, shard: float = 1.0) -> float:
+        """Seconds for ``phase`` ("fwd" or "bwd") of ``layer`` on ``local_batch`` samples, fraction ``shard``."""
+        factor = _phase_factor(phase)
+        if local_batch <= 0:
+            return 0.0
+        flops = layer.fwd_flops_per_sample * local_batch * shard
+        nbytes = self.dtype_bytes * (layer.params + (layer.in_elems_per_sample + layer.out_elems_per_sample)
+                                     * local_batch) * shard
+        roof = max(flops / self.device.peak_flops, nbytes / self.device.mem_bandwidth_Bps)
+        return factor * roof / batch_efficiency(local_batch, self.device.b_half)
+
+
+def _phase_factor(phase: str) -> float:
+    if phase == "fwd":
+        return 1.0
+    if phase == "bwd":
+        return BWD_FACTOR
+    raise UserError("phase", f"{phase!r} is not a phase", "fwd or bwd")
