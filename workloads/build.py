@@ -193,14 +193,14 @@ def pool(name: str, in_shape: tuple[int, ...], kernel: int | Sequence[int], stri
     ho = _window_out(h, kh, sh, ph, ceil_mode, name, "height")
     wo = _window_out(w, kw, sw, pw, ceil_mode, name, "width")
     return Layer(name, "pool", (c, h, w), (c, ho, wo), (kh, kw), (sh, sw), (ph, pw),
-                 fwd_flops_per_sample=float(kh * kw * c * ho * wo), inputs=tuple(inputs))
+                 fwd_flops_per_sample=float(kh * kw * c * ho * wo), inputs=tuple(inputs), op=op)
 
 
 def _elementwise(name: str, kind: str, in_shape: tuple[int, ...], per_elem: float, params: int = 0,
-                 inputs: tuple[str, ...] = ()) -> Layer:
+                 inputs: tuple[str, ...] = (), op: str = "") -> Layer:
     shape = tuple(in_shape)
     return Layer(name, kind, shape, shape, params=params, fwd_flops_per_sample=per_elem * math.prod(shape),
-                 inputs=tuple(inputs))
+                 inputs=tuple(inputs), op=op)
 
 
 def norm(name: str, in_shape: tuple[int, ...], inputs: tuple[str, ...] = ()) -> Layer:
@@ -212,21 +212,21 @@ def act(name: str, in_shape: tuple[int, ...], fn: str = "relu", inputs: tuple[st
     """An elementwise activation (``relu``, ``sigmoid``, ``tanh``, ``gelu``): 1 FLOP per element."""
     if fn not in ACT_FUNCTIONS:
         raise UserError(f"layer {name}", f"activation {fn!r} is unknown", f"one of {', '.join(ACT_FUNCTIONS)}")
-    return _elementwise(name, "act", in_shape, 1.0, inputs=inputs)
+    return _elementwise(name, "act", in_shape, 1.0, inputs=inputs, op=fn)
 
 
 def lrn(name: str, in_shape: tuple[int, ...], size: int = 5, inputs: tuple[str, ...] = ()) -> Layer:
     """Local response normalization across ``size`` channels (AlexNet): ``2*size + 2`` FLOPs per element."""
     _spatial(tuple(in_shape), name, "lrn")
     size = _positive(size, name, "size")
-    return _elementwise(name, "lrn", in_shape, 2.0 * size + 2.0, inputs=inputs)
+    return _elementwise(name, "lrn", in_shape, 2.0 * size + 2.0, inputs=inputs, op=f"size={size}")
 
 
 def dropout(name: str, in_shape: tuple[int, ...], p: float = 0.5, inputs: tuple[str, ...] = ()) -> Layer:
     """Dropout with drop probability ``0 <= p < 1``: 1 FLOP per element (the mask multiply)."""
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
         raise UserError(f"layer {name}", f"dropout p={p!r} is out of range", "0 <= p < 1")
-    return _elementwise(name, "dropout", in_shape, 1.0, inputs=inputs)
+    return _elementwise(name, "dropout", in_shape, 1.0, inputs=inputs, op=f"p={p}")
 
 
 def softmax(name: str, in_shape: tuple[int, ...], inputs: tuple[str, ...] = ()) -> Layer:

@@ -7,7 +7,7 @@ A series with a zero time is interpolated linearly instead (a log of 0 does not 
 
 Examples
 --------
->>> loglog_interp([1.0, 4.0], [2.0, 8.0], 2.0)
+>>> round(loglog_interp([1.0, 4.0], [2.0, 8.0], 2.0), 12)
 4.0
 >>> loglog_interp([1.0, 4.0], [2.0, 8.0], 8.0)
 16.0

@@ -35,6 +35,10 @@ class Layer:
         Forward FLOPs for one sample, 2 per multiply-add.
     inputs : tuple of str
         Names of the layers feeding this one; empty means the previous layer (or the model input).
+    op : str
+        Variant of the kind, for rebuilding the layer in a framework: ``"max"``/``"avg"`` for pool,
+        the function (``"relu"``, ...) for act, ``"size=5"`` for lrn, ``"p=0.5"`` for dropout;
+        ``""`` otherwise. Not used in any count.
     """
 
     name: str
@@ -48,6 +52,7 @@ class Layer:
     params: int = 0
     fwd_flops_per_sample: float = 0.0
     inputs: tuple[str, ...] = ()
+    op: str = ""
 
     @property
     def in_elems_per_sample(self) -> int:

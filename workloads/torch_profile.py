@@ -1,0 +1,160 @@
+"""Measure per-layer forward and backward seconds with PyTorch (the optional ``dnnsim[torch]`` extra).
+
+Each :class:`~workloads.layer.Layer` is rebuilt as a ``torch.nn.Module`` (:func:`layer_module`) and timed
+alone on random inputs of its shape: ``warmup`` untimed calls, then the median of ``repeats`` timed calls,
+with ``torch.cuda.synchronize()`` around each timed call on CUDA. Forward runs in training mode with
+autograd on (as in training); backward is ``out.backward(grad)`` on a retained graph, computing the
+gradients of the input and of the parameters. torch is imported only inside these functions.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from sim.errors import UserError
+from workloads.layer import Layer, Model
+
+
+def require_torch() -> Any:
+    """Import and return ``torch``, or raise the UserError that tells how to install it."""
+    try:
+        import torch
+    except ImportError:
+        raise UserError("torch", "PyTorch is not installed", "pip install 'dnnsim[torch]'") from None
+    return torch
+
+
+def layer_module(layer: Layer) -> Any:
+    """A ``torch.nn.Module`` computing ``layer``; join layers (add, concat) take several tensors.
+
+    Parameters
+    ----------
+    layer : Layer
+
+    Returns
+    -------
+    torch.nn.Module
+    """
+    torch = require_torch()
+    nn = torch.nn
+    kind = layer.kind
+    if kind == "conv":
+        cin, cout = layer.in_shape[0], layer.out_shape[0]
+        weights = layer.kernel[0] * layer.kernel[1] * (cin // layer.groups) * cout
+        return nn.Conv2d(cin, cout, layer.kernel, layer.stride, layer.padding, groups=layer.groups,
+                         bias=layer.params > weights)
+    if kind == "fc":
+        fin, fout = layer.in_elems_per_sample, layer.out_shape[0]
+        return nn.Sequential(nn.Flatten(), nn.Linear(fin, fout, bias=layer.params > fin * fout))
+    if kind == "pool":
+        floor_h = (layer.in_shape[1] + 2 * layer.padding[0] - layer.kernel[0]) // layer.stride[0] + 1
+        ceil_mode = floor_h != layer.out_shape[1]
+        cls = nn.AvgPool2d if layer.op == "avg" else nn.MaxPool2d
+        return cls(layer.kernel, layer.stride, layer.padding, ceil_mode=ceil_mode)
+    if kind == "norm":
+        return nn.BatchNorm2d(layer.in_shape[0]) if len(layer.in_shape) == 3 else nn.BatchNorm1d(layer.in_shape[0])
+    if kind == "act":
+        return {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}[layer.op or "relu"]()
+    if kind == "lrn":
+        return nn.LocalResponseNorm(int(layer.op.partition("=")[2] or 5))
+    if kind == "dropout":
+        return nn.Dropout(float(layer.op.partition("=")[2] or 0.5))
+    if kind == "softmax":
+        return nn.Softmax(dim=1)
+    if kind == "flatten":
+        return nn.Flatten()
+    if kind in ("add", "concat"):
+        return _join_class()(kind)
+    raise UserError(f"layer {layer.name}", f"kind {kind!r} cannot be profiled", "conv, fc, pool, norm, act, ...")
+
+
+def _join_class() -> Any:
+    """The module class summing (add) or concatenating along channels (concat) its inputs."""
+    torch = require_torch()
+
+    class Join(torch.nn.Module):
+        def __init__(self, kind: str) -> None:
+            super().__init__()
+            self.kind = kind
+
+        def forward(self, *xs: Any) -> Any:
+            if self.kind == "concat":
+                return torch.cat(xs, dim=1)
+            out = xs[0]
+            for x in xs[1:]:
+                out = out + x
+            return out
+
+    return Join
+
+
+def _input_shapes(layer: Layer, model: Model) -> list[tuple[int, ...]]:
+    if not layer.inputs:
+        return [layer.in_shape]
+    by_name = {lyr.name: lyr for lyr in model.layers}
+    return [by_name[name].out_shape for name in layer.inputs]
+
+
+def _median_seconds(fn: Any, torch: Any, cuda: bool, warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def profile_model(model: Model, batches: list[int], device: str = "cpu", warmup: int = 2,
+                  repeats: int = 5) -> list[dict[str, Any]]:
+    """Time every layer of ``model`` at every batch size.
+
+    Parameters
+    ----------
+    model : Model
+    batches : list of int
+        Batch sizes to measure.
+    device : {"cpu", "cuda"}
+    warmup, repeats : int
+        Untimed and timed calls per measurement (the median of the timed ones is kept).
+
+    Returns
+    -------
+    list of dict
+        One row per (layer, batch): ``layer, kind, batch, fwd_s, bwd_s, device`` (the CSV that
+        ``profile:FILE`` reads).
+
+    Raises
+    ------
+    UserError
+        ``torch`` when PyTorch is missing, ``device`` when CUDA is asked for but absent.
+    """
+    torch = require_torch()
+    if device not in ("cpu", "cuda"):
+        raise UserError("device", f"{device!r} is not a profiling device", "cpu or cuda")
+    cuda = device == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise UserError("device", "CUDA was asked for but torch sees no GPU", "--device cpu, or a machine with CUDA")
+    torch.manual_seed(0)
+    rows = []
+    for layer in model.layers:
+        module = layer_module(layer).to(device).train()
+        for b in batches:
+            xs = [torch.randn((b, *shape), device=device, requires_grad=True)
+                  for shape in _input_shapes(layer, model)]
+            fwd_s = _median_seconds(lambda m=module, xs=xs: m(*xs), torch, cuda, warmup, repeats)
+            out = module(*xs)
+            grad = torch.randn_like(out)
+            bwd_s = _median_seconds(lambda out=out, grad=grad: out.backward(grad, retain_graph=True),
+                                    torch, cuda, warmup, repeats)
+            rows.append({"layer": layer.name, "kind": layer.kind, "batch": b, "fwd_s": fwd_s, "bwd_s": bwd_s,
+                         "device": device})
+            del out, grad, xs
+    return rows
