@@ -143,7 +143,7 @@ def load_setup(config: RunConfig) -> Setup:
     from topologies import Router, build_topology
 
     model = load_model(config.model)
-    compute_model = make_compute_model(config.compute, model)
+    compute_model = make_compute_model(config.compute, model, config.dtype_bytes)
     graph = build_topology(config.topology, config.procs)
     router = Router(graph)
     algorithms = dict(parse_collectives(config.collectives))
