@@ -48,6 +48,9 @@ BASE = {"name": "t", "input_shape": [3, 8, 8], "dataset_size": 10}
     ([{"kind": "act", "name": "a"}, {"kind": "act", "name": "a"}], "layer a", "twice"),
     ([{"kind": "act", "name": "a"}, {"kind": "add", "name": "s", "inputs": ["a", "zz"]}], "model.layers", "zz"),
     ([{"kind": "flatten"}, {"kind": "conv", "name": "c", "kernel": 1, "out_channels": 2}], "layer c", "(C, H, W)"),
+    ([{"kind": "conv", "name": "c", "kernel": 1, "out_channels": 2, "bias": "no"}], "layer c", "true or false"),
+    ([{"kind": "pool", "name": "p", "kernel": 2, "op": "median"}], "layer p", "median"),
+    ([{"kind": "act", "name": "a", "inputs": ["x", "y"]}], "layer a", "one input"),
 ])
 def test_bad_layers(tmp_path, layers, field, words):
     with pytest.raises(UserError) as exc:

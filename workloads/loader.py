@@ -149,6 +149,9 @@ def _add_layer(ch: Chain, index: int, spec: Any) -> None:
     if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
         raise UserError(field, f"inputs {inputs!r} is not a list of layer names", "a list of earlier layer names")
     kwargs = {k: v for k, v in spec.items() if k not in ("kind", "name", "inputs", "in_features")}
+    for key in ("bias", "ceil_mode"):
+        if key in kwargs and not isinstance(kwargs[key], bool):
+            raise UserError(field, f"{key} {kwargs[key]!r} is not true or false", f"{key}: true or {key}: false")
     for key in ("stride", "kernel", "padding"):
         if isinstance(kwargs.get(key), list):
             kwargs[key] = tuple(kwargs[key])
