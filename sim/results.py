@@ -85,44 +85,45 @@ def summarize(records: pd.DataFrame, makespan_s: float, fields: dict[str, Any], 
     return pd.DataFrame([{k: row.get(k) for k in SUMMARY_FIELDS}], columns=SUMMARY_FIELDS)
 
 
+def _sum_by(frame: pd.DataFrame, column: str) -> dict[tuple[str, str], float]:
+    """``{(layer, value of column): seconds}`` of the spans in ``frame``."""
+    if frame.empty:
+        return {}
+    return {key: float(v) for key, v in frame.groupby(["layer", column], sort=False)["dur"].sum().items()}
+
+
 def layer_table(records: pd.DataFrame, plans: list, procs: int, fast: bool) -> pd.DataFrame:
-    """Per layer of the model, in order: mode, compute by phase, communication by category and op."""
+    """Per layer of the model, in order: mode, compute by phase, communication by category and op; then one
+    row per DDP bucket that spans several layers (``kind == "bucket"``)."""
     rank = critical_rank(records)
-    mine = records[records["rank"] == rank]
-    rows = []
-    by_layer = {name: frame for name, frame in mine.groupby("layer", sort=False)}
-    for plan in plans:
-        frame = by_layer.get(plan.layer.name, mine.iloc[0:0])
-        comp = frame[frame["kind"] == "compute"]
-        comm = frame[frame["kind"] != "compute"]
-        dur = _durations(comm)
-        row = {"layer": plan.layer.name, "kind": plan.layer.kind, "mode": plan.mode,
-               "local_batch": plan.local_batch, "shard": plan.shard,
-               "fwd_compute_s": float(_durations(comp[comp["phase"] == "fwd"]).sum()),
-               "bwd_compute_s": float(_durations(comp[comp["phase"] == "bwd"]).sum()),
-               "comm_s": float(dur.sum())}
-        for cat, name in CATEGORY_FIELDS.items():
-            row[name] = float(dur[comm["category"] == cat].sum())
-        for op, name in OP_FIELDS.items():
-            row[name] = float(dur[comm["op"] == op].sum())
-        if fast:
-            row["bytes_sent"] = float(comm["bytes_sent"].fillna(0.0).sum())
-        else:
-            everyone = records[(records["layer"] == plan.layer.name) & (records["kind"] != "compute")]
-            row["bytes_sent"] = float(everyone["bytes_sent"].fillna(0.0).sum()) / max(procs, 1)
-        rows.append(row)
-    bucketed = mine[(mine["kind"] != "compute") & ~mine["layer"].isin([p.layer.name for p in plans])]
-    for name, frame in bucketed.groupby("layer", sort=False):  # DDP buckets spanning several layers
-        dur = _durations(frame)
-        row = {"layer": name, "kind": "bucket", "mode": "", "local_batch": np.nan, "shard": np.nan,
-               "fwd_compute_s": 0.0, "bwd_compute_s": 0.0, "comm_s": float(dur.sum())}
+    mine = records[records["rank"] == rank].assign(dur=lambda f: f["end_s"] - f["start_s"])
+    is_comm = mine["kind"] != "compute"
+    comp, comm = mine[~is_comm], mine[is_comm]
+    phase = _sum_by(comp, "phase")
+    cats, ops = _sum_by(comm, "category"), _sum_by(comm, "op")
+    total = comm.groupby("layer", sort=False)["dur"].sum().to_dict()
+    if fast:
+        sent = comm.groupby("layer", sort=False)["bytes_sent"].sum().to_dict()
+    else:
+        everyone = records[records["kind"] != "compute"]
+        sent = (everyone.groupby("layer", sort=False)["bytes_sent"].sum() / max(procs, 1)).to_dict()
+
+    def row(name: str, kind: str, mode: str, local_batch: float, shard: float) -> dict[str, Any]:
+        out = {"layer": name, "kind": kind, "mode": mode, "local_batch": local_batch, "shard": shard,
+               "fwd_compute_s": phase.get((name, "fwd"), 0.0), "bwd_compute_s": phase.get((name, "bwd"), 0.0),
+               "comm_s": float(total.get(name, 0.0))}
         for cat, col in CATEGORY_FIELDS.items():
-            row[col] = float(dur[frame["category"] == cat].sum())
+            out[col] = cats.get((name, cat), 0.0)
         for op, col in OP_FIELDS.items():
-            row[col] = float(dur[frame["op"] == op].sum())
-        row["bytes_sent"] = float(frame["bytes_sent"].fillna(0.0).sum()) if fast else float(
-            records[records["layer"] == name]["bytes_sent"].fillna(0.0).sum()) / max(procs, 1)
-        rows.append(row)
+            out[col] = ops.get((name, op), 0.0)
+        out["bytes_sent"] = float(sent.get(name, 0.0))
+        return out
+
+    rows = [row(p.layer.name, p.layer.kind, p.mode, p.local_batch, p.shard) for p in plans]
+    known = {p.layer.name for p in plans}
+    for name in dict.fromkeys(comm["layer"]):
+        if name not in known:  # DDP buckets spanning several layers
+            rows.append(row(name, "bucket", "", np.nan, np.nan))
     return pd.DataFrame(rows, columns=LAYER_FIELDS)
 
 
