@@ -141,3 +141,16 @@ def test_pc1_no_batch_comm_pr1_no_model_comm(grid):
     pr, pc = map(int, grid.split("x"))
     assert (s["batch_comm_s"] == 0) == (pc == 1)
     assert (s["model_comm_s"] == 0) == (pr == 1)
+
+
+def test_outputs_need_an_existing_parent(tmp_path):
+    from sim.errors import UserError
+    r = simulate(SMALL)
+    with pytest.raises(UserError, match="does not exist"):
+        r.to_csv(tmp_path / "missing" / "out")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="not a directory"):
+        r.to_csv(tmp_path / "file")
+    r.to_trace(tmp_path / "t.json")
+    assert json.loads((tmp_path / "t.json").read_text())["traceEvents"]
