@@ -21,6 +21,11 @@ Strategies and grids (PAPER.md, CONTRACT.md)
     ``"PrxPc"``; when omitted: ``batch`` -> ``1xP``, ``model``/``domain`` -> ``Px1``, ``integrated`` ->
     the most nearly square factorization with Pr <= Pc.
 
+Defaults: AlexNet, B = 256, P = 16, pure batch on the paper's network (α = 2 µs, 6 GiB/s), ``analytic``
+network, ``compute: none`` — the paper's Eqs. 3-9 count communication only, so with no compute model a
+run's ``iteration_s`` is exactly those equations; ``compute: paper-knl`` adds the paper's measured KNL
+compute (its Fig. 4 table).
+
 Uneven splits are not modelled: B must be a multiple of Pc when any layer is model- or domain-parallel,
 and of P when any layer is batch-parallel over all P (a :class:`UserError` says so).
 """
