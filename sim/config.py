@@ -255,9 +255,10 @@ def validate_against_model(config: RunConfig, model: Any) -> None:
     pr, pc = config.grid_dims()
     conv_mode, fc_mode = config.layer_modes()
     kinds = {layer.kind for layer in model.layers if layer.kind in ("conv", "fc")}
-    if config.conv is not None and "conv" not in kinds:
-        raise UserError("conv", f"--conv {config.conv} given but model {model.name!r} has no convolution "
-                                "layers", "leave conv unset for this model")
+    default_conv = {"batch": "batch", "model": "model", "domain": "domain", "integrated": "model"}[config.strategy]
+    if "conv" not in kinds and (config.strategy == "domain" or (config.conv or default_conv) != default_conv):
+        raise UserError("conv", f"conv mode {conv_mode!r} asked for, but model {model.name!r} has no "
+                                "convolution layers", "leave conv unset (and no strategy domain) for this model")
     used = {conv_mode} if "conv" in kinds else set()
     if kinds - {"conv"}:
         used.add(fc_mode)

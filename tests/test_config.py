@@ -117,6 +117,10 @@ def test_conv_mode_needs_conv_layers():
         validate_against_model(cfg, _toy(conv=False))
     assert info.value.field == "conv"
     validate_against_model(cfg.model_copy(update={"conv": None}), _toy(conv=False))
+    # a resolved config names the default conv mode explicitly: accepted
+    validate_against_model(make_config(cfg.model_copy(update={"conv": None}).resolved()), _toy(conv=False))
+    with pytest.raises(UserError, match="no convolution"):
+        validate_against_model(make_config({"strategy": "domain", "procs": 2, "batch": 8}), _toy(conv=False))
 
 
 def test_domain_lets_procs_exceed_batch():
