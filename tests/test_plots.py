@@ -83,7 +83,7 @@ def test_breakdown_marks_best_grid_and_speedup_over_pure_batch(frame):
     fig = breakdown_figure(frame, y="epoch_s")
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert len(axes) == 2  # one panel per P
-    for ax, procs in zip(axes, (4, 8)):
+    for ax, procs in zip(axes, (4, 8), strict=True):
         rows = frame[frame["procs"] == procs]
         best = rows.loc[rows["iteration_s"].idxmin()]
         batch = rows.loc[rows["pr"] == 1, "iteration_s"].min()

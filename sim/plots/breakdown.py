@@ -56,7 +56,7 @@ def _panels(frame: pd.DataFrame, facet: Sequence[str] | None, source: str) -> li
     out = []
     for values, group in frame.groupby(keys, sort=True, dropna=False):
         values = values if isinstance(values, tuple) else (values,)
-        out.append((", ".join(f"{k}={short(v, 28)}" for k, v in zip(keys, values)), group))
+        out.append((", ".join(f"{k}={short(v, 28)}" for k, v in zip(keys, values, strict=True)), group))
     return out
 
 
@@ -75,7 +75,7 @@ def breakdown_figure(frame: pd.DataFrame, y: str = "epoch_s", facet: Sequence[st
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    for ax, (name, group) in zip(axes, panels):
+    for ax, (name, group) in zip(axes, panels, strict=False):
         _draw_panel(ax, group, y, name)
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize=8)

@@ -61,7 +61,7 @@ def scaling_figure(frame: pd.DataFrame, x: str = "procs", y: str = "iteration_s"
         xs, ys = group[x].to_numpy(float), group[y].to_numpy(float)
         ax.plot(xs, ys, marker="o", label=short(name) if hue else y)
         if annotate:
-            for xv, yv, text in zip(xs, ys, grid_labels(group)):
+            for xv, yv, text in zip(xs, ys, grid_labels(group), strict=True):
                 ax.annotate(text, (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=7, alpha=0.7)
     xs_all = np.sort(best[x].unique().astype(float))
     x0 = xs_all[0]

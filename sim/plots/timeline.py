@@ -44,7 +44,7 @@ def timeline_figure(run: Any, max_ranks: int = 8, title: str | None = None) -> F
     ax = fig.add_subplot()
     for y, (rank, stream) in enumerate(lanes):
         lane = data[(data["rank"] == rank) & (data["stream"] == stream)]
-        spans = list(zip(lane["start_s"] * scale, (lane["end_s"] - lane["start_s"]) * scale))
+        spans = list(zip(lane["start_s"] * scale, (lane["end_s"] - lane["start_s"]) * scale, strict=True))
         colors = [COLORS.get(c, "#999999") for c in lane["category"]]
         ax.broken_barh(spans, (y - 0.4, 0.8), facecolors=colors, edgecolor="white", linewidth=0.3)
     ax.set_yticks(range(len(lanes)), [f"rank {r} {s}" for r, s in lanes], fontsize=8)
