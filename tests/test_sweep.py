@@ -187,3 +187,24 @@ def test_sorted_output_is_in_sweep_order(tmp_path):
 
 def test_negative_workers_rejected(tmp_path):
     assert main(["sweep", str(QUICK), "--out", str(tmp_path / "r.csv"), "--workers", "-1"]) == 2
+
+
+def test_progress_bar_counts_done_failed_remaining():
+    import io
+
+    from sim.sweep.progress import SweepProgress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Tty()
+    with SweepProgress(5, stream=stream) as bar:
+        for i in range(5):
+            bar.advance(ok=i != 2)
+    final = stream.getvalue().rsplit("\r", 1)[-1]
+    assert "5/5" in final and "failed 1" in final and "remaining 0" in final and "pts/min" in final
+    quiet = io.StringIO()  # not a terminal: nothing printed
+    with SweepProgress(5, stream=quiet) as bar:
+        bar.advance(ok=True)
+    assert quiet.getvalue() == ""
