@@ -1,0 +1,204 @@
+"""The fluid core shared by the ``flow`` and ``step`` models: flows on routed paths, max-min fair rates.
+
+A *batch* is a set of flows submitted together (a phase of a collective, or one transfer of the step
+model); it owns one SimPy event that triggers when the last of its flows has arrived. A flow
+
+* consumes bandwidth from its start until its bytes have left the source, at the max-min fair rate of the
+  moment (:func:`sim.network.maxmin.maxmin_rates` over every active flow of every running collective);
+* arrives its latency later: latency is paid *after* the bytes, as in a pipe — the flow's bandwidth is
+  released when its last byte is sent and the data lands ``latency`` seconds later. So a flow's time is
+  ``latency + bytes / rate`` when its rate is constant, and never less than ``latency + bytes / min
+  capacity on its path`` (the uncontended time).
+
+Rates change only when flows start or finish sending. Starts at one simulated instant are coalesced into
+one re-rating (a zero-delay wake-up), and flows that finish at the same instant are retired together, so
+the SimPy events are a few per rate change, not per flow. Between rate changes, the remaining bytes of
+every flow drop by ``rate × dt`` in one numpy operation. A wake-up scheduled before a later change is
+recognised as stale by a generation counter and ignored.
+
+The state is kept in flat numpy arrays (remaining bytes, rate, latency, batch of each flow, and the
+flow-link incidence); links are compacted to those in use at each re-rating.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import simpy
+
+from topologies.routing import Router
+
+#: flows whose finish time is within this relative margin of the earliest finish are retired together
+_FINISH_REL = 1e-12
+
+
+def _trigger_at(env: simpy.Environment, event: simpy.Event, delay: float) -> None:
+    """Schedule ``event`` to succeed ``delay`` seconds from now, as one SimPy event (like a Timeout)."""
+    event._ok = True
+    event._value = None
+    env.schedule(event, delay=delay)
+
+
+class FluidCore:
+    """Active flows of one simulation run on one router's links.
+
+    Parameters
+    ----------
+    env : simpy.Environment
+    router : Router
+        Routes host pairs to directed-link ids; its capacity array is re-read when new links appear
+        (full meshes number links on first use).
+    """
+
+    def __init__(self, env: simpy.Environment, router: Router) -> None:
+        self.env = env
+        self.router = router
+        self._cap = router.capacity_Bps
+        self._lat = router.latency_s
+        z_f, z_i = np.zeros(0), np.zeros(0, dtype=np.int64)
+        self.rem, self.rate, self.flat, self.fbatch = z_f, z_f, z_f, z_i  # per active flow
+        self.inc_flow, self.inc_link = z_i, z_i  # incidence of active flows (flow position, global link)
+        self._pending: list[tuple] = []
+        self._batch_left: dict[int, int] = {}
+        self._batch_arrive: dict[int, float] = {}
+        self._batch_event: dict[int, simpy.Event] = {}
+        self._next_batch = 0
+        self._t0 = 0.0
+        self._gen = 0
+        self._wake_pending = False
+        self.reratings = 0
+
+    # ------------------------------------------------------------------ submitting
+    def path_arrays(self, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Incidence ``(flow, link)`` and path latency per flow for host pairs (routes are cached)."""
+        inc_flow, inc_link = self.router.incidence(src, dst)
+        if len(inc_link) and int(inc_link.max()) >= len(self._cap):
+            self._cap, self._lat = self.router.capacity_Bps, self.router.latency_s
+        lat = np.bincount(inc_flow, weights=self._lat[inc_link], minlength=len(src))
+        return inc_flow, inc_link, lat
+
+    def add(self, inc_flow: np.ndarray, inc_link: np.ndarray, nbytes: np.ndarray,
+            latency_s: np.ndarray, callback: Callable[[simpy.Event], None] | None = None,
+            event: simpy.Event | None = None) -> simpy.Event:
+        """Start a batch of flows now; the returned event triggers when the last one has arrived.
+
+        Parameters
+        ----------
+        inc_flow, inc_link : ndarray of int
+            Flow-link incidence (flow index within the batch, global link id); a flow with no links
+            (source and destination on one host) sends instantly.
+        nbytes, latency_s : ndarray of float
+            Bytes and latency of each flow of the batch.
+        callback : callable, optional
+            Appended to the event's callbacks.
+        event : simpy.Event, optional
+            Trigger this (untriggered) event instead of a new one.
+        """
+        env = self.env
+        if len(inc_link) and int(inc_link.max()) >= len(self._cap):
+            self._cap, self._lat = self.router.capacity_Bps, self.router.latency_s
+        bid = self._next_batch
+        self._next_batch += 1
+        if event is None:
+            event = env.event()
+        if callback is not None:
+            event.callbacks.append(callback)
+        n = len(nbytes)
+        hops = np.bincount(inc_flow, minlength=n) if n else np.zeros(0, dtype=np.int64)
+        fluid = (hops > 0) & (nbytes > 0)
+        now = env.now
+        # flows with nothing to send through the network arrive after their latency alone
+        instant = float(latency_s[~fluid].max()) if (~fluid).any() else -np.inf
+        n_fluid = int(fluid.sum())
+        if n_fluid == 0:
+            _trigger_at(env, event, max(instant, 0.0) if n else 0.0)
+            return event
+        self._batch_left[bid] = n_fluid
+        self._batch_arrive[bid] = now + instant if n_fluid < n else -np.inf
+        self._batch_event[bid] = event
+        if n_fluid < n:
+            keep_inc = fluid[inc_flow]
+            renum = np.cumsum(fluid) - 1
+            inc_flow, inc_link = renum[inc_flow[keep_inc]], inc_link[keep_inc]
+            nbytes, latency_s = nbytes[fluid], latency_s[fluid]
+        self._pending.append((inc_flow, inc_link, nbytes.astype(np.float64), latency_s, bid))
+        if not self._wake_pending:
+            self._wake_pending = True
+            wake = env.timeout(0.0)
+            wake.callbacks.append(self._on_start)
+        return event
+
+    # ------------------------------------------------------------------ running
+    def _advance(self) -> None:
+        now = self.env.now
+        dt = now - self._t0
+        if dt > 0.0 and len(self.rem):
+            self.rem = self.rem - self.rate * dt
+        self._t0 = now
+
+    def _on_start(self, _event: simpy.Event) -> None:
+        self._wake_pending = False
+        self._advance()
+        pending, self._pending = self._pending, []
+        base = len(self.rem)
+        rems, lats, batches, incf, incl = [self.rem], [self.flat], [self.fbatch], [self.inc_flow], [self.inc_link]
+        for inc_flow, inc_link, nbytes, latency_s, bid in pending:
+            incf.append(inc_flow + base)
+            incl.append(inc_link)
+            rems.append(nbytes)
+            lats.append(latency_s)
+            batches.append(np.full(len(nbytes), bid, dtype=np.int64))
+            base += len(nbytes)
+        self.rem, self.flat = np.concatenate(rems), np.concatenate(lats)
+        self.fbatch = np.concatenate(batches)
+        self.inc_flow, self.inc_link = np.concatenate(incf), np.concatenate(incl)
+        self._rerate()
+
+    def _rerate(self) -> None:
+        from sim.network.maxmin import maxmin_rates
+
+        self._gen += 1
+        n = len(self.rem)
+        if n == 0:
+            self.rate = np.zeros(0)
+            return
+        self.reratings += 1
+        used, compact = np.unique(self.inc_link, return_inverse=True)
+        self.rate = maxmin_rates(self.inc_flow, compact, n, self._cap[used])
+        finish = self.rem / self.rate
+        dt = float(finish.min())
+        gen = self._gen
+        wake = self.env.timeout(max(dt, 0.0))
+        wake.callbacks.append(lambda _e: self._on_finish(gen))
+
+    def _on_finish(self, gen: int) -> None:
+        if gen != self._gen:
+            return  # a later start re-rated the flows: this wake-up is stale
+        env = self.env
+        dt_run = env.now - self._t0
+        finish = self.rem / self.rate
+        done = finish <= max(float(finish.min()), dt_run) * (1.0 + _FINISH_REL)
+        self._advance()
+        # retire finished flows; each batch's arrival is its latest flow's send end + latency
+        now = env.now
+        d_batch, d_lat = self.fbatch[done], self.flat[done]
+        order = np.lexsort((d_lat, d_batch))
+        d_batch, d_lat = d_batch[order], d_lat[order]
+        bids, counts = np.unique(d_batch, return_counts=True)
+        max_lat = d_lat[np.cumsum(counts) - 1]
+        for bid, lat, cnt in zip(bids.tolist(), max_lat.tolist(), counts.tolist(), strict=True):
+            arrive = max(self._batch_arrive[bid], now + lat)
+            left = self._batch_left[bid] - cnt
+            if left == 0:
+                del self._batch_left[bid], self._batch_arrive[bid]
+                _trigger_at(env, self._batch_event.pop(bid), arrive - now)
+            else:
+                self._batch_left[bid] = left
+                self._batch_arrive[bid] = arrive
+        keep = ~done
+        renum = np.cumsum(keep) - 1
+        keep_inc = keep[self.inc_flow]
+        self.inc_flow, self.inc_link = renum[self.inc_flow[keep_inc]], self.inc_link[keep_inc]
+        self.rem, self.flat, self.fbatch = self.rem[keep], self.flat[keep], self.fbatch[keep]
+        self._rerate()

@@ -1,0 +1,135 @@
+"""The ``step`` network model: every step of every phase, each transfer a flow, true per-rank dependencies.
+
+The slow, faithful reference for small P. A phase with ``steps = k`` is expanded into k steps; the steps
+of all phases are numbered 0, 1, ... in order. Rank r takes part in a step when it sends or receives in
+it. Rank r starts its sends of step s as soon as it has finished every send and receive of the previous
+step it took part in (a send is finished when it has arrived) — not when the whole group has — so a slow
+link delays only the ranks that depend on it, step by step. Each transfer is its own flow in the shared
+fluid core (:mod:`sim.network.fluid`: max-min fair links, latency paid after the bytes); the collective
+ends when every rank has finished its last step.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import simpy
+
+from sim.network.base import NetworkModel, Session, cached_phases
+from sim.network.fluid import FluidCore
+
+_ZERO = np.zeros(1, dtype=np.int64)
+
+
+class _Run:
+    """State of one collective under the step model."""
+
+    def __init__(self, session: StepSession, plan: dict, done: simpy.Event) -> None:
+        self.s = session
+        self.plan = plan
+        self.done = done
+        p = plan["p"]
+        self.cur = [-1] * p  # global step each rank is in
+        self.got: dict[tuple[int, int], int] = {}  # (step, rank) -> finished sends + receives
+        self.left = p
+
+    def start(self) -> None:
+        for r in range(self.plan["p"]):
+            self._advance(r)
+
+    def _advance(self, r: int) -> None:
+        plan = self.plan
+        steps, involved = plan["steps"], plan["involved"]
+        while True:
+            s = self.cur[r] + 1
+            # skip to the next step in which r sends or receives
+            while s < len(steps) and involved[steps[s]][r] == 0:
+                s = plan["next_step_of_phase"][steps[s]]
+            if s >= len(steps):
+                self.cur[r] = len(steps)
+                self.left -= 1
+                if self.left == 0:
+                    self.done.succeed()
+                return
+            self.cur[r] = s
+            ph = steps[s]
+            for t in plan["sends"][ph][r]:
+                links, nb, lat, dst = plan["transfers"][ph][t]
+                self.s.core.add(np.zeros(len(links), dtype=np.int64), links, nb, lat,
+                                callback=partial(self._arrived, s, r, dst))
+            if self.got.get((s, r), 0) < involved[ph][r]:
+                return
+
+    def _arrived(self, s: int, a: int, b: int, _event: simpy.Event) -> None:
+        involved = self.plan["involved"][self.plan["steps"][s]]
+        for x in (a, b) if a != b else (a,):
+            n = self.got.get((s, x), 0) + 1
+            self.got[(s, x)] = n
+            if self.cur[x] == s and n >= involved[x]:
+                self._advance(x)
+
+
+class StepSession(Session):
+    """One run: a fluid core shared by every transfer of every collective."""
+
+    def __init__(self, model: StepNetwork, env: simpy.Environment) -> None:
+        super().__init__(model, env)
+        self.core = FluidCore(env, model.router)
+
+    def collective(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
+                   halo_dims: tuple[int, ...] = ()) -> simpy.Event:
+        plan = self.model.plan(op, algorithm, tuple(group), float(nbytes), tuple(halo_dims))
+        done = self.env.event()
+        _Run(self, plan, done).start()
+        return done
+
+
+class StepNetwork(NetworkModel):
+    """Every step with its per-rank dependencies; slow, for validation at small P."""
+
+    name = "step"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._plans: dict[tuple, dict] = {}
+
+    def plan(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
+             halo_dims: tuple[int, ...]) -> dict:
+        """Steps, per-phase involvement counts, sends per rank and routed transfers (cached)."""
+        kw = self.algo_kwargs(op, algorithm, group, halo_dims)
+        key = (op, algorithm, group, nbytes, kw)
+        hit = self._plans.get(key)
+        if hit is not None:
+            return hit
+        p = len(group)
+        hosts = self.hosts_of(group)
+        phases = cached_phases(op, algorithm, p, nbytes, kw)
+        steps: list[int] = []
+        next_step_of_phase: list[int] = []
+        involved, sends, transfers = [], [], []
+        for i, ph in enumerate(phases):
+            steps.extend([i] * ph.steps)
+            next_step_of_phase.append(len(steps))
+            src = np.asarray(ph.src, dtype=np.int64)
+            dst = np.asarray(ph.dst, dtype=np.int64)
+            nb = np.broadcast_to(np.asarray(ph.nbytes, dtype=np.float64), src.shape)
+            inv = np.bincount(src, minlength=p) + np.bincount(dst, minlength=p)
+            inv -= np.bincount(src[src == dst], minlength=p)  # a self-transfer counts once
+            involved.append(inv.tolist())
+            per_rank: list[list[int]] = [[] for _ in range(p)]
+            for t, a in enumerate(src.tolist()):
+                per_rank[a].append(t)
+            sends.append(per_rank)
+            routes = self.router.routes(hosts[src], hosts[dst])
+            lat_arr = self.router.latency_s
+            transfers.append([(r, nb[t:t + 1].copy(), np.array([lat_arr[r].sum() if len(r) else 0.0]),
+                               int(dst[t])) for t, r in enumerate(routes)])
+        plan = {"p": p, "steps": steps, "next_step_of_phase": next_step_of_phase, "involved": involved,
+                "sends": sends, "transfers": transfers}
+        if len(self._plans) < 4096:
+            self._plans[key] = plan
+        return plan
+
+    def session(self, env: simpy.Environment) -> Session:
+        return StepSession(self, env)
