@@ -173,3 +173,17 @@ def test_errors_exit_2(results, tmp_path, capsys):
     data[data["status"] == "error"].to_csv(only_errors, index=False)
     assert main(["plot", str(only_errors), "--kind", "grid", "-o", str(tmp_path / "x.png")]) == 2
     assert capsys.readouterr().err.startswith("error: status: no ok rows in errors.csv")
+
+
+def test_facet_and_title_options(results, tmp_path, capsys):
+    frame = pd.read_csv(results)
+    fig = breakdown_figure(frame[frame["status"] == "ok"], y="iteration_s", facet=["strategy", "procs"],
+                           title="my title")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles == ["strategy=batch, procs=4", "strategy=batch, procs=8",
+                      "strategy=integrated, procs=4", "strategy=integrated, procs=8"]
+    assert fig._suptitle.get_text() == "my title"
+    out = tmp_path / "b.png"
+    assert main(["plot", str(results), "--kind", "breakdown", "--facet", "strategy", "-o", str(out)]) == 0
+    assert main(["plot", str(results), "--kind", "breakdown", "--facet", "nope", "-o", str(out)]) == 2
+    assert "error: nope: missing from results.csv" in capsys.readouterr().err
