@@ -58,6 +58,7 @@ class FluidCore:
         self._lat = router.latency_s
         z_f, z_i = np.zeros(0), np.zeros(0, dtype=np.int64)
         self.rem, self.rate, self.flat, self.fbatch = z_f, z_f, z_f, z_i  # per active flow
+        self.fbytes = z_f  # bytes each active flow started with
         self.inc_flow, self.inc_link = z_i, z_i  # incidence of active flows (flow position, global link)
         self._pending: list[tuple] = []
         self._batch_left: dict[int, int] = {}
@@ -68,6 +69,8 @@ class FluidCore:
         self._gen = 0
         self._wake_pending = False
         self.reratings = 0
+        #: bytes of every flow that has finished sending (or had no link to cross), for conservation checks
+        self.bytes_delivered = 0.0
 
     # ------------------------------------------------------------------ submitting
     def path_arrays(self, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -111,6 +114,8 @@ class FluidCore:
         # flows with nothing to send through the network arrive after their latency alone
         instant = float(latency_s[~fluid].max()) if (~fluid).any() else -np.inf
         n_fluid = int(fluid.sum())
+        if n_fluid < n:
+            self.bytes_delivered += float(nbytes[~fluid].sum())
         if n_fluid == 0:
             _trigger_at(env, event, max(instant, 0.0) if n else 0.0)
             return event
@@ -143,14 +148,16 @@ class FluidCore:
         pending, self._pending = self._pending, []
         base = len(self.rem)
         rems, lats, batches, incf, incl = [self.rem], [self.flat], [self.fbatch], [self.inc_flow], [self.inc_link]
+        sizes = [self.fbytes]
         for inc_flow, inc_link, nbytes, latency_s, bid in pending:
             incf.append(inc_flow + base)
             incl.append(inc_link)
             rems.append(nbytes)
+            sizes.append(nbytes)
             lats.append(latency_s)
             batches.append(np.full(len(nbytes), bid, dtype=np.int64))
             base += len(nbytes)
-        self.rem, self.flat = np.concatenate(rems), np.concatenate(lats)
+        self.rem, self.flat, self.fbytes = np.concatenate(rems), np.concatenate(lats), np.concatenate(sizes)
         self.fbatch = np.concatenate(batches)
         self.inc_flow, self.inc_link = np.concatenate(incf), np.concatenate(incl)
         self._rerate()
@@ -200,5 +207,7 @@ class FluidCore:
         renum = np.cumsum(keep) - 1
         keep_inc = keep[self.inc_flow]
         self.inc_flow, self.inc_link = renum[self.inc_flow[keep_inc]], self.inc_link[keep_inc]
+        self.bytes_delivered += float(self.fbytes[done].sum())
         self.rem, self.flat, self.fbatch = self.rem[keep], self.flat[keep], self.fbatch[keep]
+        self.fbytes = self.fbytes[keep]
         self._rerate()

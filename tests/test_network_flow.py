@@ -1,0 +1,242 @@
+"""Network models on hand-built phase lists: closed forms, contention by hand, conservation, monotonicity.
+
+These tests drive a model's session directly on a SimPy environment (no engine), with small local
+algorithms registered under names starting with ``t_`` so that every expected time is a formula written
+here. Tests of the real algorithm registry are in ``test_network_algorithms.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sim.network.base as netbase
+from sim.collectives.base import Phase
+from sim.errors import UserError
+from sim.network import make_network
+from topologies._graph import add_links, new_graph
+from topologies.basic import ideal, star
+from topologies.fattree import leaf_spine
+
+MiB = 2**20
+
+
+class TRing:
+    """Ring all-reduce: reduce-scatter then all-gather, each p-1 steps of n/p to the right neighbour."""
+
+    op, name = "allreduce", "t_ring"
+
+    def check(self, p):
+        pass
+
+    def phases(self, p, nbytes, **kw):
+        if p == 1:
+            return []
+        src = np.arange(p)
+        ph = Phase(src, (src + 1) % p, np.full(p, nbytes / p), p - 1)
+        return [ph, ph]
+
+    def cost_s(self, p, nbytes, alpha_s, bandwidth_Bps, **kw):
+        return 2 * (p - 1) * (alpha_s + nbytes / (p * bandwidth_Bps))
+
+
+class TSend:
+    """Member 0 sends n bytes to member 1 (a two-rank group)."""
+
+    op, name = "broadcast", "t_send"
+
+    def check(self, p):
+        if p != 2:
+            raise UserError("procs", f"{p}", "2")
+
+    def phases(self, p, nbytes, **kw):
+        return [Phase(np.array([0]), np.array([1]), np.array([float(nbytes)]), 1)]
+
+    def cost_s(self, p, nbytes, alpha_s, bandwidth_Bps, **kw):
+        return alpha_s + nbytes / bandwidth_Bps
+
+
+class TChain:
+    """Binomial-tree broadcast: in step s, members i < 2^s send n to i + 2^s (log2 p phases)."""
+
+    op, name = "broadcast", "t_tree"
+
+    def check(self, p):
+        pass
+
+    def phases(self, p, nbytes, **kw):
+        out, d = [], 1
+        while d < p:
+            src = np.arange(min(d, p - d))
+            out.append(Phase(src, src + d, np.full(len(src), float(nbytes)), 1))
+            d *= 2
+        return out
+
+    def cost_s(self, p, nbytes, alpha_s, bandwidth_Bps, **kw):
+        return int(np.ceil(np.log2(p))) * (alpha_s + nbytes / bandwidth_Bps) if p > 1 else 0.0
+
+
+FAKES = {a.name: a for a in (TRing(), TSend(), TChain())}
+
+
+@pytest.fixture(autouse=True)
+def fake_algorithms(monkeypatch):
+    real = netbase.get_algo
+
+    def lookup(op, name):
+        return FAKES[name] if name in FAKES else real(op, name)
+
+    monkeypatch.setattr(netbase, "get_algo", lookup)
+
+
+def run(model, collectives):
+    """Start every collective at time 0 on one session; return each one's end time and the session."""
+    env = simpy.Environment()
+    session = model.session(env)
+    ends = [None] * len(collectives)
+    for i, (op, alg, group, nbytes) in enumerate(collectives):
+        ev = session.collective(op, alg, tuple(group), float(nbytes))
+        ev.callbacks.append(lambda _e, i=i: ends.__setitem__(i, env.now))
+    env.run()
+    return ends, session
+
+
+# ---------------------------------------------------------------------------------------------- closed forms
+@pytest.mark.parametrize("network", ["analytic", "flow", "step"])
+@pytest.mark.parametrize("p", [2, 3, 8, 16])
+def test_ring_allreduce_equals_formula_on_ideal(network, p):
+    alpha, bw, n = 2e-6, 6 * 2**30, 64 * MiB
+    model = make_network(network, ideal(p, bandwidth_Bps=bw, latency_s=alpha))
+    (t,), _ = run(model, [("allreduce", "t_ring", range(p), n)])
+    assert t == pytest.approx(2 * (p - 1) * (alpha + n / (p * bw)), rel=1e-9)
+
+
+@pytest.mark.parametrize("network", ["flow", "step"])
+@pytest.mark.parametrize("p", [2, 5, 8])
+def test_ring_and_tree_on_star_use_the_two_link_path_latency(network, p):
+    lat, bw, n = 1e-6, 12.5e9, 3 * MiB
+    model = make_network(network, star(p, bandwidth_Bps=bw, latency_s=lat))
+    assert model.alpha_s == pytest.approx(2 * lat)
+    (t_ring, ), _ = run(model, [("allreduce", "t_ring", range(p), n)])
+    assert t_ring == pytest.approx(2 * (p - 1) * (2 * lat + n / (p * bw)), rel=1e-9)
+    (t_tree, ), _ = run(model, [("broadcast", "t_tree", range(p), n)])
+    assert t_tree == pytest.approx(int(np.ceil(np.log2(p))) * (2 * lat + n / bw), rel=1e-9)
+
+
+def test_group_of_one_takes_no_time():
+    model = make_network("flow", ideal(4))
+    (t,), _ = run(model, [("allreduce", "t_ring", [2], MiB)])
+    assert t == 0.0
+
+
+# ---------------------------------------------------------------------------------------------- contention
+def dumbbell(lat, bw):
+    """Hosts 0, 1 on switch a; hosts 2, 3 on switch b; one a-b link: every link bw, lat."""
+    G = new_graph("custom", "shortest", 4)
+    G.add_nodes_from(["a", "b"], kind="switch")
+    add_links(G, [(0, "a"), (1, "a"), (2, "b"), (3, "b"), ("a", "b")], bw, lat)
+    return G
+
+
+@pytest.mark.parametrize("network", ["flow", "step"])
+def test_two_flows_on_one_link_get_half_each(network):
+    lat, bw, n = 1e-6, 1e9, 8e6
+    model = make_network(network, dumbbell(lat, bw))
+    ends, _ = run(model, [("broadcast", "t_send", (0, 2), n), ("broadcast", "t_send", (1, 3), n)])
+    # both cross a->b for the whole transfer at bw/2; three links of latency
+    assert ends == pytest.approx([3 * lat + n / (bw / 2)] * 2, rel=1e-12)
+    # opposite directions of a full-duplex link do not share
+    ends, _ = run(model, [("broadcast", "t_send", (0, 2), n), ("broadcast", "t_send", (3, 1), n)])
+    assert ends == pytest.approx([3 * lat + n / bw] * 2, rel=1e-12)
+
+
+def test_short_flow_leaves_and_the_long_one_speeds_up():
+    lat, bw = 0.0, 1e9
+    model = make_network("flow", dumbbell(lat, bw))
+    ends, session = run(model, [("broadcast", "t_send", (0, 2), 1e6), ("broadcast", "t_send", (1, 3), 3e6)])
+    # both at bw/2 until the short one is done at 1e6/(bw/2); then the long one has 3e6 - 1e6 left at bw
+    t1 = 1e6 / (bw / 2)
+    assert ends == pytest.approx([t1, t1 + (3e6 - 1e6) / bw], rel=1e-12)
+    assert session.core.reratings == 2
+
+
+@pytest.mark.parametrize("groups, shared", [(2, 1), (4, 2)])
+def test_oversubscribed_leaf_spine_by_hand(groups, shared):
+    # leaf/spine, k = 4 hosts per leaf, 2:1 -> S = 2 spines; pairs (i, 4 + i) send leaf0 -> leaf1.
+    # d-mod-k: traffic to host d climbs to spine d mod 2, so destinations 4, 6 share the leaf0->spine0 link
+    # and 5, 7 share leaf0->spine1: with 2 groups (d = 4, 5) each flow is alone; with 4, two per uplink.
+    lat, bw, n = 1e-6, 1e9, 4e6
+    G = leaf_spine(8, k=4, oversubscription=2, bandwidth_Bps=bw, latency_s=lat)
+    model = make_network("flow", G)
+    ends, _ = run(model, [("broadcast", "t_send", (i, 4 + i), n) for i in range(groups)])
+    assert ends == pytest.approx([4 * lat + n / (bw / shared)] * groups, rel=1e-12)
+
+
+def test_concurrent_groups_never_beat_running_alone():
+    G = leaf_spine(16, k=4, oversubscription=2, bandwidth_Bps=1e9, latency_s=1e-6)
+    model = make_network("flow", G)
+    groups = [tuple(range(j, 16, 4)) for j in range(4)]  # each ring spans all four leaves
+    together, _ = run(model, [("allreduce", "t_ring", g, 8 * MiB) for g in groups])
+    for g, t in zip(groups, together, strict=True):
+        (alone,), _ = run(model, [("allreduce", "t_ring", g, 8 * MiB)])
+        assert t >= alone * (1 - 1e-12)
+        # and never faster than the closed form with this ring's path latency (4 hops) and host bandwidth
+        assert alone >= TRing().cost_s(4, 8 * MiB, 4e-6, 1e9) * (1 - 1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- conservation
+@pytest.mark.parametrize("network", ["flow", "step"])
+def test_bytes_delivered_equal_bytes_sent(network):
+    p, n = 6, 6 * MiB
+    model = make_network(network, star(p))
+    _, session = run(model, [("allreduce", "t_ring", range(p), n), ("broadcast", "t_tree", range(p), n)])
+    sent = model.bytes_sent("allreduce", "t_ring", tuple(range(p)), n).sum()
+    sent += model.bytes_sent("broadcast", "t_tree", tuple(range(p)), n).sum()
+    # ring: 2 (p-1) chunks of n/p per rank; binomial tree: p - 1 sends of n
+    assert sent == pytest.approx(p * 2 * (p - 1) * n / p + (p - 1) * n, rel=1e-12)
+    assert session.core.bytes_delivered == pytest.approx(sent, rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- properties
+@settings(max_examples=25, deadline=None)
+@given(p=st.integers(2, 6), bw=st.floats(1e8, 1e11), lat=st.floats(0.0, 1e-4),
+       more=st.floats(1.0, 10.0), network=st.sampled_from(["flow", "step"]))
+def test_more_bandwidth_or_less_latency_never_slows(p, bw, lat, more, network):
+    G = leaf_spine(2 * p, k=p, oversubscription=1, bandwidth_Bps=bw, latency_s=lat)
+    base = make_network(network, G)
+    colls = [("allreduce", "t_ring", tuple(range(0, 2 * p, 2)), MiB), ("broadcast", "t_tree", tuple(range(p)), MiB)]
+    t0 = max(run(base, colls)[0])
+    faster = leaf_spine(2 * p, k=p, oversubscription=1, bandwidth_Bps=bw * more, latency_s=lat / more)
+    t1 = max(run(make_network(network, faster), colls)[0])
+    assert t1 <= t0 * (1 + 1e-12)
+
+
+def test_runs_are_bit_identical():
+    G = leaf_spine(16, k=4, oversubscription=2, bandwidth_Bps=1e9, latency_s=1e-6)
+    colls = [("allreduce", "t_ring", tuple(range(j, 16, 4)), 3 * MiB) for j in range(4)]
+    for network in ("flow", "step"):
+        a, _ = run(make_network(network, G), colls)
+        b, _ = run(make_network(network, G), colls)
+        assert a == b
+
+
+# ---------------------------------------------------------------------------------------------- factory
+def test_factory_errors():
+    with pytest.raises(UserError, match="analytic|flow|step"):
+        make_network("packet", ideal(4))
+    model = make_network("flow", ideal(4))
+    with pytest.raises(UserError, match="procs: 5 exceeds the topology's 4 hosts"):
+        model.check_ranks(5)
+    with pytest.raises(UserError, match="placement"):
+        make_network("flow", ideal(4), placement=[0, 1, 7])
+
+
+def test_placement_maps_ranks_to_hosts():
+    lat, bw, n = 1e-6, 1e9, 8e6
+    # ranks 0, 1 placed on hosts 0 and 2, ranks 2, 3 on hosts 1 and 3: both sends cross a->b
+    model = make_network("flow", dumbbell(lat, bw), placement=[0, 2, 1, 3])
+    ends, _ = run(model, [("broadcast", "t_send", (0, 1), n), ("broadcast", "t_send", (2, 3), n)])
+    assert ends == pytest.approx([3 * lat + n / (bw / 2)] * 2, rel=1e-12)
