@@ -19,8 +19,6 @@ import simpy
 from sim.network.base import NetworkModel, Session, cached_phases
 from sim.network.fluid import FluidCore
 
-_ZERO = np.zeros(1, dtype=np.int64)
-
 
 class _Run:
     """State of one collective under the step model."""
@@ -56,8 +54,7 @@ class _Run:
             ph = steps[s]
             for t in plan["sends"][ph][r]:
                 links, nb, lat, dst = plan["transfers"][ph][t]
-                self.s.core.add(np.zeros(len(links), dtype=np.int64), links, nb, lat,
-                                callback=partial(self._arrived, s, r, dst))
+                self.s.core.add_one(links, nb, lat, partial(self._arrived, s, r, dst))
             if self.got.get((s, r), 0) < involved[ph][r]:
                 return
 
@@ -123,8 +120,8 @@ class StepNetwork(NetworkModel):
             sends.append(per_rank)
             routes = self.router.routes(hosts[src], hosts[dst])
             lat_arr = self.router.latency_s
-            transfers.append([(r, nb[t:t + 1].copy(), np.array([lat_arr[r].sum() if len(r) else 0.0]),
-                               int(dst[t])) for t, r in enumerate(routes)])
+            transfers.append([(r, float(nb[t]), float(lat_arr[r].sum()) if len(r) else 0.0, int(dst[t]))
+                              for t, r in enumerate(routes)])
         plan = {"p": p, "steps": steps, "next_step_of_phase": next_step_of_phase, "involved": involved,
                 "sends": sends, "transfers": transfers}
         if len(self._plans) < 4096:
