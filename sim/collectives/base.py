@@ -11,15 +11,25 @@ its group, and given a closed-form α-β cost. The network models consume the ph
 * ``analytic`` ignores the phases and charges :meth:`Algorithm.cost_s`.
 
 On an uncontended network with equal links (``ideal``, or ``star`` with the path latency as α), the
-simulated time of the phases must equal ``cost_s``; tests hold every algorithm to that.
+simulated time of the phases must equal ``cost_s``; tests hold every algorithm to that. The time model
+behind every closed form here (:func:`ideal_time_s`): each rank sends and receives at the same time, and
+transfers to different peers in one phase run on separate links, so one step of a phase costs
+``α + max(nbytes) / bandwidth`` and a phase costs ``steps`` times that.
+
+This module also holds the helpers the algorithm modules share: argument checks, ``⌈log2 p⌉``, phase
+construction (read-only numpy arrays) and per-rank byte counts.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+from sim.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -43,16 +53,114 @@ class Phase:
 
 
 class Algorithm(Protocol):
-    """A collective algorithm for one op (see ``sim.collectives`` for the registry)."""
+    """A collective algorithm for one op (see ``sim.collectives`` for the registry).
+
+    ``check``, ``phases`` and ``cost_s`` take optional keywords: ``local_size`` (ranks per node, for
+    ``hierarchical``) and ``dims`` (the neighbour grid, for ``halo``); other algorithms accept and ignore
+    ``local_size``/``dims`` so a caller may pass them uniformly.
+    """
 
     op: str
     name: str
 
-    def check(self, p: int) -> None:
+    def check(self, p: int, **kw) -> None:
         """Raise :class:`~sim.errors.UserError` if the algorithm cannot run on ``p`` ranks."""
 
-    def phases(self, p: int, nbytes: float) -> list[Phase]:
+    def phases(self, p: int, nbytes: float, **kw) -> list[Phase]:
         """The transfers, over local ranks ``0..p-1``, for a collective of ``nbytes`` (CONTRACT.md sizes)."""
 
-    def cost_s(self, p: int, nbytes: float, alpha_s: float, bandwidth_Bps: float) -> float:
+    def cost_s(self, p: int, nbytes: float, alpha_s: float, bandwidth_Bps: float, **kw) -> float:
         """Closed-form time on an uncontended network with per-message latency α and link bandwidth."""
+
+
+# ------------------------------------------------------------------------------------------ checks
+def check_procs(p: int) -> int:
+    """``p`` as an int ≥ 1, or a UserError."""
+    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 1:
+        raise UserError("procs", f"{p!r} is not a positive number of ranks", "an integer >= 1")
+    return int(p)
+
+
+def check_nbytes(nbytes: float) -> float:
+    """``nbytes`` as a finite float ≥ 0, or a UserError."""
+    value = float(nbytes)
+    if not math.isfinite(value) or value < 0:
+        raise UserError("bytes", f"{nbytes!r} is not a size", "a finite number of bytes >= 0")
+    return value
+
+
+def check_link(alpha_s: float, bandwidth_Bps: float) -> tuple[float, float]:
+    """``(α, bandwidth)`` as floats (α ≥ 0, bandwidth > 0), or a UserError."""
+    a, bw = float(alpha_s), float(bandwidth_Bps)
+    if not math.isfinite(a) or a < 0:
+        raise UserError("latency", f"{alpha_s!r} is not a latency", "seconds >= 0")
+    if not bw > 0 or math.isnan(bw):
+        raise UserError("bandwidth", f"{bandwidth_Bps!r} is not a bandwidth", "bytes/s > 0")
+    return a, bw
+
+
+def is_power_of_two(p: int) -> bool:
+    """True for 1, 2, 4, 8, ..."""
+    return p >= 1 and p & (p - 1) == 0
+
+
+def ceil_log2(p: int) -> int:
+    """``⌈log2 p⌉`` exactly, for p ≥ 1 (integer arithmetic, no float rounding)."""
+    return (int(p) - 1).bit_length()
+
+
+def floor_log2(p: int) -> int:
+    """``⌊log2 p⌋`` exactly, for p ≥ 1."""
+    return int(p).bit_length() - 1
+
+
+def require_power_of_two(p: int, op: str, name: str) -> None:
+    """UserError unless ``p`` is a power of two (for algorithms that only run on such groups)."""
+    if not is_power_of_two(p):
+        raise UserError("procs", f"{name} {op} needs a power-of-two group, got p={p}",
+                        "use ring, bruck or paper, or a power-of-two group")
+
+
+# ------------------------------------------------------------------------------------------ phases
+def make_phase(src, dst, nbytes, steps: int = 1) -> Phase:
+    """A :class:`Phase` with int64 ``src``/``dst`` and float64 ``nbytes`` (a scalar is broadcast), read-only."""
+    s = np.ascontiguousarray(src, dtype=np.int64)
+    d = np.ascontiguousarray(dst, dtype=np.int64)
+    b = np.array(np.broadcast_to(np.asarray(nbytes, dtype=np.float64), s.shape))
+    for a in (s, d, b):
+        a.flags.writeable = False
+    return Phase(s, d, b, int(steps))
+
+
+def bytes_sent_per_rank(phases: Sequence[Phase], p: int) -> np.ndarray:
+    """Bytes each local rank sends over all phases: ``Σ steps × nbytes`` grouped by ``src``.
+
+    Examples
+    --------
+    >>> bytes_sent_per_rank([make_phase([0, 1], [1, 0], 8.0, steps=3)], 3).tolist()
+    [24.0, 24.0, 0.0]
+    """
+    out = np.zeros(int(p))
+    for ph in phases:
+        out += np.bincount(ph.src, weights=ph.nbytes * ph.steps, minlength=p)[:p]
+    return out
+
+
+def bytes_received_per_rank(phases: Sequence[Phase], p: int) -> np.ndarray:
+    """Bytes each local rank receives over all phases: ``Σ steps × nbytes`` grouped by ``dst``."""
+    out = np.zeros(int(p))
+    for ph in phases:
+        out += np.bincount(ph.dst, weights=ph.nbytes * ph.steps, minlength=p)[:p]
+    return out
+
+
+def ideal_time_s(phases: Sequence[Phase], alpha_s: float, bandwidth_Bps: float) -> float:
+    """Time of ``phases`` on the uncontended ``ideal`` network: ``Σ steps × (α + max(nbytes) / bandwidth)``.
+
+    Phases run one after another; within a step every transfer starts together on its own link.
+    """
+    total = 0.0
+    for ph in phases:
+        if len(ph.nbytes):
+            total += ph.steps * (alpha_s + float(ph.nbytes.max()) / bandwidth_Bps)
+    return total

@@ -1,0 +1,166 @@
+"""All-reduce algorithms. ``nbytes`` = bytes of the vector reduced on each rank.
+
+Closed forms with α = per-message latency and bw = link bandwidth, reduction arithmetic not charged
+(Thakur, Rabenseifner & Gropp 2005, §4.4; PAPER.md). p' = 2^⌊log2 p⌋.
+
+* ``ring`` — any p: 2(p-1)(α + n/(p·bw)); ring reduce-scatter then ring all-gather, two phases of p-1 steps.
+* ``recursive_doubling`` — any p: ⌊log2 p⌋(α + n/bw) for a power of two; otherwise MPICH's fold of the
+  r = p - p' extra ranks adds one full-vector step before and one after: (⌊log2 p⌋ + 2)(α + n/bw).
+* ``rabenseifner`` — any p: recursive-halving reduce-scatter then recursive-doubling all-gather,
+  2·log2 p'·α + 2(p'-1)/p'·n/bw; a non-power-of-two p adds MPICH's full-vector fold, 2(α + n/bw).
+  (MPICH's implementation folds with whole vectors, as here; Rabenseifner's half-vector fold is not
+  modelled.)
+* ``tree`` — any p: binomial reduce to rank 0 then binomial broadcast, 2⌈log2 p⌉(α + n/bw).
+* ``hierarchical`` — needs ``local_size`` L dividing p (ranks of a node are L consecutive local ranks;
+  ``None`` means L = p, one node): ring reduce-scatter inside every node (n/L blocks), ring all-reduce of
+  the n/L shard among the m = p/L ranks with the same local index, ring all-gather inside every node:
+  2(L-1)(α + n/(L·bw)) + 2(m-1)(α + n/(p·bw)). With one α and bw (this closed form) L = 1 and L = p both
+  reduce to ``ring``; the gain shows on networks with faster links inside a node.
+* ``paper`` — PAPER.md's 2(α⌈log2 p⌉ + β(p-1)/p·n), any p: reverse-Bruck reduce-scatter then Bruck
+  all-gather (see ``reduce_scatter.bruck`` and ``allgather.bruck``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.collectives import patterns as pat
+from sim.collectives.algorithm import CollectiveAlgorithm
+from sim.collectives.base import Phase, ceil_log2, floor_log2, is_power_of_two
+from sim.errors import UserError
+
+
+def _remap(phases: list[Phase], members: np.ndarray) -> list[Phase]:
+    """Phases over positions of ``members`` (a ``(1, q)`` matrix), rewritten as local ranks."""
+    ranks = members.ravel()
+    return [Phase(_ro(ranks[ph.src]), _ro(ranks[ph.dst]), ph.nbytes, ph.steps) for ph in phases]
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True)
+class RingAllreduce(CollectiveAlgorithm):
+    """Ring all-reduce, any p: ring reduce-scatter + ring all-gather, each one phase of p-1 steps of n/p."""
+
+    op: str = "allreduce"
+    name: str = "ring"
+
+    def _phases(self, p, n, local_size, dims) -> list[Phase]:
+        g = pat.flat(p)
+        return pat.ring(g, n / p, p - 1) + pat.ring(g, n / p, p - 1)
+
+    def _cost(self, p, n, a, bw, local_size, dims) -> float:
+        return 2 * (p - 1) * (a + n / (p * bw))
+
+
+@dataclass(frozen=True)
+class RecursiveDoublingAllreduce(CollectiveAlgorithm):
+    """Recursive-doubling all-reduce (whole vector each step); any p, non-powers of two by MPICH's fold."""
+
+    op: str = "allreduce"
+    name: str = "recursive_doubling"
+
+    def _phases(self, p, n, local_size, dims) -> list[Phase]:
+        if is_power_of_two(p):
+            return pat.recursive_doubling_allreduce(pat.flat(p), n)
+        pre, survivors, post = pat.fold(p, n)
+        core = pat.recursive_doubling_allreduce(pat.flat(survivors.shape[1]), n)
+        return [pre, *_remap(core, survivors), post]
+
+    def _cost(self, p, n, a, bw, local_size, dims) -> float:
+        extra = 0 if is_power_of_two(p) else 2
+        return (floor_log2(p) + extra) * (a + n / bw)
+
+
+@dataclass(frozen=True)
+class RabenseifnerAllreduce(CollectiveAlgorithm):
+    """Rabenseifner's all-reduce (recursive halving RS + recursive doubling AG); any p, non-powers of two
+    by MPICH's fold."""
+
+    op: str = "allreduce"
+    name: str = "rabenseifner"
+
+    def _phases(self, p, n, local_size, dims) -> list[Phase]:
+        q = 1 << floor_log2(p)
+        core = pat.recursive_halving_reduce_scatter(pat.flat(q), n)
+        core += pat.recursive_doubling_allgather(pat.flat(q), n / q)
+        if q == p:
+            return core
+        pre, survivors, post = pat.fold(p, n)
+        return [pre, *_remap(core, survivors), post]
+
+    def _cost(self, p, n, a, bw, local_size, dims) -> float:
+        q = 1 << floor_log2(p)
+        core = 2 * floor_log2(q) * a + 2 * (q - 1) / q * n / bw
+        return core if q == p else core + 2 * (a + n / bw)
+
+
+@dataclass(frozen=True)
+class TreeAllreduce(CollectiveAlgorithm):
+    """Binomial-tree reduce to rank 0 then binomial-tree broadcast; any p."""
+
+    op: str = "allreduce"
+    name: str = "tree"
+
+    def _phases(self, p, n, local_size, dims) -> list[Phase]:
+        g = pat.flat(p)
+        return pat.binomial_reduce(g, n) + pat.binomial_broadcast(g, n)
+
+    def _cost(self, p, n, a, bw, local_size, dims) -> float:
+        return 2 * ceil_log2(p) * (a + n / bw)
+
+
+@dataclass(frozen=True)
+class HierarchicalAllreduce(CollectiveAlgorithm):
+    """Two-level all-reduce: intra-node ring RS, inter-node ring AR of n/L, intra-node ring AG.
+
+    ``local_size`` L (ranks per node) must divide p; ``None`` means one node (L = p).
+    """
+
+    op: str = "allreduce"
+    name: str = "hierarchical"
+
+    @staticmethod
+    def _local(p: int, local_size: int | None) -> int:
+        return p if local_size is None else int(local_size)
+
+    def _check(self, p, local_size, dims) -> None:
+        if local_size is None:
+            return
+        ok = (isinstance(local_size, (int, np.integer)) and not isinstance(local_size, bool)
+              and local_size >= 1 and p % local_size == 0)
+        if not ok:
+            raise UserError("local_size", f"{local_size!r} ranks per node does not divide p={p}",
+                            "a positive divisor of the group size (GPUs per node)")
+
+    def _phases(self, p, n, local_size, dims) -> list[Phase]:
+        L = self._local(p, local_size)
+        nodes = np.arange(p, dtype=np.int64).reshape(p // L, L)
+        intra = pat.ring(nodes, n / L, L - 1)
+        inter = pat.ring(nodes.T, n / p, p // L - 1)
+        return intra + inter + inter + intra
+
+    def _cost(self, p, n, a, bw, local_size, dims) -> float:
+        L = self._local(p, local_size)
+        m = p // L
+        return 2 * (L - 1) * (a + n / (L * bw)) + 2 * (m - 1) * (a + n / (p * bw))
+
+
+@dataclass(frozen=True)
+class PaperAllreduce(CollectiveAlgorithm):
+    """PAPER.md's all-reduce 2(α⌈log2 p⌉ + β(p-1)/p·n): reverse-Bruck RS + Bruck AG; any p."""
+
+    op: str = "allreduce"
+    name: str = "paper"
+
+    def _phases(self, p, n, local_size, dims) -> list[Phase]:
+        g = pat.flat(p)
+        return pat.bruck_reduce_scatter(g, n / p) + pat.bruck_allgather(g, n / p)
+
+    def _cost(self, p, n, a, bw, local_size, dims) -> float:
+        return 2 * (ceil_log2(p) * a + (p - 1) / p * n / bw)
