@@ -85,8 +85,8 @@ class _CountingEnvironment(simpy.Environment):
         self.processed = 0
 
     def step(self) -> None:
-        self.processed += 1
         super().step()
+        self.processed += 1
 
 
 class _Rendezvous:
@@ -109,7 +109,7 @@ def _validate(program: Program, network: Any) -> None:
     n = program.n_ranks
     first: dict[str, Collective] = {}
     count: dict[str, int] = {}
-    sizes: set[tuple[str, str, int]] = set()
+    sizes: set[tuple[str, str, int, tuple]] = set()
     for r, ops in enumerate(program.ops):
         for i, op in enumerate(ops):
             if op.stream not in STREAMS:
@@ -133,7 +133,8 @@ def _validate(program: Program, network: Any) -> None:
                                     "only members hold a collective")
                 first[op.key] = op
                 count[op.key] = 1
-                sizes.add((op.op, op.algorithm, len(op.group)))
+                sizes.add((op.op, op.algorithm, len(op.group), network.algo_kwargs(op.op, op.algorithm, op.group,
+                                                                                  op.halo_dims)))
                 continue
             if seen is not op and (seen.op, seen.group, seen.nbytes, seen.algorithm, seen.halo_dims) != (
                     op.op, op.group, op.nbytes, op.algorithm, op.halo_dims):
@@ -148,8 +149,8 @@ def _validate(program: Program, network: Any) -> None:
             raise UserError("program.nbytes", f"collective {key!r} has {op.nbytes!r} bytes", "finite bytes >= 0")
     from sim.collectives import get_algorithm
 
-    for op_name, alg, p in sorted(sizes):
-        get_algorithm(op_name, alg).check(p)
+    for op_name, alg, p, kw in sorted(sizes, key=repr):
+        get_algorithm(op_name, alg).check(p, **dict(kw))
 
 
 def run_program(program: Program, network: Any) -> EngineResult:
@@ -283,7 +284,7 @@ def collective_program(op: str, algorithm: str, groups: Sequence[tuple[int, ...]
 
 def simulate_collective(op: str, algorithm: str, procs: int, nbytes: float, topology: str | nx.Graph,
                         network: str, grid: str | tuple[int, int] | None = None, along: str | None = None,
-                        placement: str = "row-major", ecmp: bool = False) -> dict[str, Any]:
+                        placement: str = "row-major", ecmp: bool = False, model: Any = None) -> dict[str, Any]:
     """Time one collective (or the same collective in every group of a grid at once), like nccl-tests.
 
     Parameters
@@ -293,16 +294,19 @@ def simulate_collective(op: str, algorithm: str, procs: int, nbytes: float, topo
     procs : int
         Ranks; rank r runs on host r of the topology.
     nbytes : float
-        Size as CONTRACT.md defines it per op.
+        Size as CONTRACT.md defines it per op (> 0).
     topology : str or networkx.Graph
         A topology spec (built with ``procs`` hosts where the kind allows) or a built graph.
     network : str
         ``analytic``, ``flow`` or ``step``.
     grid, along, placement
         With a grid ``PrxPc``, the collective runs at once in each model group (``along="pr"``, the
-        default) or each batch group (``"pc"``), ranks placed ``row-major`` or ``col-major``.
+        default) or each batch group (``"pc"``) of :class:`sim.grid.Grid`, ranks placed ``row-major`` or
+        ``col-major``.
     ecmp : bool
         Multipath routing where the topology supports it.
+    model : NetworkModel, optional
+        A network model already built on this topology (reused across sizes; ``network``/``ecmp`` ignored).
 
     Returns
     -------
@@ -310,25 +314,38 @@ def simulate_collective(op: str, algorithm: str, procs: int, nbytes: float, topo
         ``op, algorithm, procs, bytes, topology, network, time_s, algbw_Bps, busbw_Bps, events, wall_s``
         (time until the last group finishes; algbw = bytes / time_s; busbw = algbw × bus factor of the
         group size, nccl-tests' definition), plus ``group_size`` and ``groups``.
+
+    Examples
+    --------
+    Ring all-reduce on 4 ranks of the paper's network: 2(p−1)(α + n/(p·bw)):
+
+    >>> row = simulate_collective("allreduce", "ring", 4, 4e6, "ideal:latency=2us,bandwidth=1GB/s", "flow")
+    >>> abs(row["time_s"] - 2 * 3 * (2e-6 + 1e6 / 1e9)) < 1e-15
+    True
     """
     from sim.collectives import bus_factor
     from sim.network import make_network
+    from sim.program import COLLECTIVE_OPS
     from topologies import build_topology
 
     wall0 = time.perf_counter()
+    if op not in COLLECTIVE_OPS:
+        raise UserError("op", f"unknown collective {op!r}", ", ".join(COLLECTIVE_OPS))
+    if isinstance(procs, bool) or not isinstance(procs, (int, np.integer)) or procs < 1:
+        raise UserError("procs", f"{procs!r} is not a positive integer", "procs >= 1")
     procs = int(procs)
-    if procs < 1:
-        raise UserError("procs", f"{procs}", "procs >= 1")
-    if not float(nbytes) > 0 or not math.isfinite(float(nbytes)):
+    size = float(nbytes)
+    if not size > 0 or not math.isfinite(size):
         raise UserError("bytes", f"{nbytes!r} is not a positive size", "bytes > 0, e.g. 1MiB")
     groups = collective_groups(procs, grid, along, placement)
-    graph = build_topology(topology, procs) if isinstance(topology, str) else topology
-    net = make_network(network, graph, ecmp=ecmp)
-    res = run_program(collective_program(op, algorithm, groups, nbytes, procs), net)
+    if model is None:
+        graph = build_topology(topology, procs) if isinstance(topology, str) else topology
+        model = make_network(network, graph, ecmp=ecmp)
+    res = run_program(collective_program(op, algorithm, groups, size, procs), model)
     p = len(groups[0])
     t = res.makespan_s
-    algbw = float(nbytes) / t if t > 0 else math.inf
-    return {"op": op, "algorithm": algorithm, "procs": procs, "bytes": float(nbytes),
-            "topology": topology if isinstance(topology, str) else graph.graph.get("name", "graph"),
-            "network": network, "time_s": t, "algbw_Bps": algbw, "busbw_Bps": algbw * float(bus_factor(op, p)),
+    algbw = size / t if t > 0 else math.inf
+    return {"op": op, "algorithm": algorithm, "procs": procs, "bytes": size,
+            "topology": topology if isinstance(topology, str) else str(model.graph.graph.get("name", "graph")),
+            "network": model.name, "time_s": t, "algbw_Bps": algbw, "busbw_Bps": algbw * float(bus_factor(op, p)),
             "events": res.events, "wall_s": time.perf_counter() - wall0, "group_size": p, "groups": len(groups)}

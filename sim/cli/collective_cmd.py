@@ -1,0 +1,112 @@
+"""``dnnsim collective``: time one collective on a topology, like nccl-tests (one row per size).
+
+Fields: ``op, algorithm, procs, bytes, topology, network, time_s, algbw_Bps, busbw_Bps, events, wall_s``
+(algbw = bytes / time_s; busbw = algbw × the op's bus factor for the group size, nccl-tests' definition).
+``--bytes`` takes one size (``1MiB``), a comma list (``1KiB,1MiB``) or a range ``START:STOP:xFACTOR``
+(multiplicative, e.g. ``1KiB:1GiB:x4``) or ``START:STOP:+STEP`` (additive, e.g. ``1MiB:4MiB:+1MiB``).
+With ``--grid PrxPc`` the collective runs at once in every model group (``--along pr``, default) or batch
+group (``--along pc``), and ``time_s`` is the time until the last group finishes.
+
+Example::
+
+    $ dnnsim collective --op allreduce --algorithm ring --procs 8 --bytes 64MiB
+"""
+
+from __future__ import annotations
+
+import click
+
+from sim.cli.output import emit, format_option
+from sim.errors import UserError
+
+FIELDS = ["op", "algorithm", "procs", "bytes", "topology", "network", "time_s", "algbw_Bps", "busbw_Bps",
+          "events", "wall_s"]
+
+#: the most sizes one ``--bytes`` range may expand to
+MAX_SIZES = 4096
+
+_ALLOWED = "a size (64MiB), a list (1KiB,1MiB) or a range START:STOP:xFACTOR or START:STOP:+STEP"
+
+
+def parse_sizes(text: str) -> list[float]:
+    """Sizes in bytes from ``SIZE``, ``SIZE,SIZE,...`` or ``START:STOP:xFACTOR`` / ``START:STOP:+STEP``.
+
+    Examples
+    --------
+    >>> parse_sizes("1KiB:16KiB:x4")
+    [1024.0, 4096.0, 16384.0]
+    >>> parse_sizes("1MB:3MB:+1MB")
+    [1000000.0, 2000000.0, 3000000.0]
+    >>> parse_sizes("8,1KiB")
+    [8.0, 1024.0]
+    """
+    from sim.units import parse_bytes
+
+    text = str(text).strip()
+    if ":" not in text:
+        return [parse_bytes(part, "bytes") for part in text.split(",")]
+    parts = text.split(":")
+    how = parts[2].strip() if len(parts) == 3 else ""
+    if not how or how[0] not in "x+":
+        raise UserError("bytes", f"cannot parse range {text!r}", _ALLOWED)
+    lo, hi = parse_bytes(parts[0], "bytes"), parse_bytes(parts[1], "bytes")
+    if hi < lo:
+        raise UserError("bytes", f"range {text!r} ends below its start", _ALLOWED)
+    limit = hi * (1 + 1e-12)
+    sizes: list[float] = []
+    if how[0] == "x":
+        try:
+            factor = float(how[1:])
+        except ValueError:
+            raise UserError("bytes", f"bad factor {how!r} in {text!r}", _ALLOWED) from None
+        if not factor > 1 or factor == float("inf"):
+            raise UserError("bytes", f"factor {how!r} is not > 1", _ALLOWED)
+        while lo * factor ** len(sizes) <= limit and len(sizes) <= MAX_SIZES:
+            sizes.append(lo * factor ** len(sizes))
+    else:
+        step = parse_bytes(how[1:], "bytes")
+        while lo + len(sizes) * step <= limit and len(sizes) <= MAX_SIZES:
+            sizes.append(lo + len(sizes) * step)
+    if len(sizes) > MAX_SIZES:
+        raise UserError("bytes", f"range {text!r} has more than {MAX_SIZES} sizes", "a coarser step")
+    return sizes
+
+
+@click.command("collective")
+@click.option("--op", required=True,
+              help="allgather, reduce_scatter, allreduce, broadcast, reduce, alltoall or halo.")
+@click.option("--algorithm", default="paper", show_default=True,
+              help="ring, recursive_doubling, recursive_halving, rabenseifner, bruck, tree, hierarchical, "
+                   "direct or paper (each op supports some).")
+@click.option("--procs", type=int, required=True, help="Ranks (rank r on host r).")
+@click.option("--bytes", "nbytes", required=True,
+              help="Size of the full result vector per rank (halo: bytes to each neighbour): 64MiB, "
+                   "a list 1KiB,1MiB, or a range 1KiB:1GiB:x4 or 1MiB:4MiB:+1MiB; one row per size.")
+@click.option("--topology", default="ideal:latency=2us,bandwidth=6GiB/s", show_default=True,
+              help="Topology spec, preset or file.")
+@click.option("--network", default="flow", show_default=True, help="analytic | flow | step.")
+@click.option("--grid", default=None, help="PrxPc: run the collective at once in every group of this grid.")
+@click.option("--along", default=None,
+              help="With --grid: pr = the model groups (grid columns of Pr ranks, default), pc = the batch groups.")
+@click.option("--placement", default="row-major", show_default=True,
+              help="With --grid: row-major (model-contiguous) or col-major (batch-contiguous).")
+@click.option("--ecmp/--no-ecmp", default=False, show_default=True, help="Multipath routing where supported.")
+@format_option
+def collective(op: str, algorithm: str, procs: int, nbytes: str, topology: str, network: str,
+               grid: str | None, along: str | None, placement: str, ecmp: bool, fmt: str) -> None:
+    """Time one collective on a simulated topology (nccl-tests style fields, one row per size)."""
+    from sim.engine import simulate_collective
+    from sim.network import make_network
+    from topologies import build_topology
+
+    if procs < 1:
+        raise UserError("procs", f"{procs} is not a positive integer", "procs >= 1")
+    sizes = parse_sizes(nbytes)
+    graph = build_topology(topology, procs)
+    model = make_network(network, graph, ecmp=ecmp)
+    rows = []
+    for size in sizes:
+        row = simulate_collective(op, algorithm, procs, size, topology, network, grid=grid, along=along,
+                                  placement=placement, ecmp=ecmp, model=model)
+        rows.append({k: row[k] for k in FIELDS})
+    emit(rows, fmt, single=len(rows) == 1)
