@@ -42,8 +42,7 @@ class Setup:
     model: Any
     compute_model: Any
     graph: Any
-    alpha_s: float
-    bandwidth_Bps: float
+    analytic: Any  #: the ``analytic`` network model on ``graph`` (α, 1/β, closed-form costs)
     algorithms: dict[str, str]
     dataset_size: int
 
@@ -136,19 +135,20 @@ def write_outputs(result: Result, directory: Path) -> None:
 # ---------------------------------------------------------------------------------------- setup
 def load_setup(config: RunConfig) -> Setup:
     """Load the model, compute model, topology and collective choices of ``config``."""
+    from sim.collectives import parse_collectives
+    from sim.network import make_network
+    from topologies import build_topology
     from workloads.compute import make_compute_model
     from workloads.loader import load_model
-
-    from sim.collectives import parse_collectives
-    from topologies import Router, build_topology
 
     model = load_model(config.model)
     compute_model = make_compute_model(config.compute, model, config.dtype_bytes)
     graph = build_topology(config.topology, config.procs)
-    router = Router(graph)
+    analytic = make_network("analytic", graph, ecmp=config.ecmp)
+    analytic.check_ranks(config.procs)
     algorithms = dict(parse_collectives(config.collectives))
     dataset_size = config.dataset_size or model.dataset_size
-    return Setup(model, compute_model, graph, router.alpha_s, router.bandwidth_Bps, algorithms, dataset_size)
+    return Setup(model, compute_model, graph, analytic, algorithms, dataset_size)
 
 
 def plan_config(config: RunConfig, setup: Setup, paper_dx: bool = False) -> RunPlan:
@@ -179,14 +179,14 @@ def run_planned(config: RunConfig, setup: Setup, plan: RunPlan, engine: str = "a
     if engine not in ENGINES:
         raise UserError("engine", f"unknown engine {engine!r}", ", ".join(ENGINES))
     start = time.perf_counter()
-    fast = engine == "fast" or (engine == "auto" and config.network == "analytic")
-    if fast and config.network != "analytic":
+    from sim.fastpath import is_symmetric, run_fast
+
+    if engine == "fast" and config.network != "analytic":
         raise UserError("engine", f"the fast path needs network=analytic, not {config.network!r}",
                         "engine full, or network analytic")
+    fast = engine != "full" and config.network == "analytic" and is_symmetric(plan.steps, plan.grid, setup.analytic)
     if fast:
-        from sim.fastpath import run_fast
-
-        out = run_fast(plan.steps, plan.grid.pr, plan.grid.pc, setup.alpha_s, setup.bandwidth_Bps)
+        out = run_fast(plan.steps, plan.grid, setup.analytic)
         records, makespan, events = out.records, out.makespan_s, out.events
         meta: dict[str, Any] = {"engine": "fast"}
     else:
@@ -195,7 +195,8 @@ def run_planned(config: RunConfig, setup: Setup, plan: RunPlan, engine: str = "a
         from sim.network import make_network
 
         check_algorithms(plan.steps, plan.grid.pr, plan.grid.pc)
-        network = make_network(config.network, setup.graph, placement=None, ecmp=config.ecmp)
+        network = setup.analytic if config.network == "analytic" else make_network(
+            config.network, setup.graph, placement=None, ecmp=config.ecmp)
         engine_result = run_program(plan.program(), network)
         records, makespan = engine_result.records, engine_result.makespan_s
         events = engine_result.events
