@@ -126,15 +126,16 @@ class NetworkModel(ABC):
     def algo_kwargs(self, op: str, algorithm: str, group: Sequence[int], halo_dims: tuple[int, ...] = ()) -> tuple:
         """Keyword arguments of the algorithm for this group, frozen (hashable).
 
-        ``halo`` gets ``dims`` (the group's neighbour grid, ``(p,)`` by default); ``hierarchical`` gets
-        ``local_size`` = GPUs per node when the group is node-aligned (consecutive members fill whole
-        nodes, one node after another), else 1.
+        ``halo`` gets ``dims`` (the group's neighbour grid, ``(p,)`` by default). ``hierarchical`` gets
+        ``local_size`` only on a topology with ``gpus_per_node`` (``hier``): the GPUs per node when the
+        group is node-aligned (consecutive members fill whole nodes, one node after another), else 1
+        (every member treated as its own node); elsewhere the algorithm's default (one node).
         """
         kw: dict = {}
         p = len(group)
         if op == "halo":
             kw["dims"] = tuple(int(d) for d in halo_dims) if halo_dims else (p,)
-        if algorithm == "hierarchical":
+        if algorithm == "hierarchical" and self.gpus_per_node:
             kw["local_size"] = self.local_size(group)
         return _freeze(kw)
 

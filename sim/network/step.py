@@ -2,9 +2,11 @@
 
 The slow, faithful reference for small P. A phase with ``steps = k`` is expanded into k steps; the steps
 of all phases are numbered 0, 1, ... in order. Rank r takes part in a step when it sends or receives in
-it. Rank r starts its sends of step s as soon as it has finished every send and receive of the previous
-step it took part in (a send is finished when it has arrived) — not when the whole group has — so a slow
-link delays only the ranks that depend on it, step by step. Each transfer is its own flow in the shared
+it, and *enters* step s when it has finished every send and receive of the previous step it took part in
+(a send is finished when it has arrived) — not when the whole group has. A transfer of step s starts
+when both its sender and its receiver have entered step s (a receive is posted after the previous step,
+as with MPI's rendezvous protocol for large messages), so a slow link delays only the ranks that depend
+on it, step by step. Each transfer is its own flow in the shared
 fluid core (:mod:`sim.network.fluid`: max-min fair links, latency paid after the bytes); the collective
 ends when every rank has finished its last step.
 """
@@ -30,6 +32,7 @@ class _Run:
         p = plan["p"]
         self.cur = [-1] * p  # global step each rank is in
         self.got: dict[tuple[int, int], int] = {}  # (step, rank) -> finished sends + receives
+        self.ready: dict[tuple[int, int], int] = {}  # (step, transfer) -> endpoints that entered the step
         self.left = p
 
     def start(self) -> None:
@@ -52,9 +55,15 @@ class _Run:
                 return
             self.cur[r] = s
             ph = steps[s]
-            for t in plan["sends"][ph][r]:
-                links, nb, lat, dst = plan["transfers"][ph][t]
-                self.s.core.add_one(links, nb, lat, partial(self._arrived, s, r, dst))
+            transfers = plan["transfers"][ph]
+            for t in plan["touch"][ph][r]:
+                links, nb, lat, src, dst = transfers[t]
+                if src != dst:
+                    k = self.ready.pop((s, t), 0) + 1
+                    if k < 2:
+                        self.ready[(s, t)] = k
+                        continue
+                self.s.core.add_one(links, nb, lat, partial(self._arrived, s, src, dst))
             if self.got.get((s, r), 0) < involved[ph][r]:
                 return
 
@@ -93,7 +102,7 @@ class StepNetwork(NetworkModel):
 
     def plan(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
              halo_dims: tuple[int, ...]) -> dict:
-        """Steps, per-phase involvement counts, sends per rank and routed transfers (cached)."""
+        """Steps, per-phase involvement counts, transfers touching each rank, routed transfers (cached)."""
         kw = self.algo_kwargs(op, algorithm, group, halo_dims)
         key = (op, algorithm, group, nbytes, kw)
         hit = self._plans.get(key)
@@ -104,7 +113,7 @@ class StepNetwork(NetworkModel):
         phases = cached_phases(op, algorithm, p, nbytes, kw)
         steps: list[int] = []
         next_step_of_phase: list[int] = []
-        involved, sends, transfers = [], [], []
+        involved, touch, transfers = [], [], []
         for i, ph in enumerate(phases):
             steps.extend([i] * ph.steps)
             next_step_of_phase.append(len(steps))
@@ -115,15 +124,17 @@ class StepNetwork(NetworkModel):
             inv -= np.bincount(src[src == dst], minlength=p)  # a self-transfer counts once
             involved.append(inv.tolist())
             per_rank: list[list[int]] = [[] for _ in range(p)]
-            for t, a in enumerate(src.tolist()):
+            for t, (a, b) in enumerate(zip(src.tolist(), dst.tolist(), strict=True)):
                 per_rank[a].append(t)
-            sends.append(per_rank)
+                if b != a:
+                    per_rank[b].append(t)
+            touch.append(per_rank)
             routes = self.router.routes(hosts[src], hosts[dst])
             lat_arr = self.router.latency_s
-            transfers.append([(r, float(nb[t]), float(lat_arr[r].sum()) if len(r) else 0.0, int(dst[t]))
-                              for t, r in enumerate(routes)])
+            transfers.append([(r, float(nb[t]), float(lat_arr[r].sum()) if len(r) else 0.0, int(src[t]),
+                               int(dst[t])) for t, r in enumerate(routes)])
         plan = {"p": p, "steps": steps, "next_step_of_phase": next_step_of_phase, "involved": involved,
-                "sends": sends, "transfers": transfers}
+                "touch": touch, "transfers": transfers}
         if len(self._plans) < 4096:
             self._plans[key] = plan
         return plan
