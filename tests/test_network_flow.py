@@ -203,15 +203,16 @@ def test_bytes_delivered_equal_bytes_sent(network):
 # ---------------------------------------------------------------------------------------------- properties
 @settings(max_examples=25, deadline=None)
 @given(p=st.integers(2, 6), bw=st.floats(1e8, 1e11), lat=st.floats(0.0, 1e-4),
-       more=st.floats(1.0, 10.0), network=st.sampled_from(["flow", "step"]))
-def test_more_bandwidth_or_less_latency_never_slows(p, bw, lat, more, network):
+       more_bw=st.floats(1.0, 10.0), less_lat=st.floats(0.0, 1.0), network=st.sampled_from(["flow", "step"]))
+def test_more_bandwidth_or_less_latency_never_slows(p, bw, lat, more_bw, less_lat, network):
     G = leaf_spine(2 * p, k=p, oversubscription=1, bandwidth_Bps=bw, latency_s=lat)
     base = make_network(network, G)
     colls = [("allreduce", "t_ring", tuple(range(0, 2 * p, 2)), MiB), ("broadcast", "t_tree", tuple(range(p)), MiB)]
     t0 = max(run(base, colls)[0])
-    faster = leaf_spine(2 * p, k=p, oversubscription=1, bandwidth_Bps=bw * more, latency_s=lat / more)
-    t1 = max(run(make_network(network, faster), colls)[0])
-    assert t1 <= t0 * (1 + 1e-12)
+    for faster_bw, faster_lat in ((bw * more_bw, lat), (bw, lat * less_lat), (bw * more_bw, lat * less_lat)):
+        faster = leaf_spine(2 * p, k=p, oversubscription=1, bandwidth_Bps=faster_bw, latency_s=faster_lat)
+        t1 = max(run(make_network(network, faster), colls)[0])
+        assert t1 <= t0 * (1 + 1e-12)
 
 
 def test_runs_are_bit_identical():
@@ -240,3 +241,9 @@ def test_placement_maps_ranks_to_hosts():
     model = make_network("flow", dumbbell(lat, bw), placement=[0, 2, 1, 3])
     ends, _ = run(model, [("broadcast", "t_send", (0, 1), n), ("broadcast", "t_send", (2, 3), n)])
     assert ends == pytest.approx([3 * lat + n / (bw / 2)] * 2, rel=1e-12)
+
+
+def test_placement_shorter_than_the_program():
+    model = make_network("flow", ideal(4), placement=[0, 1])
+    with pytest.raises(UserError, match="placement: places 2 ranks, not 3"):
+        model.check_ranks(3)

@@ -114,10 +114,12 @@ class NetworkModel(ABC):
 
     def check_ranks(self, n_ranks: int) -> None:
         """Raise UserError when ``n_ranks`` ranks do not fit the topology (or the placement)."""
-        hosts = len(self.placement)
-        if n_ranks > hosts:
+        if n_ranks > self.router.n_hosts:
             raise UserError("procs", f"{n_ranks} exceeds the topology's {self.router.n_hosts} hosts",
                             f"procs <= {self.router.n_hosts}, or a larger topology")
+        if n_ranks > len(self.placement):
+            raise UserError("placement", f"places {len(self.placement)} ranks, not {n_ranks}",
+                            "one host index per rank")
 
     def hosts_of(self, group: Sequence[int]) -> np.ndarray:
         """Host index of each member of ``group``."""
