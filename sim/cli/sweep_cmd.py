@@ -42,9 +42,10 @@ def sweep(sweep_file: str, out: str, workers: int | None, scheduler: str | None,
                            overwrite=overwrite, chunksize=chunksize, sort=sort, progress=progress)
     except SweepInterrupted as exc:
         r = exc.report
-        click.echo(f"error: interrupted after {r.ok + r.failed} new rows ({r.ok} ok, {r.failed} failed); "
-                   f"{out} is intact; run again with --resume to finish", err=True)
-        raise click.exceptions.Exit(130) from None
+        stop = click.ClickException(f"interrupted after {r.ok + r.failed} new rows ({r.ok} ok, {r.failed} "
+                                    f"failed); {out} is intact; run again with --resume to finish")
+        stop.exit_code = 130  # sim.cli.main prints "error: <message>" and returns this status
+        raise stop from None
     row = report.as_dict()
     row["wall_s"] = round(row["wall_s"], 3)
     row["points_per_min"] = round(row["points_per_min"], 1)
