@@ -10,6 +10,18 @@ pattern is assumed to meet the same sharing (exact when the contention lasts the
 
 The phases' flow-link incidence and path latencies of each (group, collective) are computed once per model
 and reused across runs.
+
+Examples
+--------
+A ring all-reduce of 8 MiB on 4 hosts of an ideal network takes 2(p-1)(α + n/(p·bw)):
+
+>>> import simpy
+>>> from topologies.basic import ideal
+>>> net = FlowNetwork(ideal(4, bandwidth_Bps=2**30, latency_s=1e-6))
+>>> env = simpy.Environment()
+>>> done = net.session(env).collective("allreduce", "ring", (0, 1, 2, 3), 8 * 2**20)
+>>> env.run(); abs(env.now / (2 * 3 * (1e-6 + 8 * 2**20 / (4 * 2**30))) - 1) < 1e-12
+True
 """
 
 from __future__ import annotations
