@@ -57,12 +57,16 @@ def scaling_figure(frame: pd.DataFrame, x: str = "procs", y: str = "iteration_s"
     ax = fig.add_subplot()
     groups = best.groupby(hue, sort=True) if hue else [(None, best)]
     annotate = {"pr", "pc"} <= set(best.columns)
-    for name, group in groups:
+    written: set[tuple[float, str]] = set()
+    for k, (name, group) in enumerate(groups):
         xs, ys = group[x].to_numpy(float), group[y].to_numpy(float)
         ax.plot(xs, ys, marker="o", label=short(name) if hue else y)
-        if annotate:
+        if annotate:  # the grid of each point; lines alternate above/below so close labels do not collide
             for xv, yv, text in zip(xs, ys, grid_labels(group), strict=True):
-                ax.annotate(text, (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=7, alpha=0.7)
+                if (xv, text) not in written:
+                    written.add((xv, text))
+                    ax.annotate(text, (xv, yv), textcoords="offset points", xytext=(4, 4 if k % 2 == 0 else -11),
+                                fontsize=7, alpha=0.75)
     xs_all = np.sort(best[x].unique().astype(float))
     x0 = xs_all[0]
     t0 = float(best.loc[best[x] == x0, y].min())
