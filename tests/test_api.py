@@ -158,3 +158,12 @@ def test_outputs_need_an_existing_parent(tmp_path):
         r.to_csv(tmp_path / "file")
     r.to_trace(tmp_path / "t.json")
     assert json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+
+
+def test_step_network_runs_and_is_not_faster_than_analytic():
+    cfg = dict(SMALL, strategy="integrated", grid="2x4", conv="domain", topology="star:bandwidth=6GiB/s,latency=1us")
+    analytic = simulate(cfg)
+    step = simulate(dict(cfg, network="step"))
+    assert step.meta["engine"] == "full" and analytic.meta["engine"] == "fast"
+    assert step.iteration_s >= analytic.iteration_s * (1 - 1e-9)
+    assert step.records["rank"].nunique() == 8

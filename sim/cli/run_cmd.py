@@ -92,6 +92,10 @@ def run(config_file: str | None, sets: tuple[str, ...], out: str | None, fmt: st
         from pathlib import Path
 
         write_outputs(result, Path(out))
+        ranks = int(result.records["rank"].nunique()) if len(result.records) else 0
+        if ranks > 64:
+            click.echo(f"note: trace.json shows 64 of the {ranks} simulated ranks (evenly spaced, plus the "
+                       "critical one)", err=True)
     if fmt == "table":
         _print_table(result.summary, result.layers)
     else:
