@@ -78,8 +78,11 @@ class Result:
 
     def trace(self, max_ranks: int = 64) -> dict[str, Any]:
         """The Chrome trace as a dict (at most ``max_ranks`` ranks; see :func:`sim.results.chrome_trace`)."""
-        return chrome_trace(self.records, max_ranks, {"engine": self.meta.get("engine"),
-                                                      "config": self.config.resolved()})
+        meta = {"engine": self.meta.get("engine"), "config": self.config.resolved()}
+        if self.meta.get("engine") == "fast":
+            meta["note"] = ("analytic fast path: only rank 0 is timed; every rank of the grid runs the same "
+                            "schedule")
+        return chrome_trace(self.records, max_ranks, meta)
 
     def to_trace(self, path: str | Path, max_ranks: int = 64) -> None:
         """Write the Chrome trace JSON (open it in Perfetto or chrome://tracing)."""
