@@ -1,0 +1,106 @@
+"""Benchmark of the engine and the ``flow``/``step`` network models on fat-trees: events and wall seconds.
+
+Cases (targets from the project brief, one core):
+
+* ring and Rabenseifner all-reduce of 64 MiB, P = 64, 256, 1024, 4096, ``flow`` (and ``step`` for
+  P <= 256) on the smallest three-level k-ary fat-tree with >= P hosts (``fattree``, 6 GiB/s, 2 µs per link):
+  target ring P = 1024 < 2 s wall, P = 4096 < 10 s;
+* 64 concurrent row-group (batch, ``--along pc``) ring all-gathers of 64 MiB on a 64 x 64 grid, row-major
+  placement (each group strided over the whole machine), ``flow``: target < 10 s.
+
+Per case it prints and writes (CSV) the simulated seconds, SimPy events, the wall seconds to build the
+topology and network model (``build_s``) and to simulate (``wall_s``, routing included), and events per
+wall second. ``--profile CASE`` runs one case under cProfile and prints the top functions.
+
+Run: ``.venv/bin/python bench/bench_engine.py [--quick] [--out bench/results.csv] [--profile ring-flow-1024]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import csv
+import pstats
+import time
+from pathlib import Path
+
+SIZE = 64 * 2**20
+TOPOLOGY = "fattree"
+FIELDS = ["case", "op", "algorithm", "procs", "network", "grid", "topology", "sim_s", "events", "build_s",
+          "wall_s", "events_per_s", "target_wall_s"]
+TARGETS = {("ring", 1024, "flow"): 2.0, ("ring", 4096, "flow"): 10.0}
+
+
+def cases(quick: bool) -> list[dict]:
+    """The benchmark cases; ``quick`` keeps P <= 1024 and drops the 256-rank step ring."""
+    out = []
+    for p in (64, 256, 1024) if quick else (64, 256, 1024, 4096):
+        for alg in ("ring", "rabenseifner"):
+            for net in ("flow", "step") if p <= 256 else ("flow",):
+                if quick and net == "step" and p == 256 and alg == "ring":
+                    continue
+                out.append({"case": f"{alg}-{net}-{p}", "op": "allreduce", "algorithm": alg, "procs": p,
+                            "network": net, "grid": "", "target_wall_s": TARGETS.get((alg, p, net), "")})
+    out.append({"case": "allgather-64x64-pc", "op": "allgather", "algorithm": "ring", "procs": 4096,
+                "network": "flow", "grid": "64x64", "target_wall_s": 10.0})
+    return out
+
+
+def run_case(case: dict) -> dict:
+    """Build the topology and network model, then time the collective; one result row."""
+    from sim.engine import simulate_collective
+    from sim.network import make_network
+    from topologies import build_topology
+
+    t0 = time.perf_counter()
+    graph = build_topology(TOPOLOGY, case["procs"])
+    model = make_network(case["network"], graph)
+    t1 = time.perf_counter()
+    grid = case["grid"] or None
+    row = simulate_collective(case["op"], case["algorithm"], case["procs"], SIZE, TOPOLOGY, case["network"],
+                              grid=grid, along="pc" if grid else None, model=model)
+    wall = time.perf_counter() - t1
+    return {**case, "topology": f"fattree:k={graph.graph['fattree']['k']}", "sim_s": row["time_s"], "events": row["events"],
+            "build_s": t1 - t0, "wall_s": wall, "events_per_s": row["events"] / wall if wall > 0 else float("nan")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="P <= 1024 and the 64x64 grid only")
+    parser.add_argument("--out", default="bench/results.csv", help="CSV to write (default bench/results.csv)")
+    parser.add_argument("--profile", default=None, help="profile one case by name (e.g. ring-flow-1024)")
+    args = parser.parse_args(argv)
+    todo = cases(args.quick)
+    if args.profile:
+        match = [c for c in cases(False) if c["case"] == args.profile]
+        if not match:
+            parser.error(f"unknown case {args.profile!r}; one of {', '.join(c['case'] for c in cases(False))}")
+        prof = cProfile.Profile()
+        prof.enable()
+        row = run_case(match[0])
+        prof.disable()
+        print(row)
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+        return 0
+    rows = []
+    print(f"{'case':<22}{'topology':>14}{'sim_s':>12}{'events':>9}{'build_s':>9}{'wall_s':>9}{'ev/s':>10}"
+          f"{'target':>8}")
+    for case in todo:
+        row = run_case(case)
+        rows.append(row)
+        target = f"<{row['target_wall_s']:g}" if row["target_wall_s"] != "" else ""
+        print(f"{row['case']:<22}{row['topology']:>14}{row['sim_s']:>12.6g}{row['events']:>9}{row['build_s']:>9.3f}"
+              f"{row['wall_s']:>9.3f}{row['events_per_s']:>10.0f}{target:>8}", flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row[k] for k in FIELDS})
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

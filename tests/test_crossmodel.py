@@ -1,0 +1,155 @@
+"""Cross-model checks: ``flow`` and ``step`` agree on symmetric cases, differ by a hand-computed amount on
+asymmetric routes, and every model is deterministic bit for bit.
+
+Why ``flow`` and ``step`` can differ: ``flow`` runs a collective phase by phase, and a phase ends when its
+*last* flow has arrived, so every phase boundary is a barrier over the whole group. ``step`` only makes a
+rank wait for its own sends and receives of the previous step. When routes are asymmetric (some pairs
+slower than others) and the slow transfers of successive phases involve different ranks, ranks on fast
+routes run ahead in ``step`` and the slow delays no longer add up: ``step`` <= ``flow``. On symmetric
+networks (every transfer of a phase equally fast) both are the same schedule.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import networkx as nx
+import pandas as pd
+import pytest
+
+from sim.collectives import OPS, algorithms_for
+from sim.engine import run_program, simulate_collective
+from sim.errors import UserError
+from sim.network import make_network
+from sim.program import Collective, Compute, Program
+from topologies import build_topology
+
+
+def _supported(op: str, alg: str, p: int) -> bool:
+    from sim.collectives import get_algorithm
+
+    try:
+        get_algorithm(op, alg).check(p)
+    except UserError:
+        return False
+    return True
+
+
+CASES = [(op, alg) for op in OPS for alg in algorithms_for(op)]
+
+
+@pytest.mark.parametrize("spec, rel", [
+    ("ideal:latency=2us,bandwidth=1GB/s", 1e-9),
+    ("star:latency=1us,bandwidth=1GB/s", 1e-9),
+    ("fattree:k=4", 0.01),
+    ("fattree:k=4,oversubscription=2", 0.01),
+    ("torus:dims=4x4", 0.01),
+])
+def test_flow_and_step_agree_on_symmetric_networks(spec, rel):
+    checked, covered = 0, set()
+    for op, alg in CASES:
+        for p in (6, 8, 16):
+            if not _supported(op, alg, p):
+                continue
+            f = simulate_collective(op, alg, p, 1e6, spec, "flow")["time_s"]
+            s = simulate_collective(op, alg, p, 1e6, spec, "step")["time_s"]
+            assert s == pytest.approx(f, rel=rel), (op, alg, p)
+            checked += 1
+            covered.add((op, alg))
+    assert covered == set(CASES) and checked >= 2 * len(CASES)
+
+
+def _mesh_with_two_slow_links(bw: float, lat: float, slow: float) -> nx.Graph:
+    """8 hosts, a direct link between every pair (latency ``lat``), except links 0–1 and 4–6 (``slow``)."""
+    G = nx.complete_graph(8)
+    nx.set_node_attributes(G, "host", "kind")
+    nx.set_edge_attributes(G, bw, "bandwidth_Bps")
+    nx.set_edge_attributes(G, lat, "latency_s")
+    G.edges[0, 1]["latency_s"] = slow
+    G.edges[4, 6]["latency_s"] = slow
+    G.graph["hosts"] = tuple(range(8))
+    return G
+
+
+def test_flow_and_step_differ_on_asymmetric_routes_by_hand():
+    """Recursive-doubling all-gather, p = 8, chunk c = n/8: phase k pairs r with r XOR 2^k and sends 2^k·c.
+    Link 0–1 (phase 0) and link 4–6 (phase 1) have latency L, every other link l; no link is shared.
+
+    flow: each phase waits for its slowest pair: (L + c/bw) + (L + 2c/bw) + (l + 4c/bw) = 2L + l + 7c/bw.
+    step: the slow pairs are in different halves until phase 2, so no rank meets both delays; every chain of
+    dependencies crosses one slow link: L + 2l + 7c/bw. The difference is exactly L − l."""
+    bw, lat, slow, n = 1e9, 1e-6, 50e-6, 8e6
+    c = n / 8
+    G = _mesh_with_two_slow_links(bw, lat, slow)
+    grp = tuple(range(8))
+    prog = Program(tuple((Collective("allgather", grp, n, "recursive_doubling", key="ag"),) for _ in grp))
+    flow = run_program(prog, make_network("flow", G)).makespan_s
+    step = run_program(prog, make_network("step", G)).makespan_s
+    assert flow == pytest.approx(2 * slow + lat + 7 * c / bw, rel=1e-12)
+    assert step == pytest.approx(slow + 2 * lat + 7 * c / bw, rel=1e-12)
+    assert flow - step == pytest.approx(slow - lat, rel=1e-9)
+
+
+def test_step_never_slower_than_flow_on_a_dragonfly():
+    """Dragonfly minimal routes are 1 to 3 router hops: asymmetric. Direct all-to-all (p − 1 shift phases)
+    shows the phase barrier of ``flow``: ``step`` is faster, by less than the latency spread it can save
+    (one largest-minus-smallest path latency per phase)."""
+    spec, p, n = "dragonfly", 16, 1e6
+    G = build_topology(spec, p)
+    flow = simulate_collective("alltoall", "direct", p, n, G, "flow")["time_s"]
+    step = simulate_collective("alltoall", "direct", p, n, G, "step")["time_s"]
+    router = make_network("flow", G).router
+    lats = [router.path_latency_s(a, b) for a in range(p) for b in range(p) if a != b]
+    assert step < flow
+    assert flow - step <= (p - 1) * (max(lats) - min(lats)) + 1e-15
+
+
+# ------------------------------------------------------------------------------------------ determinism
+def _busy_program() -> Program:
+    """16 ranks on a 2:1 leaf/spine: concurrent grid-row all-reduces on the comm stream beside compute,
+    then a grid-column all-gather — contention between concurrent collectives and uneven arrivals."""
+    rows = [tuple(range(i, 16, 4)) for i in range(4)]  # strided groups cross the core
+    cols = [tuple(range(4 * j, 4 * j + 4)) for j in range(4)]
+    ops = []
+    for r in range(16):
+        row = next(i for i, g in enumerate(rows) if r in g)
+        col = next(j for j, g in enumerate(cols) if r in g)
+        ops.append((Compute(1e-4 * (1 + r % 3)),
+                    Collective("allreduce", rows[row], 3e6, "ring", key=f"row{row}", stream="comm", deps=(0,)),
+                    Compute(2e-4),
+                    Collective("allgather", cols[col], 1e6, "recursive_doubling", key=f"col{col}", deps=(1, 2))))
+    return Program(tuple(ops))
+
+
+@pytest.mark.parametrize("model", ["analytic", "flow", "step"])
+def test_same_inputs_same_floats(model):
+    spec = "fattree:k=4,oversubscription=2"
+    a = run_program(_busy_program(), make_network(model, build_topology(spec, 16)))
+    b = run_program(_busy_program(), make_network(model, build_topology(spec, 16)))
+    pd.testing.assert_frame_equal(a.records, b.records, check_exact=True)
+    assert a.events == b.events and a.makespan_s == b.makespan_s
+    assert (a.records["end_s"] >= a.records["start_s"]).all()
+
+
+_SCRIPT = """
+import hashlib
+from sim.engine import run_program
+from sim.network import make_network
+from topologies import build_topology
+from tests.test_crossmodel import _busy_program
+res = run_program(_busy_program(), make_network("flow", build_topology("fattree:k=4,oversubscription=2", 16)))
+print(hashlib.sha256(res.records.to_csv(float_format="%.17g").encode()).hexdigest(), res.events)
+"""
+
+
+def test_bit_identical_across_processes_and_hash_seeds():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    outs = []
+    for seed in ("0", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        proc = subprocess.run([sys.executable, "-c", _SCRIPT], cwd=root, env=env, capture_output=True, text=True,
+                              timeout=120, check=True)
+        outs.append(proc.stdout.strip())
+    assert outs[0] == outs[1] and len(outs[0].split()[0]) == 64
