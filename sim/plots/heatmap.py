@@ -26,7 +26,7 @@ def grid_table(frame: pd.DataFrame, x: str | None = None, y: str = "iteration_s"
     require(frame, ["pr", "pc", y], source)
     if x is not None:
         require(frame, [x], source)
-    data = frame.assign(grid=grid_labels(frame), _p=frame["pr"] * frame["pc"], _x=frame[x] if x else y)
+    data = frame.assign(grid=grid_labels(frame), _p=frame["pr"] * frame["pc"], _x=frame[x] if x else "all rows")
     table = data.pivot_table(index=["_p", "pr", "grid"], columns="_x", values=y, aggfunc="min", sort=True)
     table.index = table.index.get_level_values("grid")
     table.columns.name = x or ""
