@@ -89,9 +89,10 @@ class Result:
         _atomic_write(Path(path), json.dumps(self.trace(max_ranks)))
 
     def to_csv(self, directory: str | Path) -> None:
-        """Write ``summary.csv``, ``layers.csv``, ``trace.json`` and ``config.yaml`` into ``directory``.
+        """Write ``summary.csv``, ``layers.csv``, ``trace.json``, ``config.yaml`` and ``timeline.png`` into
+        ``directory``.
 
-        All four are written into a temporary directory next to ``directory`` and then moved in, so a
+        All five are written into a temporary directory next to ``directory`` and then moved in, so a
         failure leaves ``directory`` as it was.
         """
         write_outputs(self, Path(directory))
@@ -109,7 +110,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_outputs(result: Result, directory: Path) -> None:
-    """Write the four output files of ``result`` into ``directory`` (created if missing), all or none."""
+    """Write the five output files of ``result`` into ``directory`` (created if missing), all or none."""
     directory = Path(directory)
     parent = directory.resolve().parent
     if directory.exists() and not directory.is_dir():
@@ -117,12 +118,15 @@ def write_outputs(result: Result, directory: Path) -> None:
     if not parent.is_dir():
         raise UserError("out", f"parent directory {str(parent)!r} does not exist", "a path in an existing directory")
     staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{directory.name}.tmp"))
-    names = ("summary.csv", "layers.csv", "trace.json", "config.yaml")
+    names = ("summary.csv", "layers.csv", "trace.json", "config.yaml", "timeline.png")
     try:
         result.summary.to_csv(staging / "summary.csv", index=False)
         result.layers.to_csv(staging / "layers.csv", index=False)
         (staging / "trace.json").write_text(json.dumps(result.trace()))
         (staging / "config.yaml").write_text(yaml.safe_dump(result.config.resolved(), sort_keys=False))
+        from sim.plots.timeline import timeline_figure  # matplotlib only when files are written
+
+        timeline_figure(result).savefig(staging / "timeline.png", dpi=110)
         if not directory.exists():
             os.replace(staging, directory)
             return

@@ -4,7 +4,7 @@ ranked).
 Both read an optional YAML run config, then the flags, then ``--set key=value`` pairs (later wins); the
 fields are :class:`sim.config.RunConfig`'s. ``run`` prints the summary and the per-layer table (``table``),
 or the summary row (``json``/``csv``); ``--out DIR`` also writes ``summary.csv``, ``layers.csv``,
-``trace.json`` and ``config.yaml`` into DIR, all or nothing.
+``trace.json``, ``config.yaml`` and ``timeline.png`` into DIR, all or nothing.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _print_table(summary, layers) -> None:
 
 @click.command("run")
 @_shared_options(with_grid=True)
-@click.option("--out", type=click.Path(file_okay=False), help="Write summary.csv, layers.csv, trace.json, config.yaml here.")
+@click.option("--out", type=click.Path(file_okay=False), help="Write summary.csv, layers.csv, trace.json, config.yaml and timeline.png here.")
 @format_option
 def run(config_file: str | None, sets: tuple[str, ...], out: str | None, fmt: str, **kwargs: Any) -> None:
     """Simulate one training iteration (and its epoch) of CONFIG_FILE and/or the flags."""
