@@ -16,7 +16,7 @@ import pytest
 
 from sim.api import simulate
 from sim.cli import main
-from sim.sweep import expand, load_sweep, run_sweep
+from sim.sweep import expand, load_results, load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "examples" / "sweeps" / "quick.yaml"
@@ -69,11 +69,13 @@ def test_bad_points_are_error_rows_and_the_rest_finish(tmp_path):
     sweep.write_text("base: {model: alexnet, batch: 256, procs: 16, strategy: integrated, conv: domain}\n"
                      "vary: {grid: [4x4, 3x5, 16x1, 2x8]}\n")
     out = tmp_path / "r.csv"
-    assert main(["sweep", str(sweep), "--out", str(out), "--workers", "2"]) == 0
+    assert main(["sweep", str(sweep), "--out", str(out), "--workers", "2", "--sort"]) == 0
     rows = {r["grid"]: r for r in csv.DictReader(out.open())}
     assert rows["3x5"]["status"] == "error" and rows["3x5"]["error"].startswith("grid: 3x5 = 15 does not equal")
     assert rows["16x1"]["status"] == "error" and "image rows" in rows["16x1"]["error"]
     assert rows["4x4"]["status"] == rows["2x8"]["status"] == "ok"
+    ok = load_results(out, ok_only=True)  # integer columns come back as integers once error rows are gone
+    assert list(ok["grid"]) == ["4x4", "2x8"] and ok["pr"].dtype.kind == "i" and list(ok["pr"]) == [4, 2]
 
 
 def test_sigint_then_resume_gives_the_uninterrupted_rows(quick_two_workers, tmp_path):

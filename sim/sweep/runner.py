@@ -195,8 +195,13 @@ def _record(sink: Any, bar: SweepProgress, counts: dict[str, int], on_row: Calla
         on_row(row)
 
 
+#: integer columns of a results CSV (error rows leave them empty, so pandas reads floats)
+INT_COLUMNS = ("batch", "procs", "pr", "pc", "dtype_bytes", "dataset_size", "events", "seed")
+
+
 def load_results(path: str | Path, ok_only: bool = False) -> Any:
-    """A results CSV as a pandas DataFrame (``ok_only``: the rows with ``status == "ok"``)."""
+    """A results CSV as a pandas DataFrame (``ok_only``: the rows with ``status == "ok"``, with the integer
+    columns :data:`INT_COLUMNS` as integers)."""
     import pandas as pd
 
     p = Path(path)
@@ -205,6 +210,9 @@ def load_results(path: str | Path, ok_only: bool = False) -> Any:
     frame = pd.read_csv(p)
     if ok_only and "status" in frame.columns:
         frame = frame[frame["status"] == "ok"].reset_index(drop=True)
+        for column in INT_COLUMNS:  # read as floats when error rows left them empty
+            if column in frame.columns and frame[column].notna().all() and frame[column].dtype.kind == "f":
+                frame[column] = frame[column].astype("int64")
     return frame
 
 
