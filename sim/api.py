@@ -115,8 +115,9 @@ def write_outputs(result: Result, directory: Path) -> None:
     parent = directory.resolve().parent
     if directory.exists() and not directory.is_dir():
         raise UserError("out", f"{str(directory)!r} exists and is not a directory", "a directory path")
-    if not parent.is_dir():
-        raise UserError("out", f"parent directory {str(parent)!r} does not exist", "a path in an existing directory")
+    if parent.exists() and not parent.is_dir():
+        raise UserError("out", f"{str(parent)!r} is not a directory", "a path whose parents are directories")
+    parent.mkdir(parents=True, exist_ok=True)  # like `mkdir -p`: `--out out/demo` works on a fresh clone
     staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{directory.name}.tmp"))
     names = ("summary.csv", "layers.csv", "trace.json", "config.yaml", "timeline.png")
     try:

@@ -147,15 +147,17 @@ def test_pc1_no_batch_comm_pr1_no_model_comm(grid):
     assert (s["model_comm_s"] == 0) == (pr == 1)
 
 
-def test_outputs_need_an_existing_parent(tmp_path):
+def test_outputs_create_missing_parents_and_refuse_files(tmp_path):
     from sim.errors import UserError
     r = simulate(SMALL)
-    with pytest.raises(UserError, match="does not exist"):
-        r.to_csv(tmp_path / "missing" / "out")
-    assert list(tmp_path.iterdir()) == []
+    r.to_csv(tmp_path / "missing" / "out")  # like mkdir -p, so `--out out/demo` works on a fresh clone
+    assert (tmp_path / "missing" / "out" / "summary.csv").is_file()
     (tmp_path / "file").write_text("x")
     with pytest.raises(UserError, match="not a directory"):
         r.to_csv(tmp_path / "file")
+    with pytest.raises(UserError, match="not a directory"):
+        r.to_csv(tmp_path / "file" / "out")
+    assert (tmp_path / "file").read_text() == "x"
     r.to_trace(tmp_path / "t.json")
     assert json.loads((tmp_path / "t.json").read_text())["traceEvents"]
 
