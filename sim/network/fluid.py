@@ -221,8 +221,11 @@ class FluidCore:
             self.rate = np.zeros(0)
             return
         self.reratings += 1
-        used, compact = np.unique(self.inc_link, return_inverse=True)
-        self.rate = maxmin_rates(self.inc_flow, compact, n, self._cap[used])
+        # compact the links to those in use (a lookup table, no sort)
+        used = np.flatnonzero(np.bincount(self.inc_link, minlength=len(self._cap)))
+        lut = np.empty(len(self._cap), dtype=np.int64)
+        lut[used] = np.arange(len(used))
+        self.rate = maxmin_rates(self.inc_flow, lut[self.inc_link], n, self._cap[used])
         finish = self.rem / self.rate
         dt = float(finish.min())
         gen = self._gen

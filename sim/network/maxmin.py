@@ -45,18 +45,19 @@ def maxmin_rates(inc_flow: np.ndarray, inc_link: np.ndarray, n_flows: int,
     n_links = len(capacity_Bps)
     rate = np.zeros(n_flows, dtype=np.float64)
     frozen = np.zeros(n_flows, dtype=bool)
+    saturated = np.zeros(n_links, dtype=bool)
     remaining = capacity_Bps.astype(np.float64, copy=True)
     level = 0.0
     f_act, l_act = inc_flow, inc_link
     while len(f_act):
         count = np.bincount(l_act, minlength=n_links)
-        used = count > 0
-        share = np.full(n_links, np.inf)
-        share[used] = remaining[used] / count[used]
+        used = np.flatnonzero(count)
+        n_used = count[used]
+        share = remaining[used] / n_used
         delta = float(share.min())
         level += delta
-        remaining[used] -= delta * count[used]
-        saturated = used & (share <= delta * (1.0 + _REL))
+        remaining[used] -= delta * n_used
+        saturated[used[share <= delta * (1.0 + _REL)]] = True
         hit = f_act[saturated[l_act]]
         rate[hit] = level
         frozen[hit] = True
