@@ -247,3 +247,17 @@ def test_placement_shorter_than_the_program():
     model = make_network("flow", ideal(4), placement=[0, 1])
     with pytest.raises(UserError, match="placement: places 2 ranks, not 3"):
         model.check_ranks(3)
+
+
+def test_ecmp_reaches_the_router_and_stays_deterministic():
+    G = leaf_spine(8, k=4, oversubscription=2, bandwidth_Bps=1e9, latency_s=1e-6)
+    plain, spread = make_network("flow", G), make_network("flow", G, ecmp=True)
+    assert not plain.router.ecmp and spread.router.ecmp
+    colls = [("broadcast", "t_send", (i, 4 + i), 4e6) for i in range(4)]
+    a, _ = run(spread, colls)
+    b, _ = run(make_network("flow", G, ecmp=True), colls)
+    assert a == b
+    # whatever the hash picks, two spines carry four flows: no flow is slower than sharing with all four,
+    # none faster than alone
+    for t in a:
+        assert 4e-6 + 4e6 / 1e9 * (1 - 1e-12) <= t <= 4e-6 + 4e6 / (1e9 / 4) * (1 + 1e-12)
