@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,11 @@ def test_progress_bar_counts_done_failed_remaining():
     with SweepProgress(5, stream=quiet) as bar:
         bar.advance(ok=True)
     assert quiet.getvalue() == ""
+
+
+def test_scheduler_without_dask_installed_is_a_user_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if dnnsim[dask] were not installed
+    assert main(["sweep", str(QUICK), "--out", str(tmp_path / "r.csv"), "--scheduler", "tcp://h:8786"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: scheduler: dask.distributed is not installed;") and "dnnsim[dask]" in err
+    assert not (tmp_path / "r.csv").exists()

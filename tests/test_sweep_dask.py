@@ -54,3 +54,4 @@ def test_unreachable_scheduler_is_a_user_error(tmp_path, capsys):
             pass
     assert main(["sweep", str(QUICK), "--out", str(tmp_path / "r.csv"), "--scheduler", "nonsense://x"]) == 2
     assert capsys.readouterr().err.startswith("error: scheduler:")
+    assert not (tmp_path / "r.csv").exists()

@@ -150,24 +150,25 @@ def run_sweep(sweep: SweepSpec | str | Path | dict | Sequence[dict], out: str | 
         raise UserError("workers", f"{n_workers} is negative", "an integer >= 0 (0: run in this process)")
     points = sweep_points(sweep)
     fn = point_fn or simulate_point
-    sink, done = open_sink(out, columns(), resume=resume, overwrite=overwrite)
-    todo = [p for p in points if p.point_id not in done]
-    skipped = len(points) - len(todo)
     counts = {"ok": 0, "error": 0}
     interrupted = False
+    skipped = 0
     backend = _backend(scheduler, n_workers)
     try:
-        with sink, SweepProgress(len(todo), enabled=progress) as bar:
-            # invalid points are recorded at once, without a round trip to a worker
-            for p in [p for p in todo if p.error is not None]:
-                _record(sink, bar, counts, on_row, {**p.config, "status": "error", "error": p.error,
-                                                    "point_id": p.point_id})
-            runnable = [p for p in todo if p.error is None]
-            if runnable:
-                with backend:
-                    for rows in backend.results(fn, chunk_points(runnable, backend.slots, chunksize)):
-                        for row in rows:
-                            _record(sink, bar, counts, on_row, row)
+        # the backend first: a scheduler that cannot be reached leaves no results file behind
+        with backend:
+            sink, done = open_sink(out, columns(), resume=resume, overwrite=overwrite)
+            todo = [p for p in points if p.point_id not in done]
+            skipped = len(points) - len(todo)
+            with sink, SweepProgress(len(todo), enabled=progress) as bar:
+                # invalid points are recorded at once, without a round trip to a worker
+                for p in [p for p in todo if p.error is not None]:
+                    _record(sink, bar, counts, on_row, {**p.config, "status": "error", "error": p.error,
+                                                        "point_id": p.point_id})
+                runnable = [p for p in todo if p.error is None]
+                for rows in backend.results(fn, chunk_points(runnable, backend.slots, chunksize)):
+                    for row in rows:
+                        _record(sink, bar, counts, on_row, row)
     except KeyboardInterrupt as exc:
         interrupted = True
         report = _report(out, points, skipped, counts, start, backend, n_workers, interrupted)
