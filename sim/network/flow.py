@@ -68,6 +68,7 @@ class FlowNetwork(NetworkModel):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._plans: dict[tuple, tuple] = {}
+        self._patterns: dict[tuple, tuple] = {}
 
     def plan(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
              halo_dims: tuple[int, ...]) -> tuple:
@@ -77,19 +78,36 @@ class FlowNetwork(NetworkModel):
         hit = self._plans.get(key)
         if hit is not None:
             return hit
-        hosts = self.hosts_of(group)
         out = []
         for ph in cached_phases(op, algorithm, len(group), nbytes, kw):
-            src, dst = hosts[np.asarray(ph.src, dtype=np.int64)], hosts[np.asarray(ph.dst, dtype=np.int64)]
-            inc_flow, inc_link = self.router.incidence(src, dst)
-            lat_link = self.router.latency_s[inc_link] if len(inc_link) else np.zeros(0)
-            lat = np.bincount(inc_flow, weights=lat_link, minlength=len(src)) * ph.steps
-            nb = np.broadcast_to(np.asarray(ph.nbytes, dtype=np.float64), src.shape) * ph.steps
-            out.append((inc_flow, inc_link, np.ascontiguousarray(nb), lat))
+            inc_flow, inc_link, lat = self.pattern(group, ph.src, ph.dst)
+            nb = np.broadcast_to(np.asarray(ph.nbytes, dtype=np.float64), lat.shape) * ph.steps
+            out.append((inc_flow, inc_link, np.ascontiguousarray(nb), lat * ph.steps))
         plan = tuple(out)
         if len(self._plans) < 65536:
             self._plans[key] = plan
         return plan
+
+    def pattern(self, group: tuple[int, ...], src: np.ndarray, dst: np.ndarray) -> tuple:
+        """Incidence and one-step path latency of the transfers ``src -> dst`` (local ranks) of ``group``.
+
+        Cached per (group, pattern), whatever the size: collectives of many sizes on the same groups
+        (one per layer) route their pairs once.
+        """
+        src = np.asarray(src, dtype=np.int64)
+        dst = np.asarray(dst, dtype=np.int64)
+        key = (group, src.tobytes(), dst.tobytes())
+        hit = self._patterns.get(key)
+        if hit is not None:
+            return hit
+        hosts = self.hosts_of(group)
+        inc_flow, inc_link = self.router.incidence(hosts[src], hosts[dst])
+        lat_link = self.router.latency_s[inc_link] if len(inc_link) else np.zeros(0)
+        lat = np.bincount(inc_flow, weights=lat_link, minlength=len(src))
+        hit = (inc_flow, inc_link, lat)
+        if len(self._patterns) < 65536:
+            self._patterns[key] = hit
+        return hit
 
     def session(self, env: simpy.Environment) -> Session:
         return FlowSession(self, env)
