@@ -212,7 +212,7 @@ def test_more_bandwidth_or_less_latency_never_slows(p, bw, lat, more_bw, less_la
     for faster_bw, faster_lat in ((bw * more_bw, lat), (bw, lat * less_lat), (bw * more_bw, lat * less_lat)):
         faster = leaf_spine(2 * p, k=p, oversubscription=1, bandwidth_Bps=faster_bw, latency_s=faster_lat)
         t1 = max(run(make_network(network, faster), colls)[0])
-        assert t1 <= t0 * (1 + 1e-12)
+        assert t1 <= t0 * (1 + 1e-9)  # float noise of summed event times
 
 
 def test_runs_are_bit_identical():
