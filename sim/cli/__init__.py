@@ -58,7 +58,8 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dnnsim`` console command; returns the exit status."""
     try:
-        cli.main(args=argv, prog_name="dnnsim", standalone_mode=False)
+        # without standalone mode click returns a command's ctx.exit(code) as the return value
+        returned = cli.main(args=argv, prog_name="dnnsim", standalone_mode=False)
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         return 2
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except BrokenPipeError:
         return 0
-    return 0
+    return returned if isinstance(returned, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
