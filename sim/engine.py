@@ -7,19 +7,22 @@ Build, run, collect:
    a network :class:`~sim.network.base.Session` on a fresh environment and start one SimPy process per
    rank per stream that has operations;
 2. *run* — a stream process runs its operations in list order. Before an operation it waits for the ends
-   of the operations named in its ``deps`` (same rank, any stream). A compute operation is one timeout. A
-   collective is a rendezvous by ``key``: each member records when it *arrived*; when the last member
-   arrives the collective *starts* on the network (``Session.collective``), and when the network's event
-   triggers every member is released at once (one shared event);
+   of the operations named in its ``deps`` (same rank, any stream). Compute operations take their known
+   durations: a run of consecutive computes whose deps have known ends is timed by sums (each end is the
+   previous end plus the duration, the same floats SimPy's timeouts would give) and costs one event at its
+   end; other streams waiting on an op inside the run are woken at that op's end exactly. A collective
+   is a rendezvous by ``key``: each member records when it *arrived*; when the last member arrives the
+   collective *starts* on the network (``Session.collective``), and when the network's event triggers
+   every member is released at once (one shared event);
 3. *collect* — one record per rank per operation (:data:`RECORD_COLUMNS`), ranks in order, operations in
    list order.
 
-Events (SimPy events processed, counted by the environment) scale with ranks × operations +
-collectives × phases: a compute op costs one timeout, a collective one release event plus what the
-network model schedules; waiting on a dependency that has already ended costs nothing, and waiting on one
-that has not costs one event when it ends. Everything runs in a fixed order (ranks ascending, the compute
-stream before the comm stream, SimPy's FIFO among equal times), so the same program on the same network
-gives bit-identical floats.
+Events (SimPy events processed) scale with ranks × (compute runs + collectives) + collectives × phases:
+a compute run costs one event, a collective one release event plus what the network model schedules,
+each process two (start, end); waiting on a dependency whose end is known costs nothing if it has passed
+and one event if it has not. Everything runs in a fixed order (ranks ascending, the compute stream before
+the comm stream, SimPy's FIFO among equal times), so the same program on the same network gives
+bit-identical floats.
 
 Examples
 --------
@@ -38,12 +41,14 @@ import math
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
+from heapq import heappush
 from typing import Any
 
 import networkx as nx
 import numpy as np
 import pandas as pd
 import simpy
+from simpy.core import NORMAL
 
 from sim.errors import UserError
 from sim.program import STREAMS, Collective, Compute, Program
@@ -77,16 +82,29 @@ class EngineResult:
     wall_s: float
 
 
-class _CountingEnvironment(simpy.Environment):
-    """A SimPy environment that counts the events it processes."""
+class _Environment(simpy.Environment):
+    """A SimPy environment that can trigger an event at an absolute time.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.processed = 0
+    ``env.timeout(t - env.now)`` would land on ``now + (t - now)``, which can differ from ``t`` in the last
+    bit; :meth:`at` puts the event on SimPy's queue at ``t`` itself (as ``Environment.schedule`` does for
+    ``now + delay``), so planned ends are exact. :meth:`scheduled` is the number of events put on the queue
+    so far (SimPy numbers each one), which after ``run()`` is the number processed.
+    """
 
-    def step(self) -> None:
-        super().step()
-        self.processed += 1
+    def fire_at(self, event: simpy.Event, at: float) -> simpy.Event:
+        """Schedule the untriggered ``event`` to succeed (value None) at time ``at`` (>= now)."""
+        event._ok = True
+        event._value = None
+        heappush(self._queue, (at, NORMAL, next(self._eid), event))
+        return event
+
+    def at(self, at: float) -> simpy.Event:
+        """A new event that succeeds at time ``at`` (>= now)."""
+        return self.fire_at(simpy.Event(self), at)
+
+    def scheduled(self) -> int:
+        """Events scheduled so far (each takes one SimPy event id)."""
+        return next(self._eid)
 
 
 class _Rendezvous:
@@ -174,26 +192,21 @@ def run_program(program: Program, network: Any) -> EngineResult:
     """
     wall0 = time.perf_counter()
     _validate(program, network)
-    env = _CountingEnvironment()
+    env = _Environment()
     session = network.session(env)
     n_ranks = program.n_ranks
-    # per rank: end time of each op (nan until it ends), and events of ops someone waits for
+    # per rank: end time of each op (nan until known; a compute run's ends are known, and recorded, when
+    # the run is planned), events of unfinished ops someone waits for, and the records
     ends = [[math.nan] * len(ops) for ops in program.ops]
     waiters: list[dict[int, simpy.Event]] = [{} for _ in range(n_ranks)]
     rows: list[list[tuple | None]] = [[None] * len(ops) for ops in program.ops]
     rdv: dict[str, _Rendezvous] = {}
-
-    def finish(r: int, i: int) -> None:
-        ends[r][i] = env.now
-        ev = waiters[r].pop(i, None)
-        if ev is not None:
-            ev.succeed()
+    at, fire_at = env.at, env.fire_at
 
     def start_collective(state: _Rendezvous) -> None:
         op = state.op
         state.start_s = env.now
-        sent = network.bytes_sent(op.op, op.algorithm, op.group, op.nbytes, op.halo_dims)
-        state.sent = sent
+        state.sent = network.bytes_sent(op.op, op.algorithm, op.group, op.nbytes, op.halo_dims)
         state.pos = {m: k for k, m in enumerate(op.group)}
         done = session.collective(op.op, op.algorithm, op.group, op.nbytes, op.halo_dims)
         release = state.release
@@ -201,22 +214,41 @@ def run_program(program: Program, network: Any) -> EngineResult:
 
     def stream_proc(r: int, idxs: list[int]) -> Generator[simpy.Event, Any, None]:
         ops = program.ops[r]
-        my_ends = ends[r]
-        my_rows = rows[r]
-        for i in idxs:
+        my_ends, my_rows, my_waiters = ends[r], rows[r], waiters[r]
+        k, n = 0, len(idxs)
+        while k < n:
+            i = idxs[k]
             op = ops[i]
             for d in op.deps:
-                if my_ends[d] != my_ends[d]:  # nan: not ended yet
-                    ev = waiters[r].get(d)
+                e = my_ends[d]
+                if e != e:  # nan: its end is not known yet
+                    ev = my_waiters.get(d)
                     if ev is None:
-                        ev = waiters[r][d] = env.event()
+                        ev = my_waiters[d] = env.event()
                     yield ev
-            arrive = env.now
-            if isinstance(op, Compute):
-                yield env.timeout(op.seconds)
-                my_rows[i] = (r, op.stream, "compute", "", "", op.layer, op.phase, "compute", f"{i}", 1,
-                              arrive, arrive, env.now, 0.0)
-                finish(r, i)
+                elif e > env.now:  # planned in a compute run of another stream
+                    yield at(e)
+            t = env.now
+            if type(op) is Compute:
+                # a run of computes whose deps are known: their times are sums, one event at the end
+                while True:
+                    end = t + op.seconds
+                    my_rows[i] = (r, op.stream, "compute", "", "", op.layer, op.phase, "compute", str(i), 1,
+                                  t, t, end, 0.0)
+                    my_ends[i] = end
+                    if my_waiters:
+                        ev = my_waiters.pop(i, None)
+                        if ev is not None:
+                            fire_at(ev, end)
+                    t = end
+                    k += 1
+                    if k == n:
+                        break
+                    i = idxs[k]
+                    op = ops[i]
+                    if type(op) is not Compute or not all(my_ends[d] <= t for d in op.deps):
+                        break
+                yield at(t)
                 continue
             state = rdv.get(op.key)
             if state is None:
@@ -225,10 +257,15 @@ def run_program(program: Program, network: Any) -> EngineResult:
             if state.waiting == 0:
                 start_collective(state)
             yield state.release
-            sent = float(state.sent[state.pos[r]])
+            now = env.now
             my_rows[i] = (r, op.stream, "collective", op.op, op.algorithm, op.layer, op.phase, op.category, op.key,
-                          len(op.group), arrive, state.start_s, env.now, sent)
-            finish(r, i)
+                          len(op.group), t, state.start_s, now, float(state.sent[state.pos[r]]))
+            my_ends[i] = now
+            if my_waiters:
+                ev = my_waiters.pop(i, None)
+                if ev is not None:
+                    ev.succeed()
+            k += 1
 
     for r, ops in enumerate(program.ops):
         for stream in STREAMS:
@@ -246,7 +283,7 @@ def run_program(program: Program, network: Any) -> EngineResult:
     flat = [row for per_rank in rows for row in per_rank]
     records = pd.DataFrame.from_records(flat, columns=RECORD_COLUMNS)
     makespan = float(records["end_s"].max()) if len(records) else 0.0
-    return EngineResult(records, env.processed, makespan, time.perf_counter() - wall0)
+    return EngineResult(records, env.scheduled(), makespan, time.perf_counter() - wall0)
 
 
 # ---------------------------------------------------------------------------------------------- one collective

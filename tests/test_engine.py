@@ -59,13 +59,26 @@ def test_dep_on_later_op_of_other_stream():
 
 
 def test_event_count_scales_with_ops():
-    # one SimPy process per rank per stream: an Initialize event, one timeout per compute op, the
-    # process's own end event -> events = 2·(processes) + (compute ops)
+    # one SimPy process per rank per stream: an Initialize event and the process's own end event; a run
+    # of computes whose deps are known is timed by sums and costs one event -> 3 events per rank here
     ranks, ops = 5, 7
     prog = Program(tuple(tuple(Compute(0.1 * (k + 1)) for k in range(ops)) for _ in range(ranks)))
     res = run_program(prog, net("analytic", hosts=ranks))
-    assert res.events == 2 * ranks + ranks * ops
+    assert res.events == 3 * ranks
     assert res.wall_s > 0
+    # the run's ends are the same sums SimPy would form op by op
+    t, ends = 0.0, []
+    for k in range(ops):
+        t = t + 0.1 * (k + 1)
+        ends.append(t)
+    assert res.records["end_s"].tolist() == ends * ranks
+
+
+def test_compute_run_broken_by_a_dep_and_waiters_fire_at_planned_ends():
+    # compute: op0 waits for comm op2 (0.5 s), then op1; comm: op2, then op3 waits for compute op1
+    ops = (Compute(1.0, deps=(2,)), Compute(2.0), Compute(0.5, stream="comm"), Compute(1.0, stream="comm", deps=(1,)))
+    rec = run_program(Program((ops,)), net()).records
+    assert rec[["arrive_s", "end_s"]].values.tolist() == [[0.5, 1.5], [1.5, 3.5], [0.0, 0.5], [3.5, 4.5]]
 
 
 def test_empty_program():
