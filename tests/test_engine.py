@@ -241,3 +241,19 @@ def test_simulate_collective_errors():
     with pytest.raises(UserError, match="network"):
         simulate_collective("allreduce", "ring", 4, 1e6, SPEC, "fluid")
     assert math.isfinite(simulate_collective("allreduce", "ring", 4, 1e6, SPEC, "analytic")["time_s"])
+
+
+def test_hierarchical_local_size_follows_the_grid_placement():
+    """hier:gpus_per_node=4, 16 ranks, grid 4x4 along pr. Row-major: each model group is one node, so
+    hierarchical all-reduce runs with local_size = 4 over NVSwitch paths (2 links of 1 µs, 450 GB/s);
+    col-major: each group has one GPU per node (local_size = 1) over the fabric (one NIC per GPU: two NIC
+    links of 2 µs, 50 GB/s). Both equal the algorithm's closed form with those α and bandwidths."""
+    from sim.collectives import get_algorithm
+
+    hier = get_algorithm("allreduce", "hierarchical")
+    n, spec = 64e6, "hier:gpus_per_node=4"
+    row = simulate_collective("allreduce", "hierarchical", 16, n, spec, "flow", grid="4x4", along="pr")
+    assert row["time_s"] == pytest.approx(hier.cost_s(4, n, 2e-6, 450e9, local_size=4), rel=1e-12)
+    col = simulate_collective("allreduce", "hierarchical", 16, n, spec, "flow", grid="4x4", along="pr",
+                              placement="col-major")
+    assert col["time_s"] == pytest.approx(hier.cost_s(4, n, 4e-6, 50e9, local_size=1), rel=1e-12)
