@@ -209,6 +209,9 @@ def test_concurrent_groups_share_an_oversubscribed_core():
 # ------------------------------------------------------------------------------------------ errors
 @pytest.mark.parametrize("prog, field", [
     (Program(((Compute(1.0, deps=(1,)), Compute(1.0, deps=(0,))),)), "program"),  # deadlock
+    (Program(((Collective("allreduce", (0, 1), 1.0, "ring", key="a"), Collective("allreduce", (0, 1), 1.0, "ring", key="b")),
+              (Collective("allreduce", (0, 1), 1.0, "ring", key="b"), Collective("allreduce", (0, 1), 1.0, "ring", key="a")))),
+     "program"),  # members reach two collectives in opposite orders
     (Program(((Compute(1.0, deps=(5,)),),)), "program.deps"),
     (Program(((Compute(-1.0),),)), "program.seconds"),
     (Program(((Compute(1.0, stream="gpu"),),)), "program.stream"),
