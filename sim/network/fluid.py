@@ -10,8 +10,9 @@ model); it owns one SimPy event that triggers when the last of its flows has arr
   ``latency + bytes / rate`` when its rate is constant, and never less than ``latency + bytes / min
   capacity on its path`` (the uncontended time).
 
-Rates change only when flows start or finish sending. Starts at one simulated instant are coalesced into
-one re-rating (a zero-delay wake-up), and flows that finish at the same instant are retired together, so
+Rates change only when flows start or finish sending, and only for the flows connected to them through
+shared links (max-min rates decompose over the connected components of the flow-link graph, so the
+re-rating is exact on that subset). Starts at one simulated instant are coalesced into one re-rating (a zero-delay wake-up), and flows that finish at the same instant are retired together, so
 the SimPy events are a few per rate change, not per flow. Between rate changes, the remaining bytes of
 every flow drop by ``rate × dt`` in one numpy operation. A wake-up scheduled before a later change is
 recognised as stale by a generation counter and ignored.
@@ -183,7 +184,7 @@ class FluidCore:
         self._wake_pending = False
         self._advance()
         pending, self._pending = self._pending, []
-        base = len(self.rem)
+        base = n_old = len(self.rem)
         rems, lats, batches, incf, incl = [self.rem], [self.flat], [self.fbatch], [self.inc_flow], [self.inc_link]
         sizes = [self.fbytes]
         for inc_flow, inc_link, nbytes, latency_s, bid in pending:
@@ -210,9 +211,30 @@ class FluidCore:
         self.inc_flow, self.inc_link = np.concatenate(incf), np.concatenate(incl)
         if len(self.inc_link) and int(self.inc_link.max()) >= len(self._cap):
             self._cap, self._lat = self.router.capacity_Bps, self.router.latency_s
-        self._rerate()
+        self.rate = np.concatenate([self.rate, np.zeros(len(self.rem) - n_old)])
+        self._rerate(np.concatenate(incl[1:]))
 
-    def _rerate(self) -> None:
+    def _affected(self, changed_links: np.ndarray) -> np.ndarray:
+        """Mask of the active flows connected (through shared links, transitively) to ``changed_links``.
+
+        Max-min rates decompose over the connected components of the flow-link graph, so only these
+        flows can change rate when flows start or finish on ``changed_links``.
+        """
+        inc_flow, inc_link = self.inc_flow, self.inc_link
+        n = len(self.rem)
+        link_mark = np.zeros(len(self._cap), dtype=bool)
+        link_mark[changed_links] = True
+        flow_mark = np.zeros(n, dtype=bool)
+        n_marked = -1
+        while True:
+            flow_mark[inc_flow[link_mark[inc_link]]] = True
+            count = int(flow_mark.sum())
+            if count in (n_marked, n):
+                return flow_mark
+            n_marked = count
+            link_mark[inc_link[flow_mark[inc_flow]]] = True
+
+    def _rerate(self, changed_links: np.ndarray) -> None:
         from sim.network.maxmin import maxmin_rates
 
         self._gen += 1
@@ -221,11 +243,16 @@ class FluidCore:
             self.rate = np.zeros(0)
             return
         self.reratings += 1
-        # compact the links to those in use (a lookup table, no sort)
-        used = np.flatnonzero(np.bincount(self.inc_link, minlength=len(self._cap)))
-        lut = np.empty(len(self._cap), dtype=np.int64)
-        lut[used] = np.arange(len(used))
-        self.rate = maxmin_rates(self.inc_flow, lut[self.inc_link], n, self._cap[used])
+        sub = self._affected(changed_links)
+        if sub.any():
+            sel = sub[self.inc_flow]
+            inc_flow = (np.cumsum(sub) - 1)[self.inc_flow[sel]]
+            inc_link = self.inc_link[sel]
+            # compact the links to those in use (a lookup table, no sort)
+            used = np.flatnonzero(np.bincount(inc_link, minlength=len(self._cap)))
+            lut = np.empty(len(self._cap), dtype=np.int64)
+            lut[used] = np.arange(len(used))
+            self.rate[sub] = maxmin_rates(inc_flow, lut[inc_link], int(sub.sum()), self._cap[used])
         finish = self.rem / self.rate
         dt = float(finish.min())
         gen = self._gen
@@ -257,10 +284,11 @@ class FluidCore:
                 self._batch_left[bid] = left
                 self._batch_arrive[bid] = arrive
         keep = ~done
+        changed = self.inc_link[done[self.inc_flow]]
         renum = np.cumsum(keep) - 1
         keep_inc = keep[self.inc_flow]
         self.inc_flow, self.inc_link = renum[self.inc_flow[keep_inc]], self.inc_link[keep_inc]
         self.bytes_delivered += float(self.fbytes[done].sum())
         self.rem, self.flat, self.fbatch = self.rem[keep], self.flat[keep], self.fbatch[keep]
-        self.fbytes = self.fbytes[keep]
-        self._rerate()
+        self.fbytes, self.rate = self.fbytes[keep], self.rate[keep]
+        self._rerate(changed)
