@@ -85,6 +85,7 @@ def test_parse_sizes():
     (BASE + ["--bytes", "1MiB", "--grid", "2x4", "--placement", "spiral"], "placement"),
     (BASE + ["--bytes", "1MiB", "--procs", "0"], "procs"),
     (BASE + ["--bytes", "1MiB", "--topology", "moebius"], "topology"),
+    (BASE + ["--bytes", "1MiB", "--along", "pc"], "along"),  # --along without --grid
 ])
 def test_errors_exit_2_with_one_line(capsys, argv, field):
     assert main(argv) == 2
