@@ -117,7 +117,7 @@ class _Rendezvous:
         self.waiting = len(op.group)
         self.start_s = math.nan
         self.release = release
-        self.sent: np.ndarray | None = None
+        self.sent: list[float] = []
         self.pos: dict[int, int] | None = None
 
 
@@ -206,7 +206,7 @@ def run_program(program: Program, network: Any) -> EngineResult:
     def start_collective(state: _Rendezvous) -> None:
         op = state.op
         state.start_s = env.now
-        state.sent = network.bytes_sent(op.op, op.algorithm, op.group, op.nbytes, op.halo_dims)
+        state.sent = network.bytes_sent(op.op, op.algorithm, op.group, op.nbytes, op.halo_dims).tolist()
         state.pos = {m: k for k, m in enumerate(op.group)}
         done = session.collective(op.op, op.algorithm, op.group, op.nbytes, op.halo_dims)
         release = state.release
@@ -259,7 +259,7 @@ def run_program(program: Program, network: Any) -> EngineResult:
             yield state.release
             now = env.now
             my_rows[i] = (r, op.stream, "collective", op.op, op.algorithm, op.layer, op.phase, op.category, op.key,
-                          len(op.group), t, state.start_s, now, float(state.sent[state.pos[r]]))
+                          len(op.group), t, state.start_s, now, state.sent[state.pos[r]])
             my_ends[i] = now
             if my_waiters:
                 ev = my_waiters.pop(i, None)
