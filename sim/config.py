@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sim.errors import UserError
 from sim.grid import all_grids, parse_grid, parse_placement
+from sim.yamlfile import read_yaml_mapping
 
 STRATEGIES = ("batch", "model", "domain", "integrated")
 CONV_MODES = ("batch", "model", "domain")
@@ -188,21 +189,7 @@ def make_config(data: dict[str, Any] | RunConfig) -> RunConfig:
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML run config file."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError("config", f"file {str(p)!r} does not exist", "a path to a YAML run config")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f" at line {line + 1}" if line is not None else ""
-        raise UserError("config", f"malformed YAML in {str(p)!r}{where}", "a YAML mapping of config keys") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UserError("config", f"{str(p)!r} holds a {type(data).__name__}, not a mapping",
-                        "a YAML mapping of config keys")
-    return data
+    return read_yaml_mapping(path, "config", "a YAML run config: a mapping of config keys")
 
 
 def parse_set(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:

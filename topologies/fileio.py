@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
-import yaml
 
 from sim.errors import UserError
 from sim.units import parse_rate, parse_time
+from sim.yamlfile import read_yaml_mapping
 
 _KINDS = ("host", "switch")
 
@@ -44,13 +44,7 @@ def _link(attrs: dict[str, Any], defaults: dict[str, Any], where: str) -> dict[s
 
 
 def _from_yaml(path: Path) -> nx.Graph:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "syntax error"
-        raise UserError("topology", f"malformed YAML in {path}: {first}", "a YAML mapping with nodes and edges") from None
-    if not isinstance(data, dict):
-        raise UserError("topology", f"{path} is not a YAML mapping", "keys hosts, switches (or nodes), edges")
+    data = read_yaml_mapping(path, "topology", "a topology YAML file: a mapping with hosts, switches (or nodes), edges")
     G = nx.Graph(kind="file", routing="shortest", name=str(data.get("name", path.stem)))
     defaults = data.get("defaults") or {}
     hosts: list[Any] = []

@@ -15,6 +15,7 @@ import yaml
 
 from sim.errors import UserError
 from sim.units import parse_flops, parse_rate
+from sim.yamlfile import read_yaml_mapping
 
 DEVICE_DIR = Path(__file__).with_name("devices")
 
@@ -77,12 +78,7 @@ def load_device(name: str) -> DeviceSpec:
             raise UserError("device", f"{name!r} is not a known device",
                             f"one of {', '.join(sorted(files))} or a .yaml file")
         path = files[name]
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        raise UserError("device", f"{str(path)!r} is not valid YAML", "a mapping as in workloads/devices/") from None
-    if not isinstance(data, dict):
-        raise UserError("device", f"{str(path)!r} does not hold a mapping", "a mapping as in workloads/devices/")
+    data = read_yaml_mapping(path, "device", "a device YAML file: a mapping as in workloads/devices/")
     for key in ("peak_flops", "mem_bandwidth", "b_half"):
         if key not in data:
             raise UserError("device", f"{str(path)!r} lacks {key}", "peak_flops, mem_bandwidth and b_half")

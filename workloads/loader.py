@@ -22,9 +22,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sim.errors import UserError
+from sim.yamlfile import read_yaml_mapping
 from workloads.chain import Chain
 from workloads.layer import Model
 from workloads.zoo import get_model
@@ -66,15 +65,8 @@ def load_model(path_or_name: str | Path) -> Model:
     text = str(path_or_name)
     if not text.lower().endswith((".yaml", ".yml")):
         return get_model(text)
-    path = Path(text)
-    if not path.is_file():
-        raise UserError("model", f"file {text!r} does not exist", "a zoo name or an existing .yaml file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "syntax error"
-        raise UserError("model", f"{text!r} is not valid YAML ({first})", "a YAML mapping as in the docs") from None
-    return model_from_dict(data, default_name=path.stem)
+    data = read_yaml_mapping(text, "model", "a zoo name, or a model YAML file (a mapping with input_shape and layers)")
+    return model_from_dict(data, default_name=Path(text).stem)
 
 
 def _int(value: Any, field: str, what: str) -> int:

@@ -46,11 +46,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sim.config import RunConfig, make_config
 from sim.errors import UserError
 from sim.grid import all_grids
+from sim.yamlfile import read_yaml_mapping
 
 TOP_KEYS = ("base", "vary", "zip", "name", "description")
 CONFIG_KEYS: tuple[str, ...] = tuple(RunConfig.model_fields)
@@ -188,17 +187,8 @@ def _check_zip(groups: Any, source: str) -> list[dict[str, list[Any]]]:
 
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and check a sweep file; every problem is one :class:`UserError` (field ``sweep``...)."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError("sweep", f"file {str(p)!r} does not exist", "a path to a sweep YAML file")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f" at line {line + 1}" if line is not None else ""
-        raise UserError("sweep", f"malformed YAML in {str(p)!r}{where}",
-                        "a YAML mapping with base, vary and zip") from None
-    return SweepSpec.from_dict(data, source=str(p))
+    data = read_yaml_mapping(path, "sweep", "a sweep YAML file: a mapping with base, vary and zip")
+    return SweepSpec.from_dict(data, source=str(path))
 
 
 # ---------------------------------------------------------------------------------------- points
