@@ -169,3 +169,30 @@ def test_step_network_runs_and_is_not_faster_than_analytic():
     assert step.meta["engine"] == "full" and analytic.meta["engine"] == "fast"
     assert step.iteration_s >= analytic.iteration_s * (1 - 1e-9)
     assert step.records["rank"].nunique() == 8
+
+
+@pytest.mark.parametrize("collectives", ["ring", "paper"])
+def test_bytes_sent_per_rank_equals_the_allreduce_volume(collectives):
+    """Pure batch: every rank sends 2 (P-1)/P of each ΔW (4-byte words) in a ring or reduce-scatter +
+    all-gather all-reduce (Thakur et al. 2005; PAPER.md's all-reduce), summed over the weight layers."""
+    from workloads.zoo import get_model
+
+    P = 8
+    params = sum(layer.params for layer in get_model("alexnet").layers)
+    s = simulate(dict(SMALL, procs=P, strategy="batch", collectives=collectives)).summary.iloc[0]
+    assert s["bytes_sent_per_rank"] == pytest.approx(2 * (P - 1) / P * 4 * params, rel=1e-12)
+
+
+def test_bytes_sent_per_rank_pure_model_ring():
+    """Pure model (grid Px1), ring: forward all-gather of Y_i (d_i B words) and, for every weight layer but
+    the first, backward all-reduce of ΔX_i (d_{i-1} B words); each rank sends (P-1)/P of an all-gather's
+    result and 2 (P-1)/P of an all-reduce's vector."""
+    from workloads.zoo import get_model
+
+    P, B = 8, 64
+    ws = [layer for layer in get_model("alexnet").layers if layer.kind in ("conv", "fc")]
+    expected = sum((P - 1) / P * 4 * B * w.out_elems_per_sample for w in ws)
+    expected += sum(2 * (P - 1) / P * 4 * B * w.in_elems_per_sample for w in ws[1:])
+    s = simulate(dict(SMALL, procs=P, batch=B, strategy="model", collectives="ring")).summary.iloc[0]
+    assert s["redistribute_s"] == 0
+    assert s["bytes_sent_per_rank"] == pytest.approx(expected, rel=1e-12)
