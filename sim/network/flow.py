@@ -31,16 +31,12 @@ from functools import partial
 import numpy as np
 import simpy
 
-from sim.network.base import NetworkModel, Session, cached_phases
-from sim.network.fluid import FluidCore
+from sim.network.base import Session, cached_phases
+from sim.network.fluidmodel import FluidNetwork, FluidSession
 
 
-class FlowSession(Session):
-    """One run: a fluid core shared by every collective of the run."""
-
-    def __init__(self, model: FlowNetwork, env: simpy.Environment) -> None:
-        super().__init__(model, env)
-        self.core = FluidCore(env, model.router)
+class FlowSession(FluidSession):
+    """One run: every phase of every collective as a batch of flows on the run's fluid core."""
 
     def collective(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
                    halo_dims: tuple[int, ...] = ()) -> simpy.Event:
@@ -60,33 +56,23 @@ class FlowSession(Session):
             self.core.add(inc_flow, inc_link, nbytes, lat, callback=partial(self._phase, plan, done, i + 1))
 
 
-class FlowNetwork(NetworkModel):
+class FlowNetwork(FluidNetwork):
     """Fluid flows per phase, max-min fair sharing of links (SimGrid-like)."""
 
     name = "flow"
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._plans: dict[tuple, tuple] = {}
         self._patterns: dict[tuple, tuple] = {}
 
-    def plan(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
-             halo_dims: tuple[int, ...]) -> tuple:
-        """Per phase: ``(inc_flow, inc_link, bytes, latency)`` of its flows, for this group (cached)."""
-        kw = self.algo_kwargs(op, algorithm, group, halo_dims)
-        key = (op, algorithm, group, nbytes, kw)
-        hit = self._plans.get(key)
-        if hit is not None:
-            return hit
+    def build_plan(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float, kw: tuple) -> tuple:
+        """Per phase: ``(inc_flow, inc_link, bytes, latency)`` of its flows, for this group."""
         out = []
         for ph in cached_phases(op, algorithm, len(group), nbytes, kw):
             inc_flow, inc_link, lat = self.pattern(group, ph.src, ph.dst)
             nb = np.broadcast_to(np.asarray(ph.nbytes, dtype=np.float64), lat.shape) * ph.steps
             out.append((inc_flow, inc_link, np.ascontiguousarray(nb), lat * ph.steps))
-        plan = tuple(out)
-        if len(self._plans) < 65536:
-            self._plans[key] = plan
-        return plan
+        return tuple(out)
 
     def pattern(self, group: tuple[int, ...], src: np.ndarray, dst: np.ndarray) -> tuple:
         """Incidence and one-step path latency of the transfers ``src -> dst`` (local ranks) of ``group``.
@@ -105,7 +91,7 @@ class FlowNetwork(NetworkModel):
         lat_link = self.router.latency_s[inc_link] if len(inc_link) else np.zeros(0)
         lat = np.bincount(inc_flow, weights=lat_link, minlength=len(src))
         hit = (inc_flow, inc_link, lat)
-        if len(self._patterns) < 65536:
+        if len(self._patterns) < self.max_plans:
             self._patterns[key] = hit
         return hit
 

@@ -18,8 +18,8 @@ from functools import partial
 import numpy as np
 import simpy
 
-from sim.network.base import NetworkModel, Session, cached_phases
-from sim.network.fluid import FluidCore
+from sim.network.base import Session, cached_phases
+from sim.network.fluidmodel import FluidNetwork, FluidSession
 
 
 class _Run:
@@ -76,12 +76,8 @@ class _Run:
                 self._advance(x)
 
 
-class StepSession(Session):
-    """One run: a fluid core shared by every transfer of every collective."""
-
-    def __init__(self, model: StepNetwork, env: simpy.Environment) -> None:
-        super().__init__(model, env)
-        self.core = FluidCore(env, model.router)
+class StepSession(FluidSession):
+    """One run: every transfer of every collective as its own flow on the run's fluid core."""
 
     def collective(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
                    halo_dims: tuple[int, ...] = ()) -> simpy.Event:
@@ -91,23 +87,14 @@ class StepSession(Session):
         return done
 
 
-class StepNetwork(NetworkModel):
+class StepNetwork(FluidNetwork):
     """Every step with its per-rank dependencies; slow, for validation at small P."""
 
     name = "step"
+    max_plans = 4096  # step plans hold a route per transfer: keep fewer
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._plans: dict[tuple, dict] = {}
-
-    def plan(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
-             halo_dims: tuple[int, ...]) -> dict:
-        """Steps, per-phase involvement counts, transfers touching each rank, routed transfers (cached)."""
-        kw = self.algo_kwargs(op, algorithm, group, halo_dims)
-        key = (op, algorithm, group, nbytes, kw)
-        hit = self._plans.get(key)
-        if hit is not None:
-            return hit
+    def build_plan(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float, kw: tuple) -> dict:
+        """Steps, per-phase involvement counts, transfers touching each rank, routed transfers."""
         p = len(group)
         hosts = self.hosts_of(group)
         phases = cached_phases(op, algorithm, p, nbytes, kw)
@@ -133,11 +120,8 @@ class StepNetwork(NetworkModel):
             lat_arr = self.router.latency_s
             transfers.append([(r, float(nb[t]), float(lat_arr[r].sum()) if len(r) else 0.0, int(src[t]),
                                int(dst[t])) for t, r in enumerate(routes)])
-        plan = {"p": p, "steps": steps, "next_step_of_phase": next_step_of_phase, "involved": involved,
+        return {"p": p, "steps": steps, "next_step_of_phase": next_step_of_phase, "involved": involved,
                 "touch": touch, "transfers": transfers}
-        if len(self._plans) < 4096:
-            self._plans[key] = plan
-        return plan
 
     def session(self, env: simpy.Environment) -> Session:
         return StepSession(self, env)

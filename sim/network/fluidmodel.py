@@ -1,0 +1,55 @@
+"""What the ``flow`` and ``step`` models share: a fluid core per run and a per-group plan cache.
+
+Both models turn a collective of one group into a *plan* (routed transfers derived from the algorithm's
+phases), cache it per ``(op, algorithm, group, nbytes, algorithm keywords)`` on the model so repeated
+collectives and later runs reuse it, and run it on a :class:`~sim.network.fluid.FluidCore` opened once per
+simulation run. Subclasses say only how a plan is built (:meth:`FluidNetwork.build_plan`) and how a
+session runs it.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import simpy
+
+from sim.network.base import NetworkModel, Session
+from sim.network.fluid import FluidCore
+
+
+class FluidSession(Session):
+    """One run of a fluid model: the fluid core shared by every collective of the run."""
+
+    model: FluidNetwork
+
+    def __init__(self, model: FluidNetwork, env: simpy.Environment) -> None:
+        super().__init__(model, env)
+        self.core = FluidCore(env, model.router)
+
+
+class FluidNetwork(NetworkModel):
+    """A network model whose collectives run as flows on a :class:`FluidCore`, with cached plans."""
+
+    #: at most this many plans are kept (a bound on memory for very long sweeps of sizes)
+    max_plans = 65536
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plans: dict[tuple, Any] = {}
+
+    def plan(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
+             halo_dims: tuple[int, ...]) -> Any:
+        """The plan of this collective on this group (built once, then cached)."""
+        kw = self.algo_kwargs(op, algorithm, group, halo_dims)
+        key = (op, algorithm, group, nbytes, kw)
+        hit = self._plans.get(key)
+        if hit is None:
+            hit = self.build_plan(op, algorithm, group, nbytes, kw)
+            if len(self._plans) < self.max_plans:
+                self._plans[key] = hit
+        return hit
+
+    @abstractmethod
+    def build_plan(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float, kw: tuple) -> Any:
+        """Build the plan of a collective; ``kw`` are the algorithm's keywords as sorted items."""
