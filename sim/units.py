@@ -108,25 +108,38 @@ def parse_flops(text: str | float | int, field: str = "flops") -> float:
     raise UserError(field, f"unknown compute-rate unit {unit!r} in {text!r}", "FLOP/s with k, M, G, T, P prefixes")
 
 
+def _scaled(value: float, units: tuple[tuple[str, float], ...], base: str) -> str:
+    """``value`` in the first unit it reaches (largest first), 4 significant digits, never in e-notation
+    above the largest unit (``12,345 s``)."""
+    if value != value or value in (math.inf, -math.inf):
+        return f"{value} {base}"
+    for unit, scale in units:
+        if abs(value) >= scale:
+            scaled = value / scale
+            return f"{scaled:,.0f} {unit}" if abs(scaled) >= 1e4 else f"{scaled:.4g} {unit}"
+    return f"{value:.4g} {base}"
+
+
 def format_bytes(n_bytes: float) -> str:
     """Format a size with binary prefixes: ``format_bytes(3 * 2**20) == '3 MiB'``."""
-    for unit, scale in (("PiB", 2.0**50), ("TiB", 2.0**40), ("GiB", 2.0**30), ("MiB", 2.0**20), ("KiB", 2.0**10)):
-        if abs(n_bytes) >= scale:
-            return f"{n_bytes / scale:.4g} {unit}"
-    return f"{n_bytes:.4g} B"
+    return _scaled(n_bytes, (("PiB", 2.0**50), ("TiB", 2.0**40), ("GiB", 2.0**30), ("MiB", 2.0**20),
+                             ("KiB", 2.0**10), ("B", 1.0)), "B")
 
 
 def format_time(seconds: float) -> str:
-    """Format a duration: ``format_time(2e-6) == '2 us'``."""
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-        if abs(seconds) >= scale:
-            return f"{seconds / scale:.4g} {unit}"
-    return f"{seconds:.4g} s"
+    """Format a duration: ``format_time(2e-6) == '2 us'``, ``format_time(12345.0) == '12,345 s'``."""
+    return _scaled(seconds, (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)), "s")
 
 
 def format_rate(bytes_per_s: float) -> str:
     """Format a rate with decimal prefixes: ``format_rate(6e9) == '6 GB/s'``."""
-    for unit, scale in (("TB/s", 1e12), ("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
-        if abs(bytes_per_s) >= scale:
-            return f"{bytes_per_s / scale:.4g} {unit}"
-    return f"{bytes_per_s:.4g} B/s"
+    return _scaled(bytes_per_s, (("TB/s", 1e12), ("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3), ("B/s", 1.0)),
+                   "B/s")
+
+
+def format_count(value: float) -> str:
+    """Format a large count with decimal prefixes: ``format_count(1.456e9) == '1.456 G'``; small integers
+    with thousands separators (``format_count(8199) == '8,199'``)."""
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e6:
+        return f"{int(value):,}"
+    return _scaled(value, (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3), ("", 1.0)), "").strip()

@@ -48,9 +48,35 @@ def test_csv_and_table_formats(capsys):
     assert main(BASE + ["--bytes", "1KiB,2KiB", "--format", "csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == ",".join(FIELDS) and len(lines) == 3
-    assert main(BASE + ["--bytes", "1MiB"]) == 0
-    out = capsys.readouterr().out
-    assert "busbw_Bps" in out and "allreduce" in out
+
+
+def test_table_is_printed_as_nccl_tests_prints_it(capsys):
+    # 8-rank ring all-reduce on ideal links: t = 2(p-1)(α + n/(p·bw)); nccl-tests' columns: size (B), count
+    # (fp32 elements of the vector), type, redop, root, time (µs), algbw and busbw (GB/s), #wrong
+    sizes = [2**20, 2**27]
+    assert main(BASE + ["--bytes", "1MiB,128MiB", "--topology", "ideal:latency=2us,bandwidth=1GB/s"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].split() == ["#", "size", "count", "type", "redop", "root", "time", "algbw", "busbw", "#wrong"]
+    data = [line.split() for line in lines if not line.startswith("#")]
+    p, a, bw = 8, 2e-6, 1e9
+    for fields, n in zip(data, sizes, strict=True):
+        t = 2 * (p - 1) * (a + n / (p * bw))
+        assert fields[:5] == [str(n), str(n // 4), "float", "sum", "-1"]
+        assert float(fields[5]) == pytest.approx(t * 1e6, abs=0.5)
+        assert float(fields[6]) == pytest.approx(n / t / 1e9, abs=0.005)
+        assert float(fields[7]) == pytest.approx(n / t / 1e9 * 2 * (p - 1) / p, abs=0.005)
+        assert fields[8] == "N/A"
+    avg = [line for line in lines if line.startswith("# Avg bus bandwidth")][0]
+    expected = sum(n / (2 * (p - 1) * (a + n / (p * bw))) * 2 * (p - 1) / p for n in sizes) / 2 / 1e9
+    assert float(avg.split(":")[1]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_nccl_count_is_the_per_rank_buffer_for_gather_and_scatter(capsys):
+    # nccl-tests all_gather/reduce_scatter print count = elements per rank: 1 MiB over 4 ranks -> 65536
+    assert main(["collective", "--op", "reduce_scatter", "--algorithm", "ring", "--procs", "4",
+                 "--bytes", "1MiB"]) == 0
+    data = [line.split() for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
+    assert data[0][:5] == ["1048576", "65536", "float", "sum", "-1"]
 
 
 def test_grid_runs_every_group_at_once(capsys):

@@ -38,3 +38,21 @@ def test_exit_code_of_a_command_is_returned(monkeypatch):
 
     monkeypatch.setattr(cli, "get_command", lambda ctx, name: boom if name == "boom" else None)
     assert main(["boom"]) == 7
+
+
+def test_listed_help_is_each_commands_own_first_line():
+    # `dnnsim --help` prints COMMANDS' copy of each one-line help without importing the command
+    ctx = click.Context(cli)
+    for name, (_target, short) in COMMANDS.items():
+        assert cli.get_command(ctx, name).get_short_help_str(limit=200) == short, name
+
+
+def test_help_imports_no_command_module_nor_heavy_library():
+    import subprocess
+    import sys
+
+    code = ("import sys; from sim.cli import main; main(['--help']); "
+            "print(sorted(m for m in sys.modules if m.startswith(('sim.cli.', 'pandas', 'numpy', 'networkx', "
+            "'simpy', 'pydantic', 'matplotlib'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

@@ -14,18 +14,30 @@ import click
 
 from sim.errors import UserError
 
-#: command name -> "module:attribute" of its click command
-COMMANDS: dict[str, str] = {
-    "models": "sim.cli.models_cmd:models",
-    "show-model": "sim.cli.models_cmd:show_model",
-    "topologies": "sim.cli.topology_cmd:topologies",
-    "show-topology": "sim.cli.topology_cmd:show_topology",
-    "collective": "sim.cli.collective_cmd:collective",
-    "run": "sim.cli.run_cmd:run",
-    "best": "sim.cli.run_cmd:best",
-    "sweep": "sim.cli.sweep_cmd:sweep",
-    "plot": "sim.cli.plot_cmd:plot",
-    "profile": "sim.cli.profile_cmd:profile",
+#: command name -> ("module:attribute" of its click command, its one-line help). The help is repeated here
+#: so that ``dnnsim --help`` lists the commands without importing them; a test checks it against each
+#: command's own docstring.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "models": ("sim.cli.models_cmd:models",
+               "List the model zoo: name, layers, params, fwd_flops_per_sample (2 FLOPs per multiply-add)."),
+    "show-model": ("sim.cli.models_cmd:show_model",
+                   "Print MODEL (a zoo name or a .yaml/.yml file) layer by layer."),
+    "topologies": ("sim.cli.topology_cmd:topologies",
+                   "List topology kinds (with their keys and defaults) and presets (with their values)."),
+    "show-topology": ("sim.cli.topology_cmd:show_topology",
+                      "Print hosts, switches, links, diameter_hops and bisection_Bps of SPEC (plus α and 1/β)."),
+    "collective": ("sim.cli.collective_cmd:collective",
+                   "Time one collective on a simulated topology (nccl-tests style fields, one row per size)."),
+    "run": ("sim.cli.run_cmd:run",
+            "Simulate one training iteration (and its epoch) of CONFIG_FILE and/or the flags."),
+    "best": ("sim.cli.run_cmd:best",
+             "Rank every strategy and grid of CONFIG_FILE and/or the flags by iteration time."),
+    "sweep": ("sim.cli.sweep_cmd:sweep",
+              "Run every point of SWEEP_FILE (base, vary, zip) and write one row per point to --out."),
+    "plot": ("sim.cli.plot_cmd:plot",
+             "Plot RESULTS (a CSV written by dnnsim sweep) as --kind scaling, breakdown or grid into -o FILE."),
+    "profile": ("sim.cli.profile_cmd:profile",
+                "Measure every layer's forward and backward seconds with PyTorch (needs dnnsim[torch])."),
 }
 
 
@@ -36,10 +48,10 @@ class LazyGroup(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
             return None
-        module_name, attr = target.split(":")
+        module_name, attr = entry[0].split(":")
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -47,6 +59,11 @@ class LazyGroup(click.Group):
                 raise
             return None
         return getattr(module, attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help``, from :data:`COMMANDS` (no command module is imported)."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

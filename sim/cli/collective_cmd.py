@@ -22,6 +22,9 @@ from sim.errors import UserError
 FIELDS = ["op", "algorithm", "procs", "bytes", "topology", "network", "time_s", "algbw_Bps", "busbw_Bps",
           "events", "wall_s"]
 
+#: bytes of the element type the table's ``count`` column counts (fp32, nccl-tests' default ``float``)
+WORD_BYTES = 4
+
 #: the most sizes one ``--bytes`` range may expand to
 MAX_SIZES = 4096
 
@@ -105,8 +108,63 @@ def collective(op: str, algorithm: str, procs: int, nbytes: str, topology: str, 
     graph = build_topology(topology, procs)
     model = make_network(network, graph, ecmp=ecmp)
     rows = []
+    row: dict = {}
     for size in sizes:
         row = simulate_collective(op, algorithm, procs, size, topology, network, grid=grid, along=along,
                                   placement=placement, ecmp=ecmp, model=model)
         rows.append({k: row[k] for k in FIELDS})
-    emit(rows, fmt, single=len(rows) == 1)
+    if fmt == "table":
+        click.echo(nccl_table(rows, group_size=int(row["group_size"]), groups=int(row["groups"])))
+    else:
+        emit(rows, fmt, single=len(rows) == 1)
+
+
+def _nccl_count(op: str, nbytes: float, p: int) -> int:
+    """nccl-tests' ``count`` column: elements of the per-rank buffer the call is given (all-gather: the send
+    buffer, reduce-scatter: the receive buffer, all-to-all: one peer's block; others: the whole vector), as
+    ``*GetCollByteCount``'s ``paramcount`` in nccl-tests' src/all_gather.cu, reduce_scatter.cu, alltoall.cu."""
+    per_rank = op in ("allgather", "reduce_scatter", "alltoall")
+    return int(nbytes // (WORD_BYTES * (p if per_rank else 1)))
+
+
+def _nccl_time(us: float) -> str:
+    # nccl-tests' common.cu: %7.0f from 10 ms, %7.1f from 100 us, else %7.2f
+    return f"{us:7.0f}" if us >= 1e4 else f"{us:7.1f}" if us >= 100 else f"{us:7.2f}"
+
+
+def nccl_table(rows: list[dict], group_size: int, groups: int) -> str:
+    """Rows as nccl-tests prints them (``#`` header, one line per size, ``# Avg bus bandwidth``), so that a
+    simulated and a measured run can be read side by side. Only the out-of-place block exists (a simulation
+    has no in-place variant) and ``#wrong`` is ``N/A``, as nccl-tests prints it when data checks are off.
+
+    Examples
+    --------
+    >>> rows = [{"op": "allreduce", "algorithm": "ring", "procs": 4, "bytes": 1048576.0, "topology": "ideal",
+    ...          "network": "flow", "time_s": 5e-4, "algbw_Bps": 1048576 / 5e-4,
+    ...          "busbw_Bps": 1.5 * 1048576 / 5e-4, "events": 9, "wall_s": 0.001}]
+    >>> print(nccl_table(rows, group_size=4, groups=1).splitlines()[4])
+         1048576        262144     float     sum      -1    500.0    2.10    3.15     N/A
+    """
+    first = rows[0]
+    op = str(first["op"])
+    redop = "sum" if op in ("allreduce", "reduce", "reduce_scatter") else "none"
+    root = 0 if op in ("broadcast", "reduce") else -1
+    where = f"{groups} groups of {group_size} ranks at once" if groups > 1 else f"{group_size} ranks"
+    lines = [
+        f"# dnnsim collective: {op}, algorithm {first['algorithm']}, {where}, topology {first['topology']}, "
+        f"network {first['network']}",
+        "#",
+        f"# {'size':>10}  {'count':>12}  {'type':>8}  {'redop':>6}  {'root':>6}  {'time':>7}  {'algbw':>6}  "
+        f"{'busbw':>6}  {'#wrong':>6}",
+        f"# {'(B)':>10}  {'(elements)':>12}  {'':>8}  {'':>6}  {'':>6}  {'(us)':>7}  {'(GB/s)':>6}  {'(GB/s)':>6}",
+    ]
+    for r in rows:
+        lines.append(f"{int(r['bytes']):12d}  {_nccl_count(op, float(r['bytes']), group_size):12d}  "
+                     f"{'float':>8}  {redop:>6}  {root:6d}  {_nccl_time(float(r['time_s']) * 1e6)}  "
+                     f"{float(r['algbw_Bps']) / 1e9:6.2f}  {float(r['busbw_Bps']) / 1e9:6.2f}  {'N/A':>6}")
+    avg = sum(float(r["busbw_Bps"]) for r in rows) / len(rows) / 1e9
+    events = sum(int(r["events"]) for r in rows)
+    wall = sum(float(r["wall_s"]) for r in rows)
+    lines += [f"# Avg bus bandwidth    : {avg:g} ", f"# Simulated: {events} events in {wall:.3g} s of wall time",
+              "#"]
+    return "\n".join(lines)

@@ -17,7 +17,6 @@ import click
 
 from sim.cli.output import emit, format_option
 from sim.config import load_config
-from sim.units import format_bytes, format_time
 
 
 def _shared_options(with_grid: bool) -> Callable:
@@ -63,17 +62,7 @@ def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _print_table(summary, layers) -> None:
-    row = summary.iloc[0].to_dict()
-    pretty = []
-    for key, value in row.items():
-        if key.endswith("_s") and isinstance(value, float):
-            text = format_time(value)
-        elif key.endswith("bytes") and key != "dtype_bytes" or key == "bytes_sent_per_rank":
-            text = format_bytes(float(value))
-        else:
-            text = str(value)
-        pretty.append({"field": key, "value": text})
-    emit(pretty, "table")
+    emit(summary, "table", vertical=True)
     sys.stdout.write("\n")
     emit(layers, "table")
 
