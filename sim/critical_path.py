@@ -1,0 +1,129 @@
+"""The critical path of a run: the chain of operations that sets the iteration time, derived from the records.
+
+No second simulation is needed: in the engine every operation starts when its rank *arrives* at it (its
+stream is free and its ``deps`` have ended), except a collective, which starts when its last member arrives.
+So, walking back from the operation that ends last:
+
+* a collective whose start is later than this rank's arrival was waiting for a *straggler*: the path moves
+  to the member that arrived last (the same collective on that rank), and the row says whom it waited for;
+* otherwise the operation's arrival is the end of one of its predecessors on the same rank — the previous
+  operation of its stream or one of its ``deps`` — and the path continues with the one that ended then
+  (ties: the stream predecessor, then the lowest dep index).
+
+The rows, in time order, tile ``[0, iteration_s]`` with no gap: the sum of their durations equals the
+iteration time (a test holds this on every strategy). :func:`critical_split` divides that time into the
+critical rank's own compute and communication, and the time the path spends on other ranks — the time the
+critical rank was waiting for a straggler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+#: columns of :func:`critical_path`'s frame
+PATH_COLUMNS = ["rank", "stream", "kind", "op", "algorithm", "layer", "phase", "category", "key", "start_s",
+                "end_s", "duration_s", "waiting_for"]
+
+
+def critical_path(records: Any, ops: Sequence[Sequence[Any]]) -> Any:
+    """The chain of operations that sets the makespan of ``records``.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        Engine-shaped records (:data:`sim.engine.RECORD_COLUMNS`): ranks ascending, each rank's operations
+        in list order (as the engine and the fast path emit them).
+    ops : sequence of sequences
+        ``ops[r][i]`` is rank ``r``'s i-th operation, with ``stream`` and ``deps`` (and ``group`` for a
+        collective): a :class:`~sim.program.Program`'s ``ops``, or ``[steps]`` for the fast path's rank 0.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`PATH_COLUMNS`, in time order; ``waiting_for`` names what the operation started
+        after: ``start``, ``stream`` (the previous op of its stream), ``dep N`` (op N of its rank), or
+        ``straggler rank M`` (a collective that waited for rank M to arrive).
+    """
+    import pandas as pd
+
+    if len(records) == 0:
+        return pd.DataFrame(columns=PATH_COLUMNS)
+    rank = records["rank"].to_numpy()
+    arrive = records["arrive_s"].to_numpy(dtype=float)
+    start = records["start_s"].to_numpy(dtype=float)
+    end = records["end_s"].to_numpy(dtype=float)
+    kind = records["kind"].to_numpy()
+    key = records["key"].to_numpy()
+    ranks = np.unique(rank)
+    first = {int(r): int(i) for r, i in zip(ranks, np.searchsorted(rank, ranks), strict=True)}
+    key_index: dict[int, dict[str, int]] = {}
+
+    def row_of(r: int, key_: str) -> int:
+        table = key_index.get(r)
+        if table is None:
+            lo = first[r]
+            table = key_index[r] = {str(key[lo + i]): lo + i for i in range(len(ops[r]))
+                                    if kind[lo + i] == "collective"}
+        return table[key_]
+
+    def prev_in_stream(r: int, i: int) -> int | None:
+        stream = ops[r][i].stream
+        for j in range(i - 1, -1, -1):
+            if ops[r][j].stream == stream:
+                return j
+        return None
+
+    def predecessor(r: int, i: int) -> tuple[int, str] | None:
+        """The row whose end is rank ``r``'s arrival at its op ``i`` (None at time 0)."""
+        lo = first[r]
+        t = arrive[lo + i]
+        candidates: list[tuple[int, str]] = []
+        j = prev_in_stream(r, i)
+        if j is not None:
+            candidates.append((lo + j, "stream"))
+        candidates += [(lo + d, f"dep {d}") for d in sorted(ops[r][i].deps)]
+        best = max(candidates, key=lambda c: end[c[0]], default=None)
+        if best is None or t <= 0.0 or end[best[0]] < t:
+            return None
+        return best
+
+    row = int(np.argmax(end))  # first row with the largest end (the lowest such rank)
+    path: list[tuple[int, str]] = []
+    while True:
+        r = int(rank[row])
+        i = row - first[r]
+        if kind[row] == "collective" and start[row] > arrive[row]:
+            rows = [row_of(int(m), str(key[row])) for m in ops[r][i].group]
+            straggler = max(rows, key=lambda k: (arrive[k], -rank[k]))
+            path.append((row, f"straggler rank {int(rank[straggler])}"))
+            r = int(rank[straggler])
+            pred = predecessor(r, straggler - first[r])
+        else:
+            pred = predecessor(r, i)
+            path.append((row, pred[1] if pred is not None else "start"))
+        if pred is None:
+            break
+        row = pred[0]
+    out = []
+    for row, why in reversed(path):
+        rec = records.iloc[row]
+        out.append((int(rec["rank"]), rec["stream"], rec["kind"], rec["op"], rec["algorithm"], rec["layer"],
+                    rec["phase"], rec["category"], rec["key"], float(start[row]), float(end[row]),
+                    float(end[row] - start[row]), why))
+    return pd.DataFrame.from_records(out, columns=PATH_COLUMNS)
+
+
+def critical_split(path: Any) -> dict[str, float]:
+    """``critical_compute_s``, ``critical_comm_s`` (the critical rank's own work on the path: the rank of
+    its last row) and ``critical_wait_s`` (path time on other ranks: waiting for stragglers); they add up to
+    the path's length."""
+    if len(path) == 0:
+        return {"critical_compute_s": 0.0, "critical_comm_s": 0.0, "critical_wait_s": 0.0}
+    own = path["rank"] == path["rank"].iloc[-1]
+    dur = path["duration_s"]
+    return {"critical_compute_s": float(dur[own & (path["kind"] == "compute")].sum()),
+            "critical_comm_s": float(dur[own & (path["kind"] == "collective")].sum()),
+            "critical_wait_s": float(dur[~own].sum())}
