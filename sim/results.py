@@ -137,28 +137,54 @@ def sample_ranks(ranks: list[int], limit: int, critical: int) -> list[int]:
     return sorted(chosen)
 
 
+#: trace lanes (Chrome trace ``tid``) per rank: compute, communication that blocks the compute stream, and
+#: communication on the comm stream (overlapped with compute)
+TRACE_LANES = {"compute": (0, "compute"), "blocking": (1, "communication (blocking)"),
+               "comm": (2, "communication (overlapped)")}
+
+
+def _lane(kind: str, stream: str) -> tuple[int, str]:
+    if stream == "comm":
+        return TRACE_LANES["comm"]
+    return TRACE_LANES["blocking" if kind == "collective" else "compute"]
+
+
 def chrome_trace(records: pd.DataFrame, max_ranks: int = 64, meta: dict | None = None) -> dict[str, Any]:
     """A Chrome trace (``chrome://tracing``, Perfetto): one complete span (``ph: "X"``, µs) per operation,
-    process = rank, thread = stream; at most ``max_ranks`` ranks (``otherData.ranks_shown`` says which)."""
+    named by its layer and phase or collective; process = rank (named ``rank R``), threads = lanes
+    (:data:`TRACE_LANES`: compute, blocking communication, overlapped communication, each named with
+    ``thread_name`` metadata); at most ``max_ranks`` ranks (``otherData.ranks_shown`` says which)."""
     all_ranks = sorted(int(r) for r in records["rank"].unique()) if not records.empty else []
     shown = sample_ranks(all_ranks, max_ranks, critical_rank(records))
     frame = records[records["rank"].isin(shown)]
     events: list[dict[str, Any]] = []
-    for r in shown:
-        events.append({"ph": "M", "name": "process_name", "pid": r, "tid": 0, "args": {"name": f"rank {r}"}})
+    lanes_used: dict[int, set[int]] = {r: set() for r in shown}
     for row in frame.itertuples(index=False):
-        name = f"{row.layer} {row.phase}" if row.kind == "compute" else f"{row.layer} {row.op}"
-        args = {"category": row.category, "phase": row.phase}
+        what = row.phase if row.kind == "compute" else f"{row.op} ({row.phase})" if row.phase else row.op
+        name = f"{row.layer} {what}".strip()
+        args = {"layer": row.layer, "category": row.category, "phase": row.phase}
         if row.kind != "compute":
             args.update({"algorithm": row.algorithm, "group_size": int(row.group_size),
                          "bytes_sent": None if pd.isna(row.bytes_sent) else float(row.bytes_sent),
-                         "arrive_us": float(row.arrive_s) * 1e6})
-        events.append({"name": name, "cat": row.category, "ph": "X", "pid": int(row.rank), "tid": row.stream,
+                         "arrive_us": float(row.arrive_s) * 1e6,
+                         "waited_us": float(row.start_s - row.arrive_s) * 1e6})
+        tid, _ = _lane(row.kind, row.stream)
+        lanes_used[int(row.rank)].add(tid)
+        events.append({"name": name, "cat": row.category, "ph": "X", "pid": int(row.rank), "tid": tid,
                        "ts": float(row.start_s) * 1e6, "dur": float(row.end_s - row.start_s) * 1e6, "args": args})
+    names = {tid: label for tid, label in TRACE_LANES.values()}
+    metadata: list[dict[str, Any]] = []
+    for r in shown:
+        metadata.append({"ph": "M", "name": "process_name", "pid": r, "tid": 0, "args": {"name": f"rank {r}"}})
+        metadata.append({"ph": "M", "name": "process_sort_index", "pid": r, "tid": 0, "args": {"sort_index": r}})
+        for tid in sorted(lanes_used[r]):
+            metadata.append({"ph": "M", "name": "thread_name", "pid": r, "tid": tid, "args": {"name": names[tid]}})
+            metadata.append({"ph": "M", "name": "thread_sort_index", "pid": r, "tid": tid,
+                             "args": {"sort_index": tid}})
     other = dict(meta or {})
     other["ranks_shown"] = shown
     other["ranks_total"] = len(all_ranks)
-    return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": other}
+    return {"traceEvents": metadata + events, "displayTimeUnit": "ms", "otherData": other}
 
 
 def write_trace(records: pd.DataFrame, path: str | Path, max_ranks: int = 64, meta: dict | None = None) -> None:
