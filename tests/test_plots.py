@@ -187,3 +187,38 @@ def test_facet_and_title_options(results, tmp_path, capsys):
     assert main(["plot", str(results), "--kind", "breakdown", "--facet", "strategy", "-o", str(out)]) == 0
     assert main(["plot", str(results), "--kind", "breakdown", "--facet", "nope", "-o", str(out)]) == 2
     assert "error: nope: missing from results.csv" in capsys.readouterr().err
+
+
+def test_grid_heat_map_has_one_panel_per_process_count(frame):
+    fig = grid_figure(frame, x="procs")
+    panels = [ax for ax in fig.axes if ax.get_title().startswith("P = ")]
+    assert [ax.get_title() for ax in panels] == ["P = 4", "P = 8"]
+    ticks = [[t.get_text() for t in ax.get_yticklabels()] for ax in panels]
+    assert ticks == [["1x4", "2x2", "4x1"], ["1x8", "2x4", "4x2", "8x1"]]
+
+
+def test_scaling_labels_do_not_overlap():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    # three strategies whose best points at one P are 1-2 % apart: their grid labels would collide
+    rows = [("batch", 8, 1, 8, 0.445), ("integrated", 8, 1, 8, 0.445), ("model", 8, 8, 1, 0.450),
+            ("batch", 32, 1, 32, 0.197), ("integrated", 32, 2, 16, 0.193), ("model", 32, 32, 1, 0.195),
+            ("batch", 128, 1, 128, 0.128), ("integrated", 128, 4, 32, 0.127), ("model", 128, 128, 1, 0.126)]
+    frame = pd.DataFrame(rows, columns=["strategy", "procs", "pr", "pc", "iteration_s"]).assign(batch=2048)
+    fig = scaling_figure(frame)
+    FigureCanvasAgg(fig).draw()
+    texts = [t for t in fig.axes[0].texts if t.get_text()]
+    assert sorted(t.get_text() for t in texts) == ["128x1", "1x128", "1x32", "1x8", "2x16", "32x1", "4x32",
+                                                   "8x1"]
+    boxes = [t.get_window_extent() for t in texts]
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not boxes[i].overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
+
+
+def test_long_column_labels_are_wrapped_not_cut():
+    spec = "fattree:oversubscription=4,bandwidth=6GiB/s"
+    frame = pd.DataFrame({"pr": [1, 2], "pc": [2, 1], "iteration_s": [1.0, 2.0], "topology": [spec, spec]})
+    fig = grid_figure(frame, x="topology")
+    (text,) = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert "…" not in text and text.replace("\n", "") == spec and len(text.splitlines()) > 1

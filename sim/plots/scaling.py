@@ -10,6 +10,8 @@ the fastest time at the smallest x.
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -53,20 +55,17 @@ def scaling_figure(frame: pd.DataFrame, x: str = "procs", y: str = "iteration_s"
     if data.empty:
         raise UserError(y, f"no positive values in {source}", "rows with a positive time to plot on log axes")
     best = best_per_x(data, x, y, hue)
-    fig = Figure(figsize=(7.0, 4.8))
+    fig = Figure(figsize=(7.0, 4.8), layout="constrained")
     ax = fig.add_subplot()
     groups = best.groupby(hue, sort=True) if hue else [(None, best)]
     annotate = {"pr", "pc"} <= set(best.columns)
-    written: set[tuple[float, str]] = set()
-    for k, (name, group) in enumerate(groups):
+    labels: dict[tuple[float, str], float] = {}
+    for name, group in groups:
         xs, ys = group[x].to_numpy(float), group[y].to_numpy(float)
         ax.plot(xs, ys, marker="o", label=short(name) if hue else y)
-        if annotate:  # the grid of each point; lines alternate above/below so close labels do not collide
+        if annotate:  # the grid of each point (a grid shared by lines at one x is written once)
             for xv, yv, text in zip(xs, ys, grid_labels(group), strict=True):
-                if (xv, text) not in written:
-                    written.add((xv, text))
-                    ax.annotate(text, (xv, yv), textcoords="offset points", xytext=(4, 4 if k % 2 == 0 else -11),
-                                fontsize=7, alpha=0.75)
+                labels.setdefault((xv, text), yv)
     xs_all = np.sort(best[x].unique().astype(float))
     x0 = xs_all[0]
     t0 = float(best.loc[best[x] == x0, y].min())
@@ -85,8 +84,30 @@ def scaling_figure(frame: pd.DataFrame, x: str = "procs", y: str = "iteration_s"
     ax.legend(title=hue, fontsize=8)
     fixed = ", ".join(f"{k}={short(v, 36)}" for k, v in constants(frame, TITLE_KEYS).items())
     kind = {"strong": "Strong scaling", "weak": "Weak scaling"}.get(mode, "Scaling")
-    ax.set_title(title or f"{kind}: {label(y)} vs {label(x)}" + (f"\n{fixed}" if fixed else ""), fontsize=10)
+    wrapped = "\n".join(textwrap.wrap(fixed, 90))
+    ax.set_title(title or f"{kind}: {label(y)} vs {label(x)}" + (f"\n{wrapped}" if fixed else ""), fontsize=10)
+    _place_labels(fig, ax, labels)
     return fig
+
+
+def _place_labels(fig: Figure, ax, labels: dict[tuple[float, str], float], gap_pt: float = 10.0) -> None:
+    """Write each label right of its marker; labels of one x are stacked at least ``gap_pt`` apart so that
+    none overlaps another (markers of several lines at one x can be arbitrarily close)."""
+    ax.autoscale_view()
+    to_pt = 72.0 / fig.dpi
+    by_x: dict[float, list[tuple[float, str, float]]] = {}
+    for (xv, text), yv in labels.items():
+        y_pt = ax.transData.transform((xv, yv))[1] * to_pt
+        by_x.setdefault(xv, []).append((y_pt, text, yv))
+    for xv, items in by_x.items():
+        items.sort()
+        placed: list[float] = []
+        for y_pt, _text, _yv in items:
+            placed.append(max(y_pt, placed[-1] + gap_pt) if placed else y_pt)
+        shift = (sum(p - y for p, (y, _, _) in zip(placed, items, strict=True)) / len(items))
+        for (y_pt, text, yv), p in zip(items, placed, strict=True):
+            ax.annotate(text, (xv, yv), textcoords="offset points", xytext=(5, p - shift - y_pt - 3),
+                        fontsize=7, alpha=0.8)
 
 
 __all__ = ["MODES", "best_per_x", "detect_mode", "scaling_figure"]
