@@ -18,6 +18,9 @@ Closed forms with α = per-message latency and bw = link bandwidth, reduction ar
   reduce to ``ring``; the gain shows on networks with faster links inside a node.
 * ``paper`` — PAPER.md's 2(α⌈log2 p⌉ + β(p-1)/p·n), any p: reverse-Bruck reduce-scatter then Bruck
   all-gather (see ``reduce_scatter.bruck`` and ``allgather.bruck``).
+
+Every reduce-scatter half here (and the reduce of ``tree``) is built as the dual of its all-gather
+(broadcast) half, :func:`~sim.collectives.patterns.dual`, as the reduce-scatter and reduce ops are.
 """
 
 from __future__ import annotations
@@ -87,8 +90,8 @@ class RabenseifnerAllreduce(CollectiveAlgorithm):
 
     def _phases(self, p, n, local_size, dims) -> list[Phase]:
         q = 1 << floor_log2(p)
-        core = pat.recursive_halving_reduce_scatter(pat.flat(q), n)
-        core += pat.recursive_doubling_allgather(pat.flat(q), n / q)
+        allgather = pat.recursive_doubling_allgather(pat.flat(q), n / q)
+        core = pat.dual(allgather) + allgather
         if q == p:
             return core
         pre, survivors, post = pat.fold(p, n)
@@ -109,7 +112,8 @@ class TreeAllreduce(CollectiveAlgorithm):
 
     def _phases(self, p, n, local_size, dims) -> list[Phase]:
         g = pat.flat(p)
-        return pat.binomial_reduce(g, n) + pat.binomial_broadcast(g, n)
+        broadcast = pat.binomial_broadcast(g, n)
+        return pat.dual(broadcast) + broadcast
 
     def _cost(self, p, n, a, bw, local_size, dims) -> float:
         return 2 * ceil_log2(p) * (a + n / bw)
@@ -160,7 +164,8 @@ class PaperAllreduce(CollectiveAlgorithm):
 
     def _phases(self, p, n, local_size, dims) -> list[Phase]:
         g = pat.flat(p)
-        return pat.bruck_reduce_scatter(g, n / p) + pat.bruck_allgather(g, n / p)
+        allgather = pat.bruck_allgather(g, n / p)
+        return pat.dual(allgather) + allgather
 
     def _cost(self, p, n, a, bw, local_size, dims) -> float:
         return 2 * (ceil_log2(p) * a + (p - 1) / p * n / bw)
