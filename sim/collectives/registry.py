@@ -38,7 +38,8 @@ OPS: tuple[str, ...] = tuple(COLLECTIVE_OPS)
 _ALL: tuple[CollectiveAlgorithm, ...] = (
     RingAllgather(), RecursiveDoublingAllgather(), BruckAllgather(), PaperAllgather(),
     *REDUCE_SCATTER,
-    RingAllreduce(), RecursiveDoublingAllreduce(), RabenseifnerAllreduce(), TreeAllreduce(),
+    RingAllreduce(), RecursiveDoublingAllreduce(), RabenseifnerAllreduce(),
+    RabenseifnerAllreduce(name="rabenseifner_far", far=True), TreeAllreduce(),
     HierarchicalAllreduce(), PaperAllreduce(),
     TreeBroadcast(), PaperBroadcast(), *REDUCE,
     DirectAlltoall(), BruckAlltoall(), PaperAlltoall(),
