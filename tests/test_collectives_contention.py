@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import pytest
 
+from sim.collectives import get_algorithm
 from sim.engine import simulate_collective
 
 MiB = 2**20
@@ -112,8 +113,6 @@ def test_leaf_spine_strided_groups_every_step_crosses(network):
 @pytest.mark.parametrize("network", ["flow", "step"])
 def test_uncontended_star_is_the_closed_form_for_both_orders(network):
     # star: each host link carries one flow per direction in every XOR step, whatever its distance
-    from sim.collectives import get_algorithm
-
     p = 16
     for alg in ("rabenseifner", "rabenseifner_far"):
         t = sim(alg, p, f"star:bandwidth={B},latency={LAT}", network)

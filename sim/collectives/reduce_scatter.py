@@ -11,7 +11,9 @@ reduction arithmetic not charged):
   the right as MPI libraries' ring reduce-scatter does (one phase of p-1 steps);
 * ``recursive_halving`` — power-of-two p only: log2 p·α + (p-1)/p·n/bw; the dual of recursive doubling:
   n/2 to the rank p/2 away first, then n/4 at p/4, ..., as MPICH's
-  ``reduce_scatter_intra_recursive_halving.c`` (``mask = pof2/2`` downwards, results in rank order);
+  ``reduce_scatter_intra_recursive_halving.c`` (``mask = pof2/2`` downwards, results in rank order).
+  MPICH also runs it on other p by folding the extra ranks (whole vectors in, n/p blocks back); that fold
+  is not modelled here: other p are rejected (use ring, bruck or paper);
 * ``bruck`` — any p: ⌈log2 p⌉·α + (p-1)/p·n/bw; the dual of Bruck's all-gather (dissemination);
 * ``paper`` — PAPER.md states no reduce-scatter cost of its own; we use half of its all-reduce cost,
   α⌈log2 p⌉ + β(p-1)/p·n: the dual of the ``paper`` all-gather (Bruck), valid for every p.
