@@ -53,6 +53,10 @@ FORMULAS = {
     ("allreduce", "rabenseifner"): lambda p, n, a, b: (
         2 * math.log2(p) * a + 2 * (p - 1) / p * n / b if pow2(p)
         else 2 * (a + n / b) + 2 * fl(p) * a + 2 * (2 ** fl(p) - 1) / 2 ** fl(p) * n / b),
+    # the same steps in the other order: the same closed form (Thakur et al. 2005, §4.4)
+    ("allreduce", "rabenseifner_far"): lambda p, n, a, b: (
+        2 * math.log2(p) * a + 2 * (p - 1) / p * n / b if pow2(p)
+        else 2 * (a + n / b) + 2 * fl(p) * a + 2 * (2 ** fl(p) - 1) / 2 ** fl(p) * n / b),
     ("allreduce", "tree"): lambda p, n, a, b: 2 * lg(p) * (a + n / b),
     ("allreduce", "hierarchical"): lambda p, n, a, b: 2 * (p - 1) * (a + n / (p * b)),  # L = p: one ring
     ("allreduce", "paper"): lambda p, n, a, b: 2 * (a * lg(p) + (1 / b) * (p - 1) / p * n),  # PAPER.md
@@ -166,6 +170,7 @@ def test_event_counts():
     assert len(get_algorithm("allreduce", "paper").phases(31, n)) == 2 * lg(31)
     assert len(get_algorithm("allreduce", "recursive_doubling").phases(12, n)) == fl(12) + 2
     assert len(get_algorithm("allreduce", "rabenseifner").phases(12, n)) == 2 * fl(12) + 2
+    assert len(get_algorithm("allreduce", "rabenseifner_far").phases(12, n)) == 2 * fl(12) + 2
     assert [ph.steps for ph in get_algorithm("allreduce", "hierarchical").phases(64, n, local_size=8)] == \
         [7, 7, 7, 7]
     assert len(get_algorithm("alltoall", "direct").phases(p, n)) == p - 1

@@ -71,6 +71,7 @@ def test_reduce_scatter_is_the_dual_of_an_allgather(name):
     ("ring", PS, lambda p: 1),
     ("paper", PS, lambda p: math.ceil(math.log2(p))),
     ("rabenseifner", POW2, lambda p: int(math.log2(p))),
+    ("rabenseifner_far", POW2, lambda p: int(math.log2(p))),
 ])
 def test_allreduce_is_reduce_scatter_then_allgather(name, ps, rs_phases):
     algo = get_algorithm("allreduce", name)
@@ -79,6 +80,28 @@ def test_allreduce_is_reduce_scatter_then_allgather(name, ps, rs_phases):
         k = rs_phases(p)
         assert gathers_all(transpose(phases[:k]), p, N / p), f"{name} p={p}: reduce-scatter half"
         assert gathers_all(phases[k:], p, N / p), f"{name} p={p}: all-gather half"
+
+
+@pytest.mark.parametrize("name", ["rabenseifner", "rabenseifner_far"])
+def test_rabenseifner_step_order(name):
+    """MPICH's allreduce_intra_reduce_scatter_allgather.c: the reduce-scatter loop runs ``mask = 1, 2, 4,
+    ...`` and rank i sends pof2/(2·mask) of the pof2 blocks to i XOR mask; the all-gather loop runs mask
+    back down from pof2/2 (Open MPI's redscat_allgather does the same). ``rabenseifner_far`` pairs the
+    same sizes with the distances reversed (MPICH's stand-alone recursive-halving reduce-scatter, mask =
+    pof2/2 downwards, then recursive-doubling all-gather, mask = 1 upwards)."""
+    algo = get_algorithm("allreduce", name)
+    for p in POW2:
+        L = int(math.log2(p))
+        phases = algo.phases(p, N)
+        assert len(phases) == 2 * L
+        ranks = np.arange(p)
+        for k in range(L):
+            mask = p >> (k + 1) if name == "rabenseifner_far" else 1 << k
+            blocks = p // (2 << k)  # n/2, n/4, ..., n/p
+            for ph in (phases[k], phases[2 * L - 1 - k]):  # the reduce-scatter step and its mirror
+                np.testing.assert_array_equal(ph.src, ranks)
+                np.testing.assert_array_equal(ph.dst, ranks ^ mask)
+                np.testing.assert_array_equal(ph.nbytes, blocks * N / p)
 
 
 def test_recursive_doubling_allreduce_exchanges_whole_vectors():

@@ -18,8 +18,8 @@ def test_ops_and_names():
     assert tuple(COLLECTIVE_OPS) == OPS
     assert algorithms_for("allgather") == ["ring", "recursive_doubling", "bruck", "paper"]
     assert algorithms_for("reduce_scatter") == ["ring", "recursive_halving", "bruck", "paper"]
-    assert algorithms_for("allreduce") == ["ring", "recursive_doubling", "rabenseifner", "tree",
-                                           "hierarchical", "paper"]
+    assert algorithms_for("allreduce") == ["ring", "recursive_doubling", "rabenseifner", "rabenseifner_far",
+                                           "tree", "hierarchical", "paper"]
     assert algorithms_for("broadcast") == algorithms_for("reduce") == ["tree", "paper"]
     assert algorithms_for("alltoall") == ["direct", "bruck", "paper"]
     assert algorithms_for("halo") == ["direct", "paper"]

@@ -79,8 +79,8 @@ def parse_sizes(text: str) -> list[float]:
 @click.option("--op", required=True,
               help="allgather, reduce_scatter, allreduce, broadcast, reduce, alltoall or halo.")
 @click.option("--algorithm", default="paper", show_default=True,
-              help="ring, recursive_doubling, recursive_halving, rabenseifner, bruck, tree, hierarchical, "
-                   "direct or paper (each op supports some).")
+              help="ring, recursive_doubling, recursive_halving, rabenseifner, rabenseifner_far, bruck, tree, "
+                   "hierarchical, direct or paper (each op supports some).")
 @click.option("--procs", type=int, required=True, help="Ranks (rank r on host r).")
 @click.option("--bytes", "nbytes", required=True,
               help="Size of the full result vector per rank (halo: bytes to each neighbour): 64MiB, "

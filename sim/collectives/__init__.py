@@ -5,7 +5,7 @@ Ops and the algorithms each supports (``paper`` = PAPER.md's costs, the default)
 =================  =========================================================================
 allgather          ring, recursive_doubling (2^k), bruck, paper
 reduce_scatter     ring, recursive_halving (2^k), bruck, paper
-allreduce          ring, recursive_doubling, rabenseifner, tree, hierarchical, paper
+allreduce          ring, recursive_doubling, rabenseifner, rabenseifner_far, tree, hierarchical, paper
 broadcast, reduce  tree, paper
 alltoall           direct, bruck, paper
 halo               direct, paper

@@ -4,6 +4,9 @@ Concrete algorithms subclass :class:`CollectiveAlgorithm` (a frozen dataclass ho
 ``name``) and implement ``_phases(p, n, local_size, dims)`` and ``_cost(p, n, α, bw, local_size, dims)``
 for p ≥ 2, with arguments already validated. ``power_of_two = True`` makes :meth:`check` reject other
 group sizes with the UserError every such algorithm uses.
+
+:class:`Dual` makes one algorithm serve two ops: a reduce-scatter from an all-gather, a reduce from a
+broadcast (the phases reversed with every transfer turned round, the same cost).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from sim.collectives import patterns as pat
 from sim.collectives.base import Phase, check_link, check_nbytes, check_procs, require_power_of_two
 
 
@@ -56,3 +60,33 @@ class CollectiveAlgorithm:
     def _cost(self, p: int, n: float, a: float, bw: float, local_size: int | None,
               dims: tuple[int, ...] | None) -> float:
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Dual(CollectiveAlgorithm):
+    """The dual of the algorithm ``of``, for op ``op``: its phases by :func:`~sim.collectives.patterns.dual`
+    (with ``mirror``, also reflected by :func:`~sim.collectives.patterns.mirror`), its checks and its
+    closed form (the dual moves the same bytes in the same number of steps).
+
+    Examples
+    --------
+    >>> from sim.collectives.rooted import TreeBroadcast
+    >>> reduce = Dual("reduce", "tree", TreeBroadcast())
+    >>> [(ph.src.tolist(), ph.dst.tolist()) for ph in reduce.phases(4, 8.0)]   # to rank 0
+    [([1, 3], [0, 2]), ([2], [0])]
+    """
+
+    of: CollectiveAlgorithm
+    mirror: bool = False
+
+    def _check(self, p, local_size, dims) -> None:
+        if self.of.power_of_two:
+            require_power_of_two(p, self.op, self.name)
+        self.of._check(p, local_size, dims)
+
+    def _phases(self, p, n, local_size, dims) -> list[Phase]:
+        phases = pat.dual(self.of._phases(p, n, local_size, dims))
+        return pat.mirror(phases, p) if self.mirror else phases
+
+    def _cost(self, p, n, a, bw, local_size, dims) -> float:
+        return self.of._cost(p, n, a, bw, local_size, dims)

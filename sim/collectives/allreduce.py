@@ -6,10 +6,19 @@ Closed forms with α = per-message latency and bw = link bandwidth, reduction ar
 * ``ring`` — any p: 2(p-1)(α + n/(p·bw)); ring reduce-scatter then ring all-gather, two phases of p-1 steps.
 * ``recursive_doubling`` — any p: ⌊log2 p⌋(α + n/bw) for a power of two; otherwise MPICH's fold of the
   r = p - p' extra ranks adds one full-vector step before and one after: (⌊log2 p⌋ + 2)(α + n/bw).
-* ``rabenseifner`` — any p: recursive-halving reduce-scatter then recursive-doubling all-gather,
-  2·log2 p'·α + 2(p'-1)/p'·n/bw; a non-power-of-two p adds MPICH's full-vector fold, 2(α + n/bw).
-  (MPICH's implementation folds with whole vectors, as here; Rabenseifner's half-vector fold is not
-  modelled.)
+* ``rabenseifner`` — any p: reduce-scatter by recursive vector halving with distance *doubling*, then
+  all-gather by recursive vector doubling with distance *halving*, as MPICH
+  (``allreduce_intra_reduce_scatter_allgather.c``) and Open MPI
+  (``coll_base_allreduce.c``, ``ompi_coll_base_allreduce_intra_redscat_allgather``) run it; Thakur,
+  Rabenseifner & Gropp 2005, §4.4: 2·log2 p'·α + 2(p'-1)/p'·n/bw; a non-power-of-two p adds MPICH's
+  full-vector fold, 2(α + n/bw). (MPICH folds with whole vectors, as here; Open MPI's and Rabenseifner's
+  half-vector fold is not modelled.) The n/2 messages go to the neighbour, the n/p ones p/2 away.
+* ``rabenseifner_far`` — the same steps in the other order: distance halving in the reduce-scatter (n/2
+  to the rank p/2 away first) and doubling in the all-gather, i.e. MPICH's stand-alone recursive-halving
+  ``MPI_Reduce_scatter`` followed by its recursive-doubling ``MPI_Allgather`` (what a code that composes
+  the all-reduce from those two calls, as sharded data parallelism does, sends). Same closed form; on
+  uncontended links the two orders cost the same, on rings, tori and oversubscribed trees the far order
+  pushes the largest messages over the most (and most shared) links.
 * ``tree`` — any p: binomial reduce to rank 0 then binomial broadcast, 2⌈log2 p⌉(α + n/bw).
 * ``hierarchical`` — needs ``local_size`` L dividing p (ranks of a node are L consecutive local ranks;
   ``None`` means L = p, one node): ring reduce-scatter inside every node (n/L blocks), ring all-reduce of
@@ -18,6 +27,9 @@ Closed forms with α = per-message latency and bw = link bandwidth, reduction ar
   reduce to ``ring``; the gain shows on networks with faster links inside a node.
 * ``paper`` — PAPER.md's 2(α⌈log2 p⌉ + β(p-1)/p·n), any p: reverse-Bruck reduce-scatter then Bruck
   all-gather (see ``reduce_scatter.bruck`` and ``allgather.bruck``).
+
+Every reduce-scatter half here (and the reduce of ``tree``) is built as the dual of its all-gather
+(broadcast) half, :func:`~sim.collectives.patterns.dual`, as the reduce-scatter and reduce ops are.
 """
 
 from __future__ import annotations
@@ -79,16 +91,26 @@ class RecursiveDoublingAllreduce(CollectiveAlgorithm):
 
 @dataclass(frozen=True)
 class RabenseifnerAllreduce(CollectiveAlgorithm):
-    """Rabenseifner's all-reduce (recursive halving RS + recursive doubling AG); any p, non-powers of two
-    by MPICH's fold."""
+    """Rabenseifner's all-reduce: a reduce-scatter by recursive vector halving, then its dual, an all-gather
+    by recursive vector doubling; any p, non-powers of two by MPICH's fold.
+
+    ``far = False`` (``rabenseifner``): MPICH's and Open MPI's order — the reduce-scatter doubles the
+    distance (n/2 to the rank 1 away, n/4 to 2 away, ...), the all-gather halves it, so the largest
+    messages travel the shortest distance (:func:`~sim.collectives.patterns.distance_halving_allgather`).
+    ``far = True`` (``rabenseifner_far``): the halving reduce-scatter and doubling all-gather of MPICH's
+    stand-alone ``MPI_Reduce_scatter``/``MPI_Allgather`` (n/2 to the rank p/2 away first), what an
+    all-reduce composed of those two calls sends; the largest messages travel the farthest.
+    """
 
     op: str = "allreduce"
     name: str = "rabenseifner"
+    far: bool = False
 
     def _phases(self, p, n, local_size, dims) -> list[Phase]:
         q = 1 << floor_log2(p)
-        core = pat.recursive_halving_reduce_scatter(pat.flat(q), n)
-        core += pat.recursive_doubling_allgather(pat.flat(q), n / q)
+        gather = pat.recursive_doubling_allgather if self.far else pat.distance_halving_allgather
+        allgather = gather(pat.flat(q), n / q)
+        core = pat.dual(allgather) + allgather
         if q == p:
             return core
         pre, survivors, post = pat.fold(p, n)
@@ -109,7 +131,8 @@ class TreeAllreduce(CollectiveAlgorithm):
 
     def _phases(self, p, n, local_size, dims) -> list[Phase]:
         g = pat.flat(p)
-        return pat.binomial_reduce(g, n) + pat.binomial_broadcast(g, n)
+        broadcast = pat.binomial_broadcast(g, n)
+        return pat.dual(broadcast) + broadcast
 
     def _cost(self, p, n, a, bw, local_size, dims) -> float:
         return 2 * ceil_log2(p) * (a + n / bw)
@@ -160,7 +183,8 @@ class PaperAllreduce(CollectiveAlgorithm):
 
     def _phases(self, p, n, local_size, dims) -> list[Phase]:
         g = pat.flat(p)
-        return pat.bruck_reduce_scatter(g, n / p) + pat.bruck_allgather(g, n / p)
+        allgather = pat.bruck_allgather(g, n / p)
+        return pat.dual(allgather) + allgather
 
     def _cost(self, p, n, a, bw, local_size, dims) -> float:
         return 2 * (ceil_log2(p) * a + (p - 1) / p * n / bw)

@@ -1,72 +1,38 @@
-"""Reduce-scatter algorithms. ``nbytes`` = bytes of the input vector; each rank ends with its n/p block
-reduced over all ranks.
+"""Reduce-scatter algorithms, each the dual of an all-gather. ``nbytes`` = bytes of the input vector; each
+rank ends with its n/p block reduced over all ranks.
 
-Closed forms (Thakur, Rabenseifner & Gropp 2005, §4.3; Chan et al. 2007, "Collective communication:
-theory, practice, and experience", on the duality of all-gather and reduce-scatter), reduction
-arithmetic not charged:
+A reduce-scatter is an all-gather run backwards (Chan et al. 2007, "Collective communication: theory,
+practice, and experience", §4, duality): the steps in reverse order, every transfer turned round, copies
+becoming sums, the same bytes per step. So every algorithm here is a :class:`Dual` of one in
+:mod:`sim.collectives.allgather`, with its closed form (Thakur, Rabenseifner & Gropp 2005, §4.3;
+reduction arithmetic not charged):
 
-* ``ring`` — any p: (p-1)(α + n/(p·bw)); one phase of p-1 steps;
-* ``recursive_halving`` — power-of-two p only: log2 p·α + (p-1)/p·n/bw;
-* ``bruck`` — any p: ⌈log2 p⌉·α + (p-1)/p·n/bw; Bruck's all-gather run backwards (its dual);
+* ``ring`` — any p: (p-1)(α + n/(p·bw)); the dual of the ring all-gather, mirrored so that it passes to
+  the right as MPI libraries' ring reduce-scatter does (one phase of p-1 steps);
+* ``recursive_halving`` — power-of-two p only: log2 p·α + (p-1)/p·n/bw; the dual of recursive doubling:
+  n/2 to the rank p/2 away first, then n/4 at p/4, ..., as MPICH's
+  ``reduce_scatter_intra_recursive_halving.c`` (``mask = pof2/2`` downwards, results in rank order).
+  MPICH also runs it on other p by folding the extra ranks (whole vectors in, n/p blocks back); that fold
+  is not modelled here: other p are rejected (use ring, bruck or paper);
+* ``bruck`` — any p: ⌈log2 p⌉·α + (p-1)/p·n/bw; the dual of Bruck's all-gather (dissemination);
 * ``paper`` — PAPER.md states no reduce-scatter cost of its own; we use half of its all-reduce cost,
-  α⌈log2 p⌉ + β(p-1)/p·n, realised by the same phases as ``bruck`` (valid for every p).
+  α⌈log2 p⌉ + β(p-1)/p·n: the dual of the ``paper`` all-gather (Bruck), valid for every p.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from sim.collectives.algorithm import Dual
+from sim.collectives.allgather import (
+    BruckAllgather,
+    PaperAllgather,
+    RecursiveDoublingAllgather,
+    RingAllgather,
+)
 
-from sim.collectives import patterns as pat
-from sim.collectives.algorithm import CollectiveAlgorithm
-from sim.collectives.base import Phase, ceil_log2, floor_log2
-
-
-@dataclass(frozen=True)
-class RingReduceScatter(CollectiveAlgorithm):
-    """Ring reduce-scatter, any p: p-1 steps, each rank passes a partial block of n/p to its right."""
-
-    op: str = "reduce_scatter"
-    name: str = "ring"
-
-    def _phases(self, p, n, local_size, dims) -> list[Phase]:
-        return pat.ring(pat.flat(p), n / p, p - 1)
-
-    def _cost(self, p, n, a, bw, local_size, dims) -> float:
-        return (p - 1) * (a + n / (p * bw))
-
-
-@dataclass(frozen=True)
-class RecursiveHalvingReduceScatter(CollectiveAlgorithm):
-    """Recursive-halving reduce-scatter (n/2, n/4, ..., n/p); power-of-two p only."""
-
-    op: str = "reduce_scatter"
-    name: str = "recursive_halving"
-    power_of_two: ClassVar[bool] = True
-
-    def _phases(self, p, n, local_size, dims) -> list[Phase]:
-        return pat.recursive_halving_reduce_scatter(pat.flat(p), n)
-
-    def _cost(self, p, n, a, bw, local_size, dims) -> float:
-        return floor_log2(p) * a + (p - 1) / p * n / bw
-
-
-@dataclass(frozen=True)
-class BruckReduceScatter(CollectiveAlgorithm):
-    """Dissemination (reverse-Bruck) reduce-scatter, any p: ⌈log2 p⌉ steps, (p-1)/p·n bytes per rank."""
-
-    op: str = "reduce_scatter"
-    name: str = "bruck"
-
-    def _phases(self, p, n, local_size, dims) -> list[Phase]:
-        return pat.bruck_reduce_scatter(pat.flat(p), n / p)
-
-    def _cost(self, p, n, a, bw, local_size, dims) -> float:
-        return ceil_log2(p) * a + (p - 1) / p * n / bw
-
-
-@dataclass(frozen=True)
-class PaperReduceScatter(BruckReduceScatter):
-    """Half of PAPER.md's all-reduce: α⌈log2 p⌉ + β(p-1)/p·n, as reverse-Bruck phases; any p."""
-
-    name: str = "paper"
+#: the reduce-scatter algorithms, in registry order
+REDUCE_SCATTER: tuple[Dual, ...] = (
+    Dual("reduce_scatter", "ring", RingAllgather(), mirror=True),
+    Dual("reduce_scatter", "recursive_halving", RecursiveDoublingAllgather()),
+    Dual("reduce_scatter", "bruck", BruckAllgather()),
+    Dual("reduce_scatter", "paper", PaperAllgather()),
+)

@@ -27,13 +27,8 @@ from sim.collectives.allreduce import (
 )
 from sim.collectives.alltoall import BruckAlltoall, DirectAlltoall, PaperAlltoall
 from sim.collectives.halo import DirectHalo, PaperHalo
-from sim.collectives.reduce_scatter import (
-    BruckReduceScatter,
-    PaperReduceScatter,
-    RecursiveHalvingReduceScatter,
-    RingReduceScatter,
-)
-from sim.collectives.rooted import PaperBroadcast, PaperReduce, TreeBroadcast, TreeReduce
+from sim.collectives.reduce_scatter import REDUCE_SCATTER
+from sim.collectives.rooted import REDUCE, PaperBroadcast, TreeBroadcast
 from sim.errors import UserError
 from sim.program import COLLECTIVE_OPS
 
@@ -42,10 +37,11 @@ OPS: tuple[str, ...] = tuple(COLLECTIVE_OPS)
 
 _ALL: tuple[CollectiveAlgorithm, ...] = (
     RingAllgather(), RecursiveDoublingAllgather(), BruckAllgather(), PaperAllgather(),
-    RingReduceScatter(), RecursiveHalvingReduceScatter(), BruckReduceScatter(), PaperReduceScatter(),
-    RingAllreduce(), RecursiveDoublingAllreduce(), RabenseifnerAllreduce(), TreeAllreduce(),
+    *REDUCE_SCATTER,
+    RingAllreduce(), RecursiveDoublingAllreduce(), RabenseifnerAllreduce(),
+    RabenseifnerAllreduce(name="rabenseifner_far", far=True), TreeAllreduce(),
     HierarchicalAllreduce(), PaperAllreduce(),
-    TreeBroadcast(), PaperBroadcast(), TreeReduce(), PaperReduce(),
+    TreeBroadcast(), PaperBroadcast(), *REDUCE,
     DirectAlltoall(), BruckAlltoall(), PaperAlltoall(),
     DirectHalo(), PaperHalo(),
 )
