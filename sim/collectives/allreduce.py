@@ -23,6 +23,7 @@ Closed forms with α = per-message latency and bw = link bandwidth, reduction ar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -124,6 +125,9 @@ class HierarchicalAllreduce(CollectiveAlgorithm):
 
     op: str = "allreduce"
     name: str = "hierarchical"
+    #: placement facts the network model passes as keywords; without multi-rank nodes it is a flat ring
+    placement_facts: ClassVar[tuple[str, ...]] = ("local_size",)
+    flat_algorithm: ClassVar[str] = "ring"
 
     @staticmethod
     def _local(p: int, local_size: int | None) -> int:
