@@ -186,10 +186,10 @@ class NetworkModel(ABC):
             return None
         g = self.gpus_per_node
         if not g or g <= 1:
-            return flat, f"the topology has no multi-GPU nodes (gpus_per_node={g})"
+            return flat, "the topology has no multi-GPU nodes" + (f" (gpus_per_node={g})" if g else "")
         if self.local_size(group) == 1:
-            return flat, (f"a group of {len(group)} ranks on hosts {self.hosts_of(group)[:8].tolist()}... is not "
-                          f"node-aligned (whole nodes of {g} consecutive ranks)")
+            return flat, (f"a group of {len(group)} ranks (first {list(group[:4])}) is not node-aligned (whole "
+                          f"nodes of {g} GPUs, members in node order)")
         return None
 
     def effective_algorithm(self, op: str, algorithm: str, group: Sequence[int]) -> str:
