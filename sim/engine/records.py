@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import pandas as pd
+import pandas as pd
 
 #: columns of :attr:`EngineResult.records`, in order. ``algorithm`` is the algorithm that ran: the one the
 #: collective asked for, or the flat algorithm it fell back to on this placement (``hierarchical`` on a
@@ -39,8 +38,6 @@ def collective_row(rank: int, op: Any, key: str, group_size: int, algorithm_ran:
 
 def records_frame(rows: Sequence[tuple]) -> pd.DataFrame:
     """The records frame of ``rows`` (built by :func:`compute_row` and :func:`collective_row`)."""
-    import pandas as pd
-
     return pd.DataFrame.from_records(rows, columns=RECORD_COLUMNS)
 
 
