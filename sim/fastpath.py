@@ -7,8 +7,9 @@ of one rank. This module runs that schedule with a two-stream scheduler: an op s
 free and its deps have ended (the engine's own rule, :func:`sim.engine.rules.ready_s`); a collective
 lasts ``cost_s(p, nbytes, α, 1/β)``, computed by the analytic network model's own cached function with
 the same keywords. It emits records for rank 0 only, built by the engine's row builders
-(:mod:`sim.engine.records`, same columns), with the algorithm that ran as the engine reports it. ``events`` is the number of steps it processed (not SimPy
-events). Tests hold it equal to the full engine in analytic mode. Where ranks are not alike
+(:mod:`sim.engine.records`, same columns), with the algorithm that ran as the engine reports it.
+``events`` is the number of steps it processed (not SimPy events). Tests hold it equal to the full
+engine in analytic mode. Where ranks are not alike
 (``hierarchical`` all-reduce on groups only some of which are node-aligned, :func:`is_symmetric`), the
 caller runs the engine instead.
 
