@@ -3,11 +3,13 @@
 Under ``network=analytic`` a collective costs its algorithm's closed form (``cost_s``) whatever else is
 running, and every rank of a strategy's program runs the same steps on groups of the same size. So all
 ranks arrive at every collective at the same time and finish it together: the iteration is the schedule
-of one rank. This module runs that schedule with a two-stream scheduler (an op starts when its stream is
-free and its deps have ended; a collective lasts ``cost_s(p, nbytes, α, 1/β)``, computed by the analytic
-network model's own cached function with the same keywords), the same rules as :mod:`sim.engine`, and
-emits engine-shaped records for rank 0 only. ``events`` is the number of steps it processed (not SimPy
-events). Tests hold it equal to the full engine in analytic mode. Where ranks are not alike
+of one rank. This module runs that schedule with a two-stream scheduler: an op starts when its stream is
+free and its deps have ended (the engine's own rule, :func:`sim.engine.rules.ready_s`); a collective
+lasts ``cost_s(p, nbytes, α, 1/β)``, computed by the analytic network model's own cached function with
+the same keywords. It emits records for rank 0 only, built by the engine's row builders
+(:mod:`sim.engine.records`, same columns), with the algorithm that ran as the engine reports it.
+``events`` is the number of steps it processed (not SimPy events). Tests hold it equal to the full
+engine in analytic mode. Where ranks are not alike
 (``hierarchical`` all-reduce on groups only some of which are node-aligned, :func:`is_symmetric`), the
 caller runs the engine instead.
 
@@ -18,15 +20,15 @@ phases, so that it is the same for every rank.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
+from sim.engine.records import collective_row, compute_row, records_frame
+from sim.engine.rules import ready_s
 from sim.grid import Grid
 from sim.strategies.steps import Step, group_size
 
-RECORD_COLUMNS = ["rank", "stream", "kind", "op", "algorithm", "layer", "phase", "category", "key",
-                  "group_size", "arrive_s", "start_s", "end_s", "bytes_sent"]
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -38,24 +40,31 @@ class FastResult:
     events: int
 
 
+def _groups_of(grid: Grid, kind: str) -> tuple[tuple[int, ...], ...]:
+    """Every group of ``kind`` (``model``, ``batch`` or ``all``)."""
+    if kind == "model":
+        return grid.model_groups()
+    if kind == "batch":
+        return grid.batch_groups()
+    return (grid.all_ranks(),)
+
+
 def _group_of(grid: Grid, kind: str, rank: int = 0) -> tuple[int, ...]:
     """The group of ``kind`` that ``rank`` belongs to."""
-    if kind == "model":
-        groups = grid.model_groups()
-    elif kind == "batch":
-        groups = grid.batch_groups()
-    else:
-        return grid.all_ranks()
-    return next(g for g in groups if rank in g)
+    return next(g for g in _groups_of(grid, kind) if rank in g)
 
 
 def is_symmetric(steps: list[Step], grid: Grid, network: Any) -> bool:
-    """False when an algorithm's keywords differ between the groups of one kind (``hierarchical`` on
-    groups of which only some are node-aligned): then the fast path does not apply."""
-    for kind in {step.group for step in steps if step.kind == "collective" and step.algorithm == "hierarchical"}:
-        groups = (grid.model_groups() if kind == "model" else grid.batch_groups() if kind == "batch"
-                  else (grid.all_ranks(),))
-        if len({network.local_size(g) for g in groups}) > 1:
+    """False when an algorithm's placement keywords (:meth:`~sim.network.base.NetworkModel.algo_kwargs`)
+    differ between the groups of one kind (``hierarchical`` on groups of which only some are
+    node-aligned): then ranks are not alike and the fast path does not apply."""
+    seen = set()
+    for step in steps:
+        key = (step.op, step.algorithm, step.group)
+        if step.kind != "collective" or key in seen:
+            continue
+        seen.add(key)
+        if len({network.algo_kwargs(step.op, step.algorithm, g) for g in _groups_of(grid, step.group)}) > 1:
             return False
     return True
 
@@ -85,24 +94,21 @@ def run_fast(steps: list[Step], grid: Grid, network: Any) -> FastResult:
     ends: list[float] = []
     rows: list[tuple] = []
     for s, step in enumerate(steps):
-        ready = free.get(step.stream, 0.0)
-        for d in step.deps:
-            ready = max(ready, ends[d])
+        start = ready_s(free.get(step.stream, 0.0), ends, step.deps)
         if step.kind == "compute":
-            end = ready + step.seconds
-            rows.append((0, step.stream, "compute", "", "", step.layer, step.phase, "compute", f"{s}",
-                         1, ready, ready, end, 0.0))
+            end = start + step.seconds
+            rows.append(compute_row(0, s, step, start, end))
         else:
             group = groups[step.group]
-            p = len(group)
-            dims = (p,) if step.op == "halo" else ()
-            kw = network.algo_kwargs(step.op, step.algorithm, group, dims)
-            end = ready + cached_cost(step.op, step.algorithm, p, float(step.nbytes), alpha_s, bandwidth_Bps, kw)
-            sent = float(network.bytes_sent(step.op, step.algorithm, group, float(step.nbytes), dims).sum()) / p
-            rows.append((0, step.stream, "collective", step.op, step.algorithm, step.layer, step.phase,
-                         step.category, f"{s}:{step.layer}:{step.op}:{step.group}0", p, ready, ready, end, sent))
+            p, nbytes = len(group), float(step.nbytes)
+            kw = network.algo_kwargs(step.op, step.algorithm, group)
+            end = start + cached_cost(step.op, step.algorithm, p, nbytes, alpha_s, bandwidth_Bps, kw)
+            sent = float(network.bytes_sent(step.op, step.algorithm, group, nbytes).sum()) / p
+            rows.append(collective_row(0, step, f"{s}:{step.layer}:{step.op}:{step.group}0", p,
+                                       network.effective_algorithm(step.op, step.algorithm, group),
+                                       start, start, end, sent))
         free[step.stream] = end
         ends.append(end)
-    records = pd.DataFrame.from_records(rows, columns=RECORD_COLUMNS)
+    records = records_frame(rows)
     makespan = max(ends) if ends else 0.0
     return FastResult(records, makespan, len(steps))

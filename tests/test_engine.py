@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from sim.engine import RECORD_COLUMNS, collective_groups, run_program, simulate_collective
+from sim.engine import RECORD_COLUMNS, collective_groups, collective_program, run_program, simulate_collective
 from sim.errors import UserError
 from sim.network import make_network
 from sim.program import Collective, Compute, Program
@@ -226,6 +226,26 @@ def test_malformed_programs(prog, field):
     assert info.value.field == field
 
 
+def _ar(group: tuple[int, ...], key: str = "k") -> Collective:
+    return Collective("allreduce", group, 1.0, "ring", key=key)
+
+
+@pytest.mark.parametrize("prog, field, words", [
+    # rank 0 holds "k" twice, rank 1 never: the hold count (2) equals the group size, the set {0} does not
+    (Program(((_ar((0, 1)), _ar((0, 1))), ())), "program.key", "more than once"),
+    # a member, then a non-member holds "k" (rank 1 never): again two holds for a group of two
+    (Program(((_ar((0, 1)),), (), (_ar((0, 1)),))), "program.group", "not in its group"),
+    # a member is missing while the others hold it once each
+    (Program(((_ar((0, 1, 2)),), (_ar((0, 1, 2)),), ())), "program.group", "rank(s) [2]"),
+])
+def test_collective_holders_are_the_group_exactly(prog, field, words):
+    """Validation compares the set of ranks holding a collective with its group, so these fail before
+    the run, not as a misleading deadlock after it."""
+    with pytest.raises(UserError) as info:
+        run_program(prog, net())
+    assert info.value.field == field and words in info.value.problem and "deadlock" not in info.value.problem
+
+
 def test_too_many_ranks_for_the_topology():
     with pytest.raises(UserError) as info:
         run_program(Program(tuple((Compute(1.0),) for _ in range(17))), make_network("flow", build_topology("fattree:k=4")))
@@ -257,6 +277,14 @@ def test_hierarchical_local_size_follows_the_grid_placement():
     n, spec = 64e6, "hier:gpus_per_node=4"
     row = simulate_collective("allreduce", "hierarchical", 16, n, spec, "flow", grid="4x4", along="pr")
     assert row["time_s"] == pytest.approx(hier.cost_s(4, n, 2e-6, 450e9, local_size=4), rel=1e-12)
-    col = simulate_collective("allreduce", "hierarchical", 16, n, spec, "flow", grid="4x4", along="pr",
-                              placement="col-major")
-    assert col["time_s"] == pytest.approx(hier.cost_s(4, n, 4e-6, 50e9, local_size=1), rel=1e-12)
+    # col-major: no group is node-aligned, so hierarchical would be a flat ring: dnnsim collective refuses it
+    with pytest.raises(UserError, match="not node-aligned") as err:
+        simulate_collective("allreduce", "hierarchical", 16, n, spec, "flow", grid="4x4", along="pr",
+                            placement="col-major")
+    assert err.value.field == "algorithm" and "ring" in err.value.problem
+    # the engine (strategy runs) still runs it, as the ring it is, and its records say so
+    groups = collective_groups(16, "4x4", "pr", "col-major")
+    res = run_program(collective_program("allreduce", "hierarchical", groups, n, 16),
+                      make_network("flow", build_topology(spec, 16)))
+    assert res.makespan_s == pytest.approx(2 * 3 * (4e-6 + n / (4 * 50e9)), rel=1e-12)  # ring: 2(p-1)(α+n/(p·bw))
+    assert set(res.records["algorithm"]) == {"ring"}

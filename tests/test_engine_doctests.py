@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["sim.engine", "sim.cli.collective_cmd"]
+MODULES = ["sim.engine.run", "sim.engine.rules", "sim.engine.collective", "sim.simclock", "sim.cli.collective_cmd"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -98,7 +98,7 @@ def parse_sizes(text: str) -> list[float]:
 def collective(op: str, algorithm: str, procs: int, nbytes: str, topology: str, network: str,
                grid: str | None, along: str | None, placement: str, ecmp: bool, fmt: str) -> None:
     """Time one collective on a simulated topology (nccl-tests style fields, one row per size)."""
-    from sim.engine import simulate_collective
+    from sim.engine.collective import simulate_collective
     from sim.network import make_network
     from topologies import build_topology
 

@@ -35,6 +35,7 @@ Every reduce-scatter half here (and the reduce of ``tree``) is built as the dual
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -147,6 +148,9 @@ class HierarchicalAllreduce(CollectiveAlgorithm):
 
     op: str = "allreduce"
     name: str = "hierarchical"
+    #: placement facts the network model passes as keywords; without multi-rank nodes it is a flat ring
+    placement_facts: ClassVar[tuple[str, ...]] = ("local_size",)
+    flat_algorithm: ClassVar[str] = "ring"
 
     @staticmethod
     def _local(p: int, local_size: int | None) -> int:

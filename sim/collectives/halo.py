@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -58,6 +59,8 @@ class DirectHalo(CollectiveAlgorithm):
 
     op: str = "halo"
     name: str = "direct"
+    #: placement facts the network model passes as keywords
+    placement_facts: ClassVar[tuple[str, ...]] = ("dims",)
 
     def _check(self, p, local_size, dims) -> None:
         halo_dims(p, dims)

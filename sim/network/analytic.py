@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import simpy
 
-from sim.network.base import NetworkModel, Session, cached_cost
+from sim.network.base import NetworkModel, Session, cached_cost, register_model
 
 
 class AnalyticSession(Session):
@@ -23,6 +23,7 @@ class AnalyticSession(Session):
         return self.env.timeout(cost)
 
 
+@register_model
 class AnalyticNetwork(NetworkModel):
     """Closed-form α-β costs, no topology and no contention."""
 

@@ -12,6 +12,13 @@ time them:
 * ``flow`` — each phase as one batch of fluid flows, max-min fair on every directed link
   (:mod:`sim.network.flow`);
 * ``step`` — every step of every phase with its true per-rank dependencies (:mod:`sim.network.step`).
+
+Models register themselves by name with the :func:`register_model` class decorator; :mod:`sim.network`
+imports every model module, so :func:`make_network` knows them all and this module imports none of them.
+Algorithms declare the placement facts they need as keywords (``placement_facts``: ``local_size``, the
+ranks per node of a node-aligned group; ``dims``, the neighbour grid), which :meth:`NetworkModel.algo_kwargs`
+fills in without knowing algorithm names; an algorithm that declares ``flat_algorithm`` runs that one
+when the placement gives its group no multi-rank nodes (:meth:`NetworkModel.effective_algorithm`).
 """
 
 from __future__ import annotations
@@ -19,15 +26,39 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING, TypeVar
 
-import networkx as nx
 import numpy as np
 import simpy
 
 from sim.errors import UserError
 from topologies.routing import Router
 
-MODELS = ("analytic", "flow", "step")
+if TYPE_CHECKING:
+    import networkx as nx
+
+#: network model classes by name, in registration order (filled by :func:`register_model`)
+REGISTRY: dict[str, type[NetworkModel]] = {}
+
+_M = TypeVar("_M", bound="type[NetworkModel]")
+
+
+def register_model(cls: _M) -> _M:
+    """Class decorator: make the network model ``cls`` buildable by :func:`make_network` under
+    ``cls.name``. A second class under a taken name is a programming error (ValueError)."""
+    name = cls.__dict__.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{cls.__qualname__} must set a class attribute 'name' to register")
+    if REGISTRY.get(name, cls) is not cls:
+        raise ValueError(f"network model {name!r} is registered twice ({REGISTRY[name].__qualname__}, "
+                         f"{cls.__qualname__})")
+    REGISTRY[name] = cls
+    return cls
+
+
+def model_names() -> tuple[str, ...]:
+    """Names of the registered network models, in registration order."""
+    return tuple(REGISTRY)
 
 
 @lru_cache(maxsize=1024)
@@ -126,20 +157,46 @@ class NetworkModel(ABC):
         return self.placement[np.asarray(group, dtype=np.int64)]
 
     def algo_kwargs(self, op: str, algorithm: str, group: Sequence[int], halo_dims: tuple[int, ...] = ()) -> tuple:
-        """Keyword arguments of the algorithm for this group, frozen (hashable).
+        """Keyword arguments of the algorithm for this group, frozen (hashable): one per placement fact the
+        algorithm declares (its ``placement_facts``, none by default).
 
-        ``halo`` gets ``dims`` (the group's neighbour grid, ``(p,)`` by default). ``hierarchical`` gets
-        ``local_size`` only on a topology with ``gpus_per_node`` (``hier``): the GPUs per node when the
-        group is node-aligned (consecutive members fill whole nodes, one node after another), else 1
-        (every member treated as its own node); elsewhere the algorithm's default (one node).
+        ``dims`` is the group's neighbour grid (``halo_dims``, ``(p,)`` by default). ``local_size`` is
+        given only on a topology with ``gpus_per_node`` (``hier``): the GPUs per node when the group is
+        node-aligned (consecutive members fill whole nodes, one node after another), else 1 (every member
+        treated as its own node); elsewhere the algorithm's default (one node).
         """
         kw: dict = {}
-        p = len(group)
-        if op == "halo":
-            kw["dims"] = tuple(int(d) for d in halo_dims) if halo_dims else (p,)
-        if algorithm == "hierarchical" and self.gpus_per_node:
-            kw["local_size"] = self.local_size(group)
+        for fact in getattr(get_algo(op, algorithm), "placement_facts", ()):
+            if fact == "dims":
+                kw["dims"] = tuple(int(d) for d in halo_dims) if halo_dims else (len(group),)
+            elif fact == "local_size":
+                if self.gpus_per_node:
+                    kw["local_size"] = self.local_size(group)
+            else:
+                raise ValueError(f"{op} {algorithm} needs placement fact {fact!r}, which no network model gives")
         return _freeze(kw)
+
+    def algorithm_fallback(self, op: str, algorithm: str, group: Sequence[int]) -> tuple[str, str] | None:
+        """``(algorithm that runs, why)`` when ``algorithm`` needs multi-rank nodes (it declares
+        ``flat_algorithm``) and this placement gives its group none, so its schedule is the flat one;
+        None when it runs as asked (and for groups of one rank, which send nothing)."""
+        algo = get_algo(op, algorithm)
+        flat = getattr(algo, "flat_algorithm", None)
+        if flat is None or len(group) < 2 or "local_size" not in getattr(algo, "placement_facts", ()):
+            return None
+        g = self.gpus_per_node
+        if not g or g <= 1:
+            return flat, "the topology has no multi-GPU nodes" + (f" (gpus_per_node={g})" if g else "")
+        if self.local_size(group) == 1:
+            return flat, (f"a group of {len(group)} ranks (first {list(group[:4])}) is not node-aligned (whole "
+                          f"nodes of {g} GPUs, members in node order)")
+        return None
+
+    def effective_algorithm(self, op: str, algorithm: str, group: Sequence[int]) -> str:
+        """The algorithm that runs for ``group``: ``algorithm``, or the flat one it falls back to
+        (:meth:`algorithm_fallback`); the records' ``algorithm`` column."""
+        fallback = self.algorithm_fallback(op, algorithm, group)
+        return algorithm if fallback is None else fallback[0]
 
     def local_size(self, group: Sequence[int]) -> int:
         """Members per node when the group is node-aligned on a multi-GPU-node topology, else 1."""
@@ -166,7 +223,7 @@ class NetworkModel(ABC):
 
 def make_network(name: str, graph: nx.Graph, placement: Sequence[int] | None = None,
                  ecmp: bool = False) -> NetworkModel:
-    """Build the network model ``name`` (``analytic``, ``flow`` or ``step``) on ``graph``.
+    """Build the registered network model ``name`` (``analytic``, ``flow`` or ``step``) on ``graph``.
 
     Examples
     --------
@@ -175,12 +232,7 @@ def make_network(name: str, graph: nx.Graph, placement: Sequence[int] | None = N
     >>> net.name, net.alpha_s, net.bandwidth_Bps
     ('flow', 2e-06, 1000000000.0)
     """
-    from sim.network.analytic import AnalyticNetwork
-    from sim.network.flow import FlowNetwork
-    from sim.network.step import StepNetwork
-
-    classes = {"analytic": AnalyticNetwork, "flow": FlowNetwork, "step": StepNetwork}
     key = str(name).strip().lower()
-    if key not in classes:
-        raise UserError("network", f"unknown network model {name!r}", "|".join(MODELS))
-    return classes[key](graph, placement=placement, ecmp=ecmp)
+    if key not in REGISTRY:
+        raise UserError("network", f"unknown network model {name!r}", "|".join(REGISTRY))
+    return REGISTRY[key](graph, placement=placement, ecmp=ecmp)

@@ -31,7 +31,7 @@ from functools import partial
 import numpy as np
 import simpy
 
-from sim.network.base import Session, cached_phases
+from sim.network.base import Session, cached_phases, register_model
 from sim.network.fluidmodel import FluidNetwork, FluidSession
 
 
@@ -56,6 +56,7 @@ class FlowSession(FluidSession):
             self.core.add(inc_flow, inc_link, nbytes, lat, callback=partial(self._phase, plan, done, i + 1))
 
 
+@register_model
 class FlowNetwork(FluidNetwork):
     """Fluid flows per phase, max-min fair sharing of links (SimGrid-like)."""
 

@@ -42,6 +42,7 @@ from collections.abc import Callable
 import numpy as np
 import simpy
 
+from sim.simclock import succeed_after
 from topologies.routing import Router
 
 #: flows whose finish time is within this relative margin of the earliest finish are retired together
@@ -50,9 +51,7 @@ _FINISH_REL = 1e-12
 
 def _trigger_at(env: simpy.Environment, event: simpy.Event, delay: float) -> None:
     """Schedule ``event`` to succeed ``delay`` seconds from now, as one SimPy event (like a Timeout)."""
-    event._ok = True
-    event._value = None
-    env.schedule(event, delay=delay)
+    succeed_after(env, event, delay)
 
 
 class FluidCore:

@@ -18,7 +18,7 @@ from functools import partial
 import numpy as np
 import simpy
 
-from sim.network.base import Session, cached_phases
+from sim.network.base import Session, cached_phases, register_model
 from sim.network.fluidmodel import FluidNetwork, FluidSession
 
 
@@ -87,6 +87,7 @@ class StepSession(FluidSession):
         return done
 
 
+@register_model
 class StepNetwork(FluidNetwork):
     """Every step with its per-rank dependencies; slow, for validation at small P."""
 

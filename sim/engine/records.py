@@ -1,0 +1,65 @@
+"""The engine's records: their columns, the one function per kind that builds a row, and the result.
+
+Shared by the SimPy engine (:mod:`sim.engine.run`) and the analytic fast path (:mod:`sim.fastpath`), so
+both produce the same frame from the same facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+#: columns of :attr:`EngineResult.records`, in order. ``algorithm`` is the algorithm that ran: the one the
+#: collective asked for, or the flat algorithm it fell back to on this placement (``hierarchical`` on a
+#: topology without multi-GPU nodes, or on a group that is not node-aligned, runs ``ring``; see
+#: :meth:`sim.network.base.NetworkModel.effective_algorithm`)
+RECORD_COLUMNS = ["rank", "stream", "kind", "op", "algorithm", "layer", "phase", "category", "key",
+                  "group_size", "arrive_s", "start_s", "end_s", "bytes_sent"]
+
+
+def compute_row(rank: int, index: int, op: Any, start_s: float, end_s: float) -> tuple:
+    """The record of compute op ``index`` of ``rank`` (it arrives and starts at ``start_s``); ``op`` is a
+    :class:`~sim.program.Compute` or a compute :class:`~sim.strategies.steps.Step`."""
+    return (rank, op.stream, "compute", "", "", op.layer, op.phase, "compute", str(index), 1,
+            start_s, start_s, end_s, 0.0)
+
+
+def collective_row(rank: int, op: Any, key: str, group_size: int, algorithm_ran: str, arrive_s: float,
+                   start_s: float, end_s: float, bytes_sent: float) -> tuple:
+    """The record of ``rank``'s part in collective ``op`` (a :class:`~sim.program.Collective` or a
+    collective :class:`~sim.strategies.steps.Step`; ``key`` and ``group_size`` are given because a step
+    has no members)."""
+    return (rank, op.stream, "collective", op.op, algorithm_ran, op.layer, op.phase, op.category, key,
+            group_size, arrive_s, start_s, end_s, bytes_sent)
+
+
+def records_frame(rows: Sequence[tuple]) -> pd.DataFrame:
+    """The records frame of ``rows`` (built by :func:`compute_row` and :func:`collective_row`)."""
+    return pd.DataFrame.from_records(rows, columns=RECORD_COLUMNS)
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    """What one engine run produced.
+
+    Attributes
+    ----------
+    records : pandas.DataFrame
+        One row per rank per operation, columns :data:`RECORD_COLUMNS`: ``arrive_s`` is when the rank
+        reached the operation (its stream and deps were done), ``start_s`` when it started (a collective:
+        when its last member arrived), ``end_s`` when it ended; ``bytes_sent`` the rank's bytes in it.
+    events : int
+        SimPy events processed.
+    makespan_s : float
+        The latest ``end_s`` (0 for an empty program).
+    wall_s : float
+        Wall-clock seconds of the run (build, run and collect).
+    """
+
+    records: pd.DataFrame
+    events: int
+    makespan_s: float
+    wall_s: float
