@@ -6,8 +6,8 @@ units); checks that need the model and the topology (grid fits the batch and the
 hosts) are done by :func:`validate_against_model` once those are loaded. Every mistake is raised as a
 one-line :class:`~sim.errors.UserError`, never as a pydantic dump.
 
-Strategies and grids (PAPER.md, CONTRACT.md)
---------------------------------------------
+Strategies and grids (docs/paper-model.md, docs/cli.md)
+-------------------------------------------------------
 ``strategy``
     ``batch``: every layer batch-parallel over all P (grid ``1xP``, Eq. 4).
     ``model``: every weight layer's W split by rows over all P (grid ``Px1``, Eq. 3).

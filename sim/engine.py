@@ -331,7 +331,7 @@ def simulate_collective(op: str, algorithm: str, procs: int, nbytes: float, topo
     procs : int
         Ranks; rank r runs on host r of the topology.
     nbytes : float
-        Size as CONTRACT.md defines it per op (> 0).
+        Size as ``sim.program.COLLECTIVE_OPS`` defines it per op (> 0).
     topology : str or networkx.Graph
         A topology spec (built with ``procs`` hosts where the kind allows) or a built graph.
     network : str

@@ -15,16 +15,16 @@ from sim.config import RunConfig, make_config
 from sim.errors import UserError
 from sim.results import SUMMARY_FIELDS
 
-CONTRACT_FIELDS = ["model", "batch", "procs", "strategy", "pr", "pc", "topology", "network", "compute",
+DOCUMENTED_FIELDS = ["model", "batch", "procs", "strategy", "pr", "pc", "topology", "network", "compute",
                    "iteration_s", "epoch_s", "compute_s", "comm_s", "exposed_comm_s", "batch_comm_s",
                    "model_comm_s", "domain_comm_s", "allgather_s", "reduce_scatter_s", "allreduce_s", "halo_s",
                    "bytes_sent_per_rank", "memory_per_rank_bytes", "events", "wall_s"]
 SMALL = {"model": "alexnet", "batch": 64, "procs": 8}
 
 
-def test_summary_fields_in_contract_order():
+def test_summary_fields_in_documented_order():
     r = simulate(SMALL)
-    assert list(r.summary.columns[: len(CONTRACT_FIELDS)]) == CONTRACT_FIELDS
+    assert list(r.summary.columns[: len(DOCUMENTED_FIELDS)]) == DOCUMENTED_FIELDS
     assert list(r.summary.columns) == SUMMARY_FIELDS
     assert len(r.summary) == 1
 
@@ -177,7 +177,7 @@ def test_step_network_runs_and_is_not_faster_than_analytic():
 @pytest.mark.parametrize("collectives", ["ring", "paper"])
 def test_bytes_sent_per_rank_equals_the_allreduce_volume(collectives):
     """Pure batch: every rank sends 2 (P-1)/P of each ΔW (4-byte words) in a ring or reduce-scatter +
-    all-gather all-reduce (Thakur et al. 2005; PAPER.md's all-reduce), summed over the weight layers."""
+    all-gather all-reduce (Thakur et al. 2005; the paper's all-reduce), summed over the weight layers."""
     from workloads.zoo import get_model
 
     P = 8

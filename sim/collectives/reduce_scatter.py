@@ -8,7 +8,7 @@ arithmetic not charged:
 * ``ring`` — any p: (p-1)(α + n/(p·bw)); one phase of p-1 steps;
 * ``recursive_halving`` — power-of-two p only: log2 p·α + (p-1)/p·n/bw;
 * ``bruck`` — any p: ⌈log2 p⌉·α + (p-1)/p·n/bw; Bruck's all-gather run backwards (its dual);
-* ``paper`` — PAPER.md states no reduce-scatter cost of its own; we use half of its all-reduce cost,
+* ``paper`` — the paper states no reduce-scatter cost of its own; we use half of its all-reduce cost,
   α⌈log2 p⌉ + β(p-1)/p·n, realised by the same phases as ``bruck`` (valid for every p).
 """
 
@@ -67,6 +67,6 @@ class BruckReduceScatter(CollectiveAlgorithm):
 
 @dataclass(frozen=True)
 class PaperReduceScatter(BruckReduceScatter):
-    """Half of PAPER.md's all-reduce: α⌈log2 p⌉ + β(p-1)/p·n, as reverse-Bruck phases; any p."""
+    """Half of the paper's all-reduce: α⌈log2 p⌉ + β(p-1)/p·n, as reverse-Bruck phases; any p."""
 
     name: str = "paper"

@@ -2,7 +2,7 @@
 
 * ``tree`` — binomial tree, any p: ⌈log2 p⌉(α + n/bw) (Thakur, Rabenseifner & Gropp 2005, §4.2 and §4.5,
   short-message algorithms; the whole vector each step).
-* ``paper`` — PAPER.md gives no broadcast or reduce cost; we use the binomial tree (same phases).
+* ``paper`` — the paper gives no broadcast or reduce cost; we use the binomial tree (same phases).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class TreeBroadcast(CollectiveAlgorithm):
 
 @dataclass(frozen=True)
 class PaperBroadcast(TreeBroadcast):
-    """PAPER.md has no broadcast cost: the binomial tree."""
+    """The paper gives no broadcast cost: the binomial tree."""
 
     name: str = "paper"
 
@@ -51,6 +51,6 @@ class TreeReduce(CollectiveAlgorithm):
 
 @dataclass(frozen=True)
 class PaperReduce(TreeReduce):
-    """PAPER.md has no reduce cost: the binomial tree."""
+    """The paper gives no reduce cost: the binomial tree."""
 
     name: str = "paper"
