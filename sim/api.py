@@ -18,9 +18,10 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import yaml
@@ -33,6 +34,7 @@ from sim.results import chrome_trace, layer_table, summarize
 from sim.strategies import RunPlan, plan_run
 
 ENGINES = ("auto", "fast", "full")
+T = TypeVar("T")
 
 
 @dataclass
@@ -98,7 +100,7 @@ class Result:
 OUTPUT_FILES = ("summary.csv", "layers.csv", "trace.json", "config.yaml", "timeline.png")
 
 
-def _create_fresh(parent: Path, prefix: str, suffix: str, create: Any) -> Path:
+def _create_fresh(parent: Path, prefix: str, suffix: str, create: Callable[[Path], T]) -> tuple[Path, T]:
     """``create(path)`` on a new random name in ``parent``; ``create`` raises FileExistsError on a clash.
 
     Unlike :mod:`tempfile` (which makes files 0600 and directories 0700), the callers create with modes
@@ -107,23 +109,18 @@ def _create_fresh(parent: Path, prefix: str, suffix: str, create: Any) -> Path:
     for _ in range(100):
         path = parent / f"{prefix}{secrets.token_hex(6)}{suffix}"
         try:
-            create(path)
+            return path, create(path)
         except FileExistsError:
             continue
-        return path
     raise FileExistsError(f"no free temporary name in {parent}")  # not reachable in practice
 
 
 def _atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same directory, mode 0o666 & ~umask."""
-    fds: list[int] = []
-
-    def create(tmp: Path) -> None:
-        fds.append(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-
-    tmp = _create_fresh(path.parent, f".{path.name}.", ".tmp", create)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    tmp, fd = _create_fresh(path.parent, f".{path.name}.", ".tmp", lambda name: os.open(name, flags, 0o666))
     try:
-        with os.fdopen(fds[0], "w") as fh:
+        with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
@@ -161,7 +158,7 @@ def write_outputs(result: Result, directory: Path, overwrite: bool = False) -> N
     if parent.exists() and not parent.is_dir():
         raise UserError("out", f"{str(parent)!r} is not a directory", "a path whose parents are directories")
     parent.mkdir(parents=True, exist_ok=True)
-    staging = _create_fresh(parent, f".{directory.name}.tmp", "", lambda path: os.mkdir(path, 0o777))
+    staging, _ = _create_fresh(parent, f".{directory.name}.tmp", "", lambda path: os.mkdir(path, 0o777))
     try:
         result.summary.to_csv(staging / "summary.csv", index=False)
         result.layers.to_csv(staging / "layers.csv", index=False)
