@@ -29,7 +29,7 @@ SCRATCH = Path(tempfile.mkdtemp(prefix="dnnsim-nb-"))
 pd.set_option("display.width", 140)"""
 
 PAPER_BASE = """\
-# The paper's world (PAPER.md): AlexNet, KNL compute by batch size (its Fig. 4), alpha = 2 us, 1/beta = 6 GiB/s
+# The paper's world (docs/paper-model.md): AlexNet, KNL compute by batch size (its Fig. 4), alpha = 2 us, 1/beta = 6 GiB/s
 PAPER = {"model": "alexnet", "compute": "paper-knl", "network": "analytic",
          "topology": "ideal:latency=2us,bandwidth=6GiB/s"}"""
 
@@ -78,7 +78,7 @@ def quickstart() -> list:
 
 def reproduce() -> list:
     return [
-        new_markdown_cell("# Reproducing Gholami et al., SPAA 2018\n\nThe paper (restated in `PAPER.md`) "
+        new_markdown_cell("# Reproducing Gholami et al., SPAA 2018\n\nThe paper (summarised in `docs/paper-model.md`) "
                           "times AlexNet on Cori KNL with closed-form alpha-beta costs and compares every "
                           "grid Pr x Pc of P processes. dnnsim's `analytic` network computes exactly those "
                           "formulas; with the paper's measured KNL compute we get its three scenarios. Times "

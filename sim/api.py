@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import yaml
@@ -33,6 +34,7 @@ from sim.results import chrome_trace, layer_table, summarize
 from sim.strategies import RunPlan, plan_run
 
 ENGINES = ("auto", "fast", "full")
+T = TypeVar("T")
 
 
 @dataclass
@@ -55,7 +57,7 @@ class Result:
     ----------
     config : RunConfig
     summary : DataFrame
-        One row, columns :data:`sim.results.SUMMARY_FIELDS` (CONTRACT.md's ``run`` fields first).
+        One row, columns :data:`sim.results.SUMMARY_FIELDS` (the ``run`` fields of docs/cli.md first).
     layers : DataFrame
         One row per layer (and per multi-layer DDP bucket): mode, compute and communication seconds.
     records : DataFrame
@@ -88,38 +90,75 @@ class Result:
         """Write the Chrome trace JSON (open it in Perfetto or chrome://tracing)."""
         _atomic_write(Path(path), json.dumps(self.trace(max_ranks)))
 
-    def to_csv(self, directory: str | Path) -> None:
+    def to_csv(self, directory: str | Path, *, overwrite: bool = False) -> None:
         """Write ``summary.csv``, ``layers.csv``, ``trace.json``, ``config.yaml`` and ``timeline.png`` into
-        ``directory``.
+        ``directory`` (see :func:`write_outputs`: a non-empty ``directory`` needs ``overwrite=True``)."""
+        write_outputs(self, Path(directory), overwrite=overwrite)
 
-        All five are written into a temporary directory next to ``directory`` and then moved in, so a
-        failure leaves ``directory`` as it was.
-        """
-        write_outputs(self, Path(directory))
+
+#: the files :func:`write_outputs` writes, in this order
+OUTPUT_FILES = ("summary.csv", "layers.csv", "trace.json", "config.yaml", "timeline.png")
+
+
+def _create_fresh(parent: Path, prefix: str, suffix: str, create: Callable[[Path], T]) -> tuple[Path, T]:
+    """``create(path)`` on a new random name in ``parent``; ``create`` raises FileExistsError on a clash.
+
+    Unlike :mod:`tempfile` (which makes files 0600 and directories 0700), the callers create with modes
+    0o666/0o777 so the process umask applies: results stay readable by the group on a shared cluster.
+    """
+    for _ in range(100):
+        path = parent / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            return path, create(path)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {parent}")  # not reachable in practice
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``text`` to ``path`` through a temporary file in the same directory, mode 0o666 & ~umask."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    tmp, fd = _create_fresh(path.parent, f".{path.name}.", ".tmp", lambda name: os.open(name, flags, 0o666))
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
-def write_outputs(result: Result, directory: Path) -> None:
-    """Write the five output files of ``result`` into ``directory`` (created if missing), all or none."""
+def check_out_dir(directory: Path, overwrite: bool) -> None:
+    """Refuse an output directory that is a file, or that holds files when ``overwrite`` is false.
+
+    ``dnnsim run --out`` calls this before it simulates, so a refused run costs nothing; an existing
+    empty directory (say from ``mkdir -p`` in a batch script) is fine.
+    """
     directory = Path(directory)
-    parent = directory.resolve().parent
     if directory.exists() and not directory.is_dir():
         raise UserError("out", f"{str(directory)!r} exists and is not a directory", "a directory path")
+    if not overwrite and directory.is_dir() and any(directory.iterdir()):
+        raise UserError("out", f"directory {str(directory)!r} exists and is not empty",
+                        "a new or empty directory, or --overwrite (Python: overwrite=True) to replace its "
+                        + ", ".join(OUTPUT_FILES) + " (other files are kept)")
+
+
+def write_outputs(result: Result, directory: Path, overwrite: bool = False) -> None:
+    """Write the five :data:`OUTPUT_FILES` of ``result`` into ``directory``, all or none.
+
+    ``directory`` and missing parents are created (like ``mkdir -p``, so ``--out out/demo`` works on a fresh
+    clone) with the process umask applied, as are the files. A non-empty ``directory`` is refused unless
+    ``overwrite`` (:func:`check_out_dir`); then its five files are replaced and any other file is kept.
+    The files are written into a staging directory next to ``directory`` and then moved in, so a failure
+    leaves ``directory`` as it was.
+    """
+    directory = Path(directory)
+    parent = directory.resolve().parent
+    check_out_dir(directory, overwrite)
     if parent.exists() and not parent.is_dir():
         raise UserError("out", f"{str(parent)!r} is not a directory", "a path whose parents are directories")
-    parent.mkdir(parents=True, exist_ok=True)  # like `mkdir -p`: `--out out/demo` works on a fresh clone
-    staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{directory.name}.tmp"))
-    names = ("summary.csv", "layers.csv", "trace.json", "config.yaml", "timeline.png")
+    parent.mkdir(parents=True, exist_ok=True)
+    staging, _ = _create_fresh(parent, f".{directory.name}.tmp", "", lambda path: os.mkdir(path, 0o777))
     try:
         result.summary.to_csv(staging / "summary.csv", index=False)
         result.layers.to_csv(staging / "layers.csv", index=False)
@@ -131,7 +170,7 @@ def write_outputs(result: Result, directory: Path) -> None:
         if not directory.exists():
             os.replace(staging, directory)
             return
-        for name in names:
+        for name in OUTPUT_FILES:
             os.replace(staging / name, directory / name)
     finally:
         if staging.exists():
@@ -193,6 +232,10 @@ def run_planned(config: RunConfig, setup: Setup, plan: RunPlan, engine: str = "a
         raise UserError("engine", f"the fast path needs network=analytic, not {config.network!r}",
                         "engine full, or network analytic")
     fast = engine != "full" and config.network == "analytic" and is_symmetric(plan.steps, plan.grid, setup.analytic)
+    if engine == "fast" and not fast:
+        raise UserError("engine", "the fast path times one rank and needs every group of a kind to run the same "
+                                  "schedule, but here hierarchical collectives run on groups only some of which "
+                                  "are node-aligned", "engine auto or full (the SimPy engine times every rank)")
     if fast:
         out = run_fast(plan.steps, plan.grid, setup.analytic)
         records, makespan, events = out.records, out.makespan_s, out.events
@@ -225,11 +268,14 @@ def simulate(config: RunConfig | dict | str | Path, *, engine: str = "auto", pap
     config : RunConfig, dict or path
         A config, a dict of config keys, or the path of a YAML run config.
     engine : {"auto", "fast", "full"}
-        ``auto``: the analytic fast path under ``network=analytic``, the SimPy engine otherwise; ``full``
-        forces the engine (to check the fast path); ``fast`` demands the fast path.
+        ``auto``: the analytic fast path under ``network=analytic`` when every rank runs alike, the SimPy
+        engine otherwise; ``full`` forces the engine (to check the fast path); ``fast`` demands the fast
+        path and raises :class:`UserError` where it does not apply (a network other than ``analytic``,
+        or ranks that do not run alike: :func:`sim.fastpath.is_symmetric`).
     paper_dx : bool
-        Size model layers' ΔX all-reduces as PAPER.md prints them (``d_i``, first layer included);
-        for tests that compare against the printed equations. Default: true sizes.
+        Size model layers' ΔX all-reduces as the paper prints them (``d_i`` in Eqs. 3 and 8, first layer
+        included; docs/paper-model.md); for tests that compare against the printed equations. Default:
+        true sizes (``d_{i-1}``).
 
     Raises
     ------

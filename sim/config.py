@@ -6,8 +6,8 @@ units); checks that need the model and the topology (grid fits the batch and the
 hosts) are done by :func:`validate_against_model` once those are loaded. Every mistake is raised as a
 one-line :class:`~sim.errors.UserError`, never as a pydantic dump.
 
-Strategies and grids (PAPER.md, CONTRACT.md)
---------------------------------------------
+Strategies and grids (docs/paper-model.md, docs/cli.md)
+-------------------------------------------------------
 ``strategy``
     ``batch``: every layer batch-parallel over all P (grid ``1xP``, Eq. 4).
     ``model``: every weight layer's W split by rows over all P (grid ``Px1``, Eq. 3).
@@ -187,9 +187,26 @@ def make_config(data: dict[str, Any] | RunConfig) -> RunConfig:
     return config
 
 
+#: top-level keys that only a sweep file has (see :mod:`sim.sweep.spec`)
+SWEEP_KEYS = ("base", "vary", "zip")
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The mapping in a YAML run config file."""
-    return read_yaml_mapping(path, "config", "a YAML run config: a mapping of config keys")
+    """The mapping in a YAML run config file.
+
+    Raises
+    ------
+    UserError
+        As :func:`sim.yamlfile.read_yaml_mapping` does (missing, malformed, empty, not a mapping), and
+        for a sweep file (top-level ``base``, ``vary`` or ``zip``), which ``dnnsim sweep`` runs.
+    """
+    allowed = "a YAML run config: a mapping of config keys"
+    data = read_yaml_mapping(path, "config", allowed)
+    sweep_keys = [key for key in SWEEP_KEYS if key in data]
+    if sweep_keys:
+        raise UserError("config", f"{str(path)!r} is a sweep file (keys {'/'.join(sweep_keys)}); run it with "
+                                  f"dnnsim sweep {path} --out results.csv", allowed)
+    return data
 
 
 def parse_set(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -227,10 +244,6 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------------------------- model checks
-def _kind_class(kind: str) -> str | None:
-    return "conv" if kind == "conv" else "fc" if kind == "fc" else None
-
-
 def validate_against_model(config: RunConfig, model: Any) -> None:
     """Check the grid and modes against the model's layers and the batch (raises :class:`UserError`).
 

@@ -1,4 +1,4 @@
-"""The Pr × Pc process grid of PAPER.md and CONTRACT.md: groups, placement and grid parsing.
+"""The Pr × Pc process grid (docs/paper-model.md, docs/cli.md): groups, placement and grid parsing.
 
 Grid position ``(i, j)`` with ``i < Pr`` and ``j < Pc``. A *model group* (grid column) is the Pr ranks with
 the same ``j``; a *batch group* (grid row) is the Pc ranks with the same ``i``. Placement maps positions to

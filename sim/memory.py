@@ -1,5 +1,5 @@
-"""Memory per rank of one training configuration, in bytes (the replication PAPER.md discusses but does
-not compute).
+"""Memory per rank of one training configuration, in bytes (the replication the paper discusses but does
+not compute; docs/paper-model.md).
 
 For momentum SGD a rank holds, at ``dtype_bytes`` per word:
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: collective operations and what ``nbytes`` means for each (CONTRACT.md)
+#: collective operations and what ``nbytes`` means for each (docs/cli.md, ``dnnsim collective --bytes``)
 COLLECTIVE_OPS: dict[str, str] = {
     "allgather": "bytes of the gathered result vector on each rank",
     "reduce_scatter": "bytes of the input vector on each rank",
@@ -32,7 +32,7 @@ COLLECTIVE_OPS: dict[str, str] = {
     "halo": "bytes sent to each neighbour",
 }
 
-#: how communication is accounted (PAPER.md's split of the epoch time)
+#: how communication is accounted (the paper's split of the epoch time)
 CATEGORIES = ("batch", "model", "domain", "redistribute", "other")
 
 STREAMS = ("compute", "comm")

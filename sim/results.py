@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: CONTRACT.md's ``run`` fields, in order, then dnnsim's additions
+#: ``run``'s summary fields in their documented order (docs/cli.md); new fields are appended
 SUMMARY_FIELDS = ["model", "batch", "procs", "strategy", "pr", "pc", "topology", "network", "compute",
                   "iteration_s", "epoch_s", "compute_s", "comm_s", "exposed_comm_s", "batch_comm_s",
                   "model_comm_s", "domain_comm_s", "allgather_s", "reduce_scatter_s", "allreduce_s", "halo_s",

@@ -1,8 +1,10 @@
 """Read a user's YAML file that must hold a mapping, with every problem as one :class:`UserError`.
 
 Run configs, sweep files, model files, topology files and device specs all come through here, so a
-missing file, malformed YAML (with its line) or a top level that is not a mapping reads the same way
-everywhere: ``error: <field>: <problem>; <allowed>``.
+missing file, malformed YAML (with its line), a file with no keys (empty, or only comments) or a top level
+that is not a mapping reads the same way everywhere: ``error: <field>: <problem>; <allowed>``. An empty
+file is refused rather than read as ``{}``: a run config of no keys would silently run every default, and
+an empty sweep file one default point, which is never what a user who named a file meant.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sim.errors import UserError
 
 
 def read_yaml_mapping(path: str | Path, field: str, allowed: str) -> dict[str, Any]:
-    """The mapping at the top of the YAML file ``path`` (an empty file gives ``{}``).
+    """The mapping at the top of the YAML file ``path``.
 
     Parameters
     ----------
@@ -30,7 +32,8 @@ def read_yaml_mapping(path: str | Path, field: str, allowed: str) -> dict[str, A
     Raises
     ------
     UserError
-        If the file does not exist or cannot be read, is not valid YAML, or does not hold a mapping.
+        If the file does not exist or cannot be read, is not valid YAML, holds nothing (empty, blank or
+        only comments), or does not hold a mapping.
     """
     p = Path(path)
     if not p.is_file():
@@ -44,7 +47,7 @@ def read_yaml_mapping(path: str | Path, field: str, allowed: str) -> dict[str, A
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(field, f"cannot read {str(p)!r} ({type(exc).__name__})", allowed) from None
     if data is None:
-        return {}
+        raise UserError(field, f"{str(p)!r} is empty (no keys, only blank lines or comments)", allowed)
     if not isinstance(data, dict):
         raise UserError(field, f"{str(p)!r} holds a {type(data).__name__}, not a mapping", allowed)
     return data

@@ -4,24 +4,27 @@ flow never beat the blocking / analytic runs."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pandas as pd
 import pytest
 
 from sim.api import simulate
 from sim.config import RunConfig, make_config
+from sim.errors import UserError
 from sim.results import SUMMARY_FIELDS
 
-CONTRACT_FIELDS = ["model", "batch", "procs", "strategy", "pr", "pc", "topology", "network", "compute",
+DOCUMENTED_FIELDS = ["model", "batch", "procs", "strategy", "pr", "pc", "topology", "network", "compute",
                    "iteration_s", "epoch_s", "compute_s", "comm_s", "exposed_comm_s", "batch_comm_s",
                    "model_comm_s", "domain_comm_s", "allgather_s", "reduce_scatter_s", "allreduce_s", "halo_s",
                    "bytes_sent_per_rank", "memory_per_rank_bytes", "events", "wall_s"]
 SMALL = {"model": "alexnet", "batch": 64, "procs": 8}
 
 
-def test_summary_fields_in_contract_order():
+def test_summary_fields_in_documented_order():
     r = simulate(SMALL)
-    assert list(r.summary.columns[: len(CONTRACT_FIELDS)]) == CONTRACT_FIELDS
+    assert list(r.summary.columns[: len(DOCUMENTED_FIELDS)]) == DOCUMENTED_FIELDS
     assert list(r.summary.columns) == SUMMARY_FIELDS
     assert len(r.summary) == 1
 
@@ -174,7 +177,7 @@ def test_step_network_runs_and_is_not_faster_than_analytic():
 @pytest.mark.parametrize("collectives", ["ring", "paper"])
 def test_bytes_sent_per_rank_equals_the_allreduce_volume(collectives):
     """Pure batch: every rank sends 2 (P-1)/P of each ΔW (4-byte words) in a ring or reduce-scatter +
-    all-gather all-reduce (Thakur et al. 2005; PAPER.md's all-reduce), summed over the weight layers."""
+    all-gather all-reduce (Thakur et al. 2005; the paper's all-reduce), summed over the weight layers."""
     from workloads.zoo import get_model
 
     P = 8
@@ -196,3 +199,53 @@ def test_bytes_sent_per_rank_pure_model_ring():
     s = simulate(dict(SMALL, procs=P, batch=B, strategy="model", collectives="ring")).summary.iloc[0]
     assert s["redistribute_s"] == 0
     assert s["bytes_sent_per_rank"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_engine_fast_refuses_what_the_fast_path_cannot_time(monkeypatch):
+    with pytest.raises(UserError, match="network=analytic") as info:
+        simulate(dict(SMALL, network="flow", topology="star"), engine="fast")
+    assert info.value.field == "engine"
+    # ranks that do not all run alike (sim.fastpath.is_symmetric false): auto falls back to the engine,
+    # fast refuses rather than silently running the engine
+    import sim.fastpath
+
+    monkeypatch.setattr(sim.fastpath, "is_symmetric", lambda steps, grid, network: False)
+    assert simulate(SMALL).meta["engine"] == "full"
+    with pytest.raises(UserError, match="node-aligned") as info:
+        simulate(SMALL, engine="fast")
+    assert info.value.field == "engine" and "engine auto or full" in info.value.allowed
+
+
+def test_to_csv_refuses_a_non_empty_directory_unless_overwrite(tmp_path):
+    r = simulate(SMALL)
+    out = tmp_path / "res"
+    out.mkdir()
+    r.to_csv(out)  # an existing empty directory is fine
+    (out / "notes.txt").write_text("keep me")
+    (out / "summary.csv").write_text("old")
+    with pytest.raises(UserError, match="exists and is not empty") as info:
+        r.to_csv(out)
+    assert info.value.field == "out" and "overwrite" in info.value.allowed
+    assert (out / "summary.csv").read_text() == "old"
+    r.to_csv(out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "keep me"
+    assert pd.read_csv(out / "summary.csv")["iteration_s"].iloc[0] == pytest.approx(r.iteration_s, rel=1e-12)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_outputs_honour_the_umask(tmp_path, umask):
+    """The directory gets 0o777 & ~umask and the files 0o666 & ~umask, as `mkdir` and shell redirections
+    would give them (tempfile's private 0700/0600 would hide results from the group on a shared cluster)."""
+    r = simulate(SMALL)
+    old = os.umask(umask)
+    try:
+        r.to_csv(tmp_path / "parent" / "res")
+        r.to_trace(tmp_path / "t.json")
+    finally:
+        os.umask(old)
+    out = tmp_path / "parent" / "res"
+    for directory in (out, tmp_path / "parent"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o777 & ~umask
+    for path in [*out.iterdir(), tmp_path / "t.json"]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path.name

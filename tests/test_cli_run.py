@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,12 +49,19 @@ def test_out_writes_four_files(tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
 
 
-def test_out_replaces_only_its_files(tmp_path, capsys):
+def test_out_overwrite_replaces_only_its_files(tmp_path, capsys):
     out = tmp_path / "res"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    assert main([*BASE, "--out", str(out)]) == 0
+    assert main([*BASE, "--out", str(out), "--overwrite"]) == 0
     assert (out / "notes.txt").read_text() == "keep me" and (out / "summary.csv").exists()
+
+
+def test_out_into_an_existing_empty_directory(tmp_path, capsys):
+    out = tmp_path / "res"
+    out.mkdir()  # as `mkdir -p` in a batch script leaves it
+    assert main([*BASE, "--out", str(out)]) == 0
+    assert (out / "summary.csv").exists()
 
 
 @pytest.mark.parametrize("args, text", [
@@ -94,3 +105,52 @@ def test_bad_yaml_exits_2_and_leaves_existing_outputs(tmp_path, capsys):
     assert capsys.readouterr().err.count("\n") == 1
     assert (out / "summary.csv").read_text() == "old" and sorted(p.name for p in out.iterdir()) == ["summary.csv"]
     assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+
+
+# ------------------------------------------------------------------ refused input, as a user's shell sees it
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _dnnsim(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m sim ARGS`` in a fresh process (this checkout first on PYTHONPATH)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, "-m", "sim", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def _one_line_error(proc: subprocess.CompletedProcess, *texts: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    for text in texts:
+        assert text in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("text", ["", "# batch: 512\n# procs: 8\n"])
+def test_empty_or_comment_only_files_are_refused_by_run_and_sweep(tmp_path, text):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    _one_line_error(_dnnsim("run", "empty.yaml", "--out", "res", cwd=tmp_path), "error: config:", "empty.yaml",
+                    "is empty")
+    _one_line_error(_dnnsim("sweep", "empty.yaml", "--out", "r.csv", cwd=tmp_path), "error: sweep:",
+                    "empty.yaml", "is empty")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.yaml"]  # nothing written
+
+
+def test_a_sweep_file_given_to_run_says_to_use_sweep(tmp_path):
+    sweep = REPO / "examples" / "sweeps" / "quick.yaml"
+    _one_line_error(_dnnsim("run", str(sweep), cwd=tmp_path), "error: config:", "is a sweep file",
+                    f"dnnsim sweep {sweep}")
+
+
+def test_run_out_refuses_an_existing_non_empty_directory(tmp_path):
+    out = tmp_path / "res"
+    out.mkdir()
+    (out / "summary.csv").write_text("old results")
+    args = ["run", "--batch", "64", "--procs", "8", "--out", "res", "--format", "csv"]
+    _one_line_error(_dnnsim(*args, cwd=tmp_path), "error: out:", "'res' exists and is not empty", "--overwrite")
+    assert sorted(p.name for p in out.iterdir()) == ["summary.csv"]
+    assert (out / "summary.csv").read_text() == "old results"  # untouched
+    proc = _dnnsim(*args, "--overwrite", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert (out / "summary.csv").read_text() == proc.stdout  # the printed row is the written row

@@ -1,4 +1,4 @@
-"""Compute models: roofline against its hand formula, paper-knl against PAPER.md's table, profile interpolation."""
+"""Compute models: roofline against its hand formula, paper-knl against the paper's Fig. 4 table, profile interpolation."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from workloads.compute import ComputeModel, make_compute_model
 from workloads.device_specs import list_devices, load_device
 from workloads.zoo import get_model
 
-# PAPER.md, AlexNet epoch time on one KNL by batch (the paper's Fig. 4)
+# Gholami et al. 2018, Fig. 4: AlexNet epoch time on one KNL by batch (docs/paper-model.md)
 PAPER_TABLE = {1: 30742, 2: 17292, 4: 9608, 8: 5924, 16: 3922, 32: 2843, 64: 2322, 128: 2032, 256: 1777,
                512: 1827, 1024: 1922, 2048: 2434}
 N = 1_200_000

@@ -137,3 +137,26 @@ def test_example_run_configs_load():
     for path in examples:
         cfg = load_config(str(path))
         assert cfg.resolved()["grid"]
+
+
+def test_a_sweep_file_given_as_a_run_config_says_so(tmp_path):
+    from pathlib import Path
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nbase: {model: alexnet}\nvary: {procs: [4, 8]}\n")
+    with pytest.raises(UserError, match=r"is a sweep file \(keys base/vary\); run it with dnnsim sweep") as info:
+        load_config(str(path))
+    assert info.value.field == "config"
+    sweeps = sorted(Path(__file__).resolve().parent.parent.joinpath("examples", "sweeps").glob("*.yaml"))
+    assert sweeps
+    for sweep in sweeps:  # every shipped sweep file is recognised, none read as a run config
+        with pytest.raises(UserError, match="is a sweep file"):
+            load_config(str(sweep))
+
+
+def test_an_empty_run_config_is_refused(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("# batch: 512\n")
+    with pytest.raises(UserError, match="is empty") as info:
+        load_config(str(path))
+    assert info.value.field == "config"

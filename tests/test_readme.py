@@ -42,7 +42,7 @@ def test_readme_demo_command_writes_its_table_csv_and_plot(tmp_path, capsys, mon
     assert {p.name for p in out.iterdir()} == {"summary.csv", "layers.csv", "trace.json", "config.yaml",
                                               "timeline.png"}
     summary = pd.read_csv(out / "summary.csv")
-    # epoch_s = iteration_s * N / B (CONTRACT.md), N = 1.2M for the paper's AlexNet
+    # epoch_s = iteration_s * N / B (docs/cli.md), N = 1.2M for the paper's AlexNet
     row = summary.iloc[0]
     assert row["epoch_s"] == __import__("pytest").approx(row["iteration_s"] * 1_200_000 / row["batch"], rel=1e-12)
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

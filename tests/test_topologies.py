@@ -78,7 +78,7 @@ def test_leaf_spine_closed_forms(n, k, R):
     assert _count(G, "switch") == leaves + spines
     assert G.number_of_edges() == n + leaves * spines
     assert all(G.degree[f"spine{s}"] == leaves for s in range(spines))
-    # uplink capacity per leaf = k * bw / R (DESIGN.md)
+    # uplink capacity per leaf = k * bw / R (k/R spines, topologies/fattree.py)
     bw = G.graph["bandwidth_Bps"]
     up = sum(G.edges["leaf0", f"spine{s}"]["bandwidth_Bps"] for s in range(spines))
     assert up == pytest.approx(k * bw / R)

@@ -33,7 +33,7 @@ def test_alexnet_layerwise_formula():
     assert by["fc6"].in_shape == (256, 6, 6) and by["fc6"].params == 9216 * 4096 + 4096
     assert [by[n].out_shape for n in ("conv1", "pool1", "pool2", "pool5")] == [
         (96, 55, 55), (96, 27, 27), (256, 13, 13), (256, 6, 6)]
-    assert m.dataset_size == 1_200_000  # PAPER.md: N = 1.2M
+    assert m.dataset_size == 1_200_000  # Gholami et al. 2018: N = 1.2M
     assert len(m.weight_layers()) == 8  # 5 conv + 3 fc
     # Sze et al., "Efficient Processing of Deep Neural Networks", Proc. IEEE 2017, Table: AlexNet 724M MACs
     assert _macs(m) == pytest.approx(724e6, rel=1e-3)

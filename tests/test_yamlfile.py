@@ -9,11 +9,20 @@ from sim.errors import UserError
 from sim.yamlfile import read_yaml_mapping
 
 
-def test_reads_a_mapping_and_an_empty_file(tmp_path):
+def test_reads_a_mapping(tmp_path):
     (tmp_path / "a.yaml").write_text("batch: 512\nprocs: 8\n")
     assert read_yaml_mapping(tmp_path / "a.yaml", "config", "x") == {"batch": 512, "procs": 8}
-    (tmp_path / "empty.yaml").write_text("")
-    assert read_yaml_mapping(tmp_path / "empty.yaml", "config", "x") == {}
+    (tmp_path / "explicit.yaml").write_text("{}  # every default, asked for in so many words\n")
+    assert read_yaml_mapping(tmp_path / "explicit.yaml", "config", "x") == {}
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "---\n# a document of comments\n"])
+def test_an_empty_or_comment_only_file_is_refused(tmp_path, text):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match="is empty") as info:
+        read_yaml_mapping(path, "config", "a run config")
+    assert info.value.field == "config" and str(path) in info.value.problem
 
 
 @pytest.mark.parametrize("text, problem", [

@@ -14,7 +14,7 @@ import networkx as nx
 
 from sim.errors import UserError
 
-#: the defaults of the paper's machine (NERSC Cori KNL, PAPER.md: alpha = 2 us, 1/beta = 6 GiB/s)
+#: the defaults of the paper's machine (NERSC Cori KNL, docs/paper-model.md: alpha = 2 us, 1/beta = 6 GiB/s)
 DEFAULT_BANDWIDTH_BPS = 6.0 * 2**30
 DEFAULT_LATENCY_S = 2e-6
 

@@ -1,6 +1,6 @@
 """Fat-trees: the k-ary three-level fat-tree and the two-level leaf/spine, routed by d-mod-k.
 
-Routing follows InfiniBand's ftree routing and SimGrid (DESIGN.md): a packet climbs only as high as
+Routing follows InfiniBand's ftree routing and SimGrid's fat-tree model: a packet climbs only as high as
 needed, choosing its up-port from the *destination* index, then descends on the unique down path.
 
 * Leaf/spine (``levels=2``): k hosts per leaf, S spines; host p sits on leaf ``p // k``; traffic to host d

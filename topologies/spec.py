@@ -4,7 +4,7 @@ The kinds, their keys and defaults are the registry :data:`KINDS`; :func:`descri
 ``dnnsim topologies``. Values take units (parsed by :mod:`sim.units`): bandwidths like ``6GiB/s`` or
 ``100Gbit/s``, latencies like ``2us``; a bare number is SI base (bytes/s, seconds).
 
-Defaults: link bandwidth 6 GiB/s and latency 2 µs per link (the paper's NERSC Cori α and 1/β, PAPER.md),
+Defaults: link bandwidth 6 GiB/s and latency 2 µs per link (the paper's NERSC Cori α and 1/β, docs/paper-model.md),
 except ``hier`` (NVLink/InfiniBand defaults below). Kinds that can be sized (ideal, star, ring, leaf/spine
 fattree, hier) create hosts to fit ``n_hosts`` (the ``--procs``), or take ``hosts=`` (``nodes=`` for hier);
 fixed-size kinds (three-level fattree, torus, dragonfly) raise a :class:`UserError` naming ``procs`` when

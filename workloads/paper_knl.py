@@ -1,4 +1,5 @@
-"""The paper's measured compute: AlexNet epoch times on one Intel KNL by batch size (PAPER.md, Fig. 4).
+"""The paper's measured compute: AlexNet epoch times on one Intel KNL by batch size (the paper's Fig. 4;
+docs/paper-model.md).
 
 Per-iteration compute of the whole AlexNet at per-process batch ``b`` is ``T(b) = epoch(b) * b / N`` with
 N = 1,200,000 (the paper's ImageNet size). Between table points ``T`` is interpolated log-log in ``b``;
@@ -22,7 +23,7 @@ from workloads.interp import loglog_interp
 from workloads.layer import Layer
 from workloads.roofline import _phase_factor
 
-#: PAPER.md's table: per-process batch b -> epoch seconds of AlexNet on one KNL
+#: the paper's Fig. 4 table: per-process batch b -> epoch seconds of AlexNet on one KNL
 EPOCH_S_BY_BATCH: dict[int, float] = {
     1: 30742.0, 2: 17292.0, 4: 9608.0, 8: 5924.0, 16: 3922.0, 32: 2843.0, 64: 2322.0,
     128: 2032.0, 256: 1777.0, 512: 1827.0, 1024: 1922.0, 2048: 2434.0,

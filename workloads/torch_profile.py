@@ -1,4 +1,5 @@
-"""Measure per-layer forward and backward seconds with PyTorch (the optional ``dnnsim[torch]`` extra).
+"""Measure per-layer forward and backward seconds with PyTorch (the optional ``torch`` extra:
+``pip install '.[torch]'`` in a dnnsim checkout, or ``pip install torch``).
 
 Each :class:`~workloads.layer.Layer` is rebuilt as a ``torch.nn.Module`` (:func:`layer_module`) and timed
 alone on random inputs of its shape: ``warmup`` untimed calls, then the median of ``repeats`` timed calls,
@@ -16,13 +17,16 @@ from typing import Any
 from sim.errors import UserError
 from workloads.layer import Layer, Model
 
+#: how to get PyTorch: dnnsim is installed from its repository, not from the package index, so
+#: ``pip install 'dnnsim[torch]'`` finds nothing; the extra is installed from a checkout
+TORCH_HINT = "pip install torch, or pip install '.[torch]' in a dnnsim checkout"
 
 def require_torch() -> Any:
     """Import and return ``torch``, or raise the UserError that tells how to install it."""
     try:
         import torch
     except ImportError:
-        raise UserError("torch", "PyTorch is not installed", "pip install 'dnnsim[torch]'") from None
+        raise UserError("torch", "PyTorch is not installed", TORCH_HINT) from None
     return torch
 
 

@@ -3,7 +3,7 @@
 Every model is built from its architecture with the constructors of :mod:`workloads.build`, never from
 typed-in totals; tests pin the totals to the published parameter counts and multiply-adds.
 
-Dataset sizes: ``alexnet`` uses N = 1,200,000 (PAPER.md: "ImageNet, N = 1.2M images"); the others use
+Dataset sizes: ``alexnet`` uses N = 1,200,000 (the paper: ImageNet, N = 1.2M images; docs/paper-model.md); the others use
 the ImageNet-1k (ILSVRC-2012) training set, N = 1,281,167 images.
 
 Examples

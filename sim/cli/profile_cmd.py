@@ -48,7 +48,7 @@ def write_csv_atomically(rows: list[dict], path: str) -> None:
               help="Timed calls; the median is kept.")
 @format_option
 def profile(model_name: str, batch: str, device: str, output: str, warmup: int, repeats: int, fmt: str) -> None:
-    """Measure every layer's forward and backward seconds with PyTorch (needs dnnsim[torch]).
+    """Measure every layer's forward and backward seconds with PyTorch (needs torch: pip install torch).
 
     Writes OUTPUT with columns layer, kind, batch, fwd_s, bwd_s, device, usable as --compute profile:OUTPUT,
     and prints the same rows.

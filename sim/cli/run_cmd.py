@@ -4,13 +4,15 @@ ranked).
 Both read an optional YAML run config, then the flags, then ``--set key=value`` pairs (later wins); the
 fields are :class:`sim.config.RunConfig`'s. ``run`` prints the summary and the per-layer table (``table``),
 or the summary row (``json``/``csv``); ``--out DIR`` also writes ``summary.csv``, ``layers.csv``,
-``trace.json``, ``config.yaml`` and ``timeline.png`` into DIR, all or nothing.
+``trace.json``, ``config.yaml`` and ``timeline.png`` into DIR, all or nothing, and refuses an existing
+non-empty DIR unless ``--overwrite`` (as ``dnnsim sweep`` refuses an existing CSV), before simulating.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -20,7 +22,7 @@ from sim.config import load_config
 
 
 def _shared_options(with_grid: bool) -> Callable:
-    """The flags of CONTRACT.md shared by ``run`` and ``best`` (``--strategy``/``--grid`` for run only)."""
+    """The flags shared by ``run`` and ``best`` (docs/cli.md; ``--strategy``/``--grid`` for run only)."""
     opts = [
         click.argument("config_file", required=False, type=click.Path(dir_okay=False)),
         click.option("--model", help="Model zoo name or model YAML file (default alexnet)."),
@@ -69,18 +71,23 @@ def _print_table(summary, layers) -> None:
 
 @click.command("run")
 @_shared_options(with_grid=True)
-@click.option("--out", type=click.Path(file_okay=False), help="Write summary.csv, layers.csv, trace.json, config.yaml and timeline.png here.")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Write summary.csv, layers.csv, trace.json, config.yaml and timeline.png into this directory "
+                   "(created if missing; an existing non-empty one needs --overwrite).")
+@click.option("--overwrite", is_flag=True,
+              help="Let --out replace those five files in an existing directory (other files are kept).")
 @format_option
-def run(config_file: str | None, sets: tuple[str, ...], out: str | None, fmt: str, **kwargs: Any) -> None:
+def run(config_file: str | None, sets: tuple[str, ...], out: str | None, overwrite: bool, fmt: str,
+        **kwargs: Any) -> None:
     """Simulate one training iteration (and its epoch) of CONFIG_FILE and/or the flags."""
-    from sim.api import simulate, write_outputs
+    from sim.api import check_out_dir, simulate, write_outputs
 
     config = load_config(config_file, _overrides(kwargs), sets)
+    if out:
+        check_out_dir(Path(out), overwrite)  # refuse before simulating, not after
     result = simulate(config)
     if out:
-        from pathlib import Path
-
-        write_outputs(result, Path(out))
+        write_outputs(result, Path(out), overwrite=overwrite)
         ranks = int(result.records["rank"].nunique()) if len(result.records) else 0
         if ranks > 64:
             click.echo(f"note: trace.json shows 64 of the {ranks} simulated ranks (evenly spaced, plus the "

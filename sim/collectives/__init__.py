@@ -1,6 +1,6 @@
 """Collective algorithms: phases of point-to-point transfers plus their closed-form α-β costs.
 
-Ops and the algorithms each supports (``paper`` = PAPER.md's costs, the default):
+Ops and the algorithms each supports (``paper`` = the paper's costs, docs/paper-model.md; the default):
 
 =================  =========================================================================
 allgather          ring, recursive_doubling (2^k), bruck, paper

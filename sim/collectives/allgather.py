@@ -6,7 +6,7 @@ Closed forms with α = per-message latency and bw = link bandwidth (Thakur, Rabe
 * ``ring`` — any p: (p-1)(α + n/(p·bw)); one phase of p-1 steps;
 * ``recursive_doubling`` — power-of-two p only: log2 p·α + (p-1)/p·n/bw;
 * ``bruck`` — any p: ⌈log2 p⌉·α + (p-1)/p·n/bw (the last step sends the p - 2^k blocks still missing);
-* ``paper`` — PAPER.md's all-gather cost α⌈log2 p⌉ + β(p-1)/p·n, which it attributes to Bruck's
+* ``paper`` — the paper's all-gather cost α⌈log2 p⌉ + β(p-1)/p·n, which it attributes to Bruck's
   algorithm: the same phases as ``bruck``.
 """
 
@@ -65,6 +65,6 @@ class BruckAllgather(CollectiveAlgorithm):
 
 @dataclass(frozen=True)
 class PaperAllgather(BruckAllgather):
-    """PAPER.md's all-gather: α⌈log2 p⌉ + β(p-1)/p·n, realised as Bruck's algorithm; any p."""
+    """The paper's all-gather: α⌈log2 p⌉ + β(p-1)/p·n, realised as Bruck's algorithm; any p."""
 
     name: str = "paper"

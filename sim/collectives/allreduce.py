@@ -1,7 +1,7 @@
 """All-reduce algorithms. ``nbytes`` = bytes of the vector reduced on each rank.
 
 Closed forms with α = per-message latency and bw = link bandwidth, reduction arithmetic not charged
-(Thakur, Rabenseifner & Gropp 2005, §4.4; PAPER.md). p' = 2^⌊log2 p⌋.
+(Thakur, Rabenseifner & Gropp 2005, §4.4; docs/paper-model.md). p' = 2^⌊log2 p⌋.
 
 * ``ring`` — any p: 2(p-1)(α + n/(p·bw)); ring reduce-scatter then ring all-gather, two phases of p-1 steps.
 * ``recursive_doubling`` — any p: ⌊log2 p⌋(α + n/bw) for a power of two; otherwise MPICH's fold of the
@@ -25,7 +25,7 @@ Closed forms with α = per-message latency and bw = link bandwidth, reduction ar
   the n/L shard among the m = p/L ranks with the same local index, ring all-gather inside every node:
   2(L-1)(α + n/(L·bw)) + 2(m-1)(α + n/(p·bw)). With one α and bw (this closed form) L = 1 and L = p both
   reduce to ``ring``; the gain shows on networks with faster links inside a node.
-* ``paper`` — PAPER.md's 2(α⌈log2 p⌉ + β(p-1)/p·n), any p: reverse-Bruck reduce-scatter then Bruck
+* ``paper`` — the paper's 2(α⌈log2 p⌉ + β(p-1)/p·n), any p: reverse-Bruck reduce-scatter then Bruck
   all-gather (see ``reduce_scatter.bruck`` and ``allgather.bruck``).
 
 Every reduce-scatter half here (and the reduce of ``tree``) is built as the dual of its all-gather
@@ -180,7 +180,7 @@ class HierarchicalAllreduce(CollectiveAlgorithm):
 
 @dataclass(frozen=True)
 class PaperAllreduce(CollectiveAlgorithm):
-    """PAPER.md's all-reduce 2(α⌈log2 p⌉ + β(p-1)/p·n): reverse-Bruck RS + Bruck AG; any p."""
+    """The paper's all-reduce 2(α⌈log2 p⌉ + β(p-1)/p·n): reverse-Bruck RS + Bruck AG; any p."""
 
     op: str = "allreduce"
     name: str = "paper"

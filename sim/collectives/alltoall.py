@@ -7,7 +7,7 @@ which costs nothing).
 * ``bruck`` — Bruck et al. 1997, any p: step k = 0..⌈log2 p⌉-1, rank r sends to (r + 2^k) mod p the
   c_k blocks whose index j ∈ 1..p-1 has bit k set: ⌈log2 p⌉·α + Σ_k c_k·n/(p·bw), with
   c_k = ⌊p / 2^(k+1)⌋·2^k + max(0, p mod 2^(k+1) − 2^k) (for a power of two: log2 p·(α + n/(2·bw))).
-* ``paper`` — PAPER.md has no all-to-all cost: ``direct``.
+* ``paper`` — the paper gives no all-to-all cost (docs/paper-model.md): ``direct``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class DirectAlltoall(CollectiveAlgorithm):
 
 @dataclass(frozen=True)
 class PaperAlltoall(DirectAlltoall):
-    """PAPER.md has no all-to-all cost: pairwise exchange."""
+    """The paper gives no all-to-all cost: pairwise exchange."""
 
     name: str = "paper"
 

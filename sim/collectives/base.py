@@ -67,7 +67,7 @@ class Algorithm(Protocol):
         """Raise :class:`~sim.errors.UserError` if the algorithm cannot run on ``p`` ranks."""
 
     def phases(self, p: int, nbytes: float, **kw) -> list[Phase]:
-        """The transfers, over local ranks ``0..p-1``, for a collective of ``nbytes`` (CONTRACT.md sizes)."""
+        """The transfers, over local ranks ``0..p-1``, for a collective of ``nbytes`` (sizes as ``sim.program.COLLECTIVE_OPS`` defines them)."""
 
     def cost_s(self, p: int, nbytes: float, alpha_s: float, bandwidth_Bps: float, **kw) -> float:
         """Closed-form time on an uncontended network with per-message latency α and link bandwidth."""

@@ -3,7 +3,7 @@
 The group is laid out row-major on a grid ``dims`` (``(p,)``: a 1-D chain, ``(py, px)``: 2-D, any number
 of dimensions); every rank sends ``nbytes`` to each existing neighbour (±1 along each dimension, not
 periodic: an end rank has fewer neighbours) at the same time. On the ``ideal`` network the sends go out
-on separate links, so the exchange costs one step, α + n/bw — PAPER.md's "α + βh per exchange" (its
+on separate links, so the exchange costs one step, α + n/bw — the paper's "α + βh per exchange" (its
 halos are non-blocking and pairwise). p = 1: no transfers, cost 0.
 
 * ``direct`` and ``paper`` — the single-phase exchange above (``paper`` is ``direct``).
@@ -75,6 +75,6 @@ class DirectHalo(CollectiveAlgorithm):
 
 @dataclass(frozen=True)
 class PaperHalo(DirectHalo):
-    """PAPER.md's α + βh per exchange: the direct exchange."""
+    """The paper's α + βh per exchange: the direct exchange."""
 
     name: str = "paper"

@@ -15,7 +15,7 @@ reduction arithmetic not charged):
   MPICH also runs it on other p by folding the extra ranks (whole vectors in, n/p blocks back); that fold
   is not modelled here: other p are rejected (use ring, bruck or paper);
 * ``bruck`` — any p: ⌈log2 p⌉·α + (p-1)/p·n/bw; the dual of Bruck's all-gather (dissemination);
-* ``paper`` — PAPER.md states no reduce-scatter cost of its own; we use half of its all-reduce cost,
+* ``paper`` — the paper (Gholami et al. 2018) states no reduce-scatter cost of its own; we use half of its all-reduce cost,
   α⌈log2 p⌉ + β(p-1)/p·n: the dual of the ``paper`` all-gather (Bruck), valid for every p.
 """
 

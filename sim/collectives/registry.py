@@ -1,7 +1,7 @@
 """The registry: which algorithms exist for which op, lookup by name, and the ``--collectives`` parser.
 
 ``ALGORITHMS[op][name]`` is the algorithm object (read-only mappings). ``paper`` exists for every op and is
-the default: the costs PAPER.md assumes (Bruck all-gather, 2× that for all-reduce, α + βh halos), with
+the default: the costs the paper assumes (docs/paper-model.md) (Bruck all-gather, 2× that for all-reduce, α + βh halos), with
 documented stand-ins for the ops the paper never costs (reduce-scatter: half its all-reduce; broadcast and
 reduce: binomial tree; all-to-all: pairwise exchange).
 """

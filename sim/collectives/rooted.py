@@ -2,7 +2,7 @@
 
 * ``tree`` — binomial tree, any p: ⌈log2 p⌉(α + n/bw) (Thakur, Rabenseifner & Gropp 2005, §4.2 and §4.5,
   short-message algorithms; the whole vector each step).
-* ``paper`` — PAPER.md gives no broadcast or reduce cost; we use the binomial tree (same phases).
+* ``paper`` — the paper (Gholami et al. 2018) gives no broadcast or reduce cost; we use the binomial tree (same phases).
 
 A reduce is the dual of a broadcast (Chan et al. 2007, §4): the binomial reduce is the binomial broadcast
 run backwards, so each reduce here is the :class:`Dual` of the broadcast of the same name.
@@ -33,7 +33,7 @@ class TreeBroadcast(CollectiveAlgorithm):
 
 @dataclass(frozen=True)
 class PaperBroadcast(TreeBroadcast):
-    """PAPER.md has no broadcast cost: the binomial tree."""
+    """The paper has no broadcast cost: the binomial tree."""
 
     name: str = "paper"
 

@@ -1,4 +1,4 @@
-"""Batch-parallel layers (PAPER.md Eq. 4): B/P samples per rank, all of W everywhere.
+"""Batch-parallel layers (the paper's Eq. 4): B/P samples per rank, all of W everywhere.
 
 Forward: local compute, no communication. Backward: local compute, then ΔW_i (``|W_i|`` words, biases
 included) all-reduced over all P ranks (category ``batch``).

@@ -2,7 +2,7 @@
 
 :class:`Context` carries the sizes a strategy needs (B, Pr, Pc, bytes per word), the algorithm chosen per
 collective op, and ``paper_dx``: with it the backward ΔX all-reduce of model layers is sized ``d_i x B/Pc``
-and charged for the first layer too, as PAPER.md's Eqs. 3 and 8 print it; without it (the default, the
+and charged for the first layer too, as the paper's Eqs. 3 and 8 print it; without it (the default, the
 only choice a :class:`~sim.config.RunConfig` reaches) it has its true size ``d_{i-1} x B/Pc`` and the
 first layer, whose ΔX nobody needs, has none. ``paper_dx`` exists so tests can show both forms.
 """

@@ -1,4 +1,4 @@
-"""Domain-parallel convolutions (PAPER.md Eqs. 7 and 9): each image split along its height over the Pr
+"""Domain-parallel convolutions (the paper's Eqs. 7 and 9): each image split along its height over the Pr
 ranks of a model group, B/Pc samples per grid column, all of W on every rank.
 
 Per iteration, for a convolution with input X_C x X_H x X_W, output Y_C x Y_H x Y_W and kernel k_h x k_w

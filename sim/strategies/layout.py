@@ -1,6 +1,6 @@
 """Common layout logic of every strategy: per-layer modes, local batch and shard, redistribution.
 
-A layer runs in one of three *modes* on the Pr x Pc grid (PAPER.md):
+A layer runs in one of three *modes* on the Pr x Pc grid (docs/paper-model.md):
 
 ``batch``
     batch-parallel over all P: B/P samples per rank, all of W on every rank (Eq. 4).

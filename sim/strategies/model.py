@@ -1,4 +1,4 @@
-"""Model-parallel layers (PAPER.md Eqs. 3 and 8): W_i split by rows over the Pr ranks of a model group.
+"""Model-parallel layers (the paper's Eqs. 3 and 8): W_i split by rows over the Pr ranks of a model group.
 
 Per iteration, for a weight layer i on a Pr x Pc grid (words, times ``dtype_bytes`` for bytes):
 

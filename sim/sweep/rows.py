@@ -27,7 +27,7 @@ PointFn = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def result_columns() -> list[str]:
-    """``run``'s summary fields (CONTRACT.md's, then dnnsim's additions)."""
+    """``run``'s summary fields (in the order docs/cli.md documents)."""
     from sim.results import SUMMARY_FIELDS
 
     return list(SUMMARY_FIELDS)
