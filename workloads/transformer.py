@@ -19,6 +19,15 @@ Parameters of one block: ``h*(H + 2*H_kv)*d + H*d*h`` (attention) + ``2*h*f`` (g
 
 :func:`transformer_from_dict` reads the ``transformer:`` mapping of a model YAML file (keys :data:`KEYS`,
 or ``base: <zoo name>`` and the keys to change).
+
+Examples
+--------
+>>> m = build_transformer(TransformerConfig("tiny", layers=2, hidden=64, heads=4, ffn=256, vocab=100,
+...                                         seq_len=32, dataset_tokens=3200))
+>>> m.params == 2 * (4 * 64 * 64 + 3 * 64 * 256 + 2 * 64) + 2 * 100 * 64 + 64
+True
+>>> model_flops_per_token(m) == 6 * m.params + 12 * 2 * 64 * 32, m.dataset_size
+(True, 100)
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ glu         kind ``glu``: ``act(gate) * up`` of two ``(S, F)`` inputs, 2 FLOPs p
 
 Examples
 --------
->>> q = linear("q", (2048, 768), 768)
+>>> q = linear("q", (2048, 768), 768, bias=True)
 >>> q.out_shape, q.params, q.fwd_flops_per_sample == 2 * 2048 * 768 * 768
 ((2048, 768), 590592, True)
 >>> a = attention("attn", 2048, heads=12, kv_heads=12, head_dim=64, inputs=("q", "k", "v"))
