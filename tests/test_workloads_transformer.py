@@ -293,3 +293,81 @@ def test_other_strategies_run_or_refuse_clearly():
 def test_doctests(name):
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0
+
+
+def _torch_decoder(torch, cfg: dict):
+    """An independent PyTorch decoder of the same structure (nn.Linear, nn.Embedding, norms, attention as
+    two explicit matrix products: the CPU flop counter does not see inside fused attention)."""
+    nn, F = torch.nn, torch.nn.functional
+    h, heads, kv, f = cfg["hidden"], cfg["heads"], cfg["kv_heads"], cfg["ffn"]
+    d, bias, gelu = h // heads, cfg["bias"], cfg["mlp"] == "gelu"
+
+    def norm():
+        return nn.LayerNorm(h) if cfg["norm"] == "layernorm" else nn.RMSNorm(h)
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = norm(), norm()
+            self.q, self.o = nn.Linear(h, heads * d, bias=bias), nn.Linear(heads * d, h, bias=bias)
+            self.k, self.v = nn.Linear(h, kv * d, bias=bias), nn.Linear(h, kv * d, bias=bias)
+            self.up, self.down = nn.Linear(h, f, bias=bias), nn.Linear(f, h, bias=bias)
+            self.gate = None if gelu else nn.Linear(h, f, bias=bias)
+
+        def forward(self, x):
+            b, s, _ = x.shape
+            y = self.ln1(x)
+            q = self.q(y).view(b, s, heads, d).transpose(1, 2)
+            k = self.k(y).view(b, s, kv, d).transpose(1, 2).repeat_interleave(heads // kv, dim=1)
+            v = self.v(y).view(b, s, kv, d).transpose(1, 2).repeat_interleave(heads // kv, dim=1)
+            scores = (q @ k.transpose(-2, -1)) / d**0.5  # the causal mask is applied, its FLOPs are not saved
+            scores = scores.masked_fill(torch.ones(s, s, dtype=torch.bool).triu(1), float("-inf"))
+            a = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, s, heads * d)
+            x = x + self.o(a)
+            y = self.ln2(x)
+            m = F.gelu(self.up(y)) if gelu else F.silu(self.gate(y)) * self.up(y)
+            return x + self.down(m)
+
+    class Decoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = nn.Embedding(cfg["vocab"], h)
+            self.wpe = nn.Embedding(cfg["seq_len"], h) if cfg["positions"] == "learned" else None
+            self.blocks = nn.ModuleList(Block() for _ in range(cfg["layers"]))
+            self.ln_f = norm()
+            self.head = nn.Linear(h, cfg["vocab"], bias=False)
+            if cfg["tied_embeddings"]:
+                self.head.weight = self.wte.weight
+
+        def forward(self, tokens):
+            x = self.wte(tokens)
+            if self.wpe is not None:
+                x = x + self.wpe(torch.arange(tokens.shape[1]))
+            for block in self.blocks:
+                x = block(x)
+            return self.head(self.ln_f(x))
+
+    return Decoder()
+
+
+@pytest.mark.parametrize("variant", [
+    {"mlp": "gelu", "norm": "layernorm", "bias": True, "tied_embeddings": True, "positions": "learned", "kv_heads": 4},
+    {"mlp": "swiglu", "norm": "rmsnorm", "bias": False, "tied_embeddings": False, "positions": "rope", "kv_heads": 2},
+    {"mlp": "swiglu", "norm": "rmsnorm", "bias": False, "tied_embeddings": True, "positions": "rope", "kv_heads": 1},
+])
+def test_against_pytorch_parameters_and_flop_counter(variant):
+    """Parameters against ``nn.Module.parameters()`` (shared tensors once) and matmul FLOPs against
+    ``torch.utils.flop_counter.FlopCounterMode`` (mm/addmm/bmm, 2 per multiply-add)."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = {"layers": 2, "hidden": 64, "heads": 4, "ffn": 96, "vocab": 100, "seq_len": 32, **variant}
+    ours = model_from_dict({"dataset_size": 1, "transformer": cfg})
+    torch.manual_seed(0)
+    net = _torch_decoder(torch, cfg)
+    assert ours.params == sum(p.numel() for p in net.parameters())
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net(torch.randint(0, cfg["vocab"], (1, cfg["seq_len"])))
+    matmul = sum(layer.fwd_flops_per_sample for layer in ours.layers if layer.kind in ("fc", "attention"))
+    assert counter.get_total_flops() == matmul
