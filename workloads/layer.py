@@ -1,6 +1,8 @@
 """What is trained: the :class:`Layer` and :class:`Model` value types.
 
-Shapes are per sample, channels first: ``(C, H, W)`` for spatial tensors, ``(F,)`` for flat ones.
+Shapes are per sample, channels first: ``(C, H, W)`` for spatial tensors, ``(F,)`` for flat ones; a
+transformer's sample is one sequence, ``(S,)`` token ids into its embedding and ``(S, F)`` (positions, then
+features) after it (:mod:`workloads.transformer_layers`).
 FLOPs count 2 per multiply-add. ``params`` includes biases (and the scale and shift of batch-norm).
 """
 
@@ -11,6 +13,9 @@ from dataclasses import dataclass
 
 #: layer kinds; ``conv`` and ``fc`` carry weights, ``norm`` carries a scale and shift
 LAYER_KINDS = ("conv", "fc", "pool", "norm", "act", "add", "concat", "flatten", "dropout", "softmax", "lrn")
+#: kinds of the transformer layers (:mod:`workloads.transformer_layers`): ``embedding`` carries its tables;
+#: ``attention`` (score and context products) and ``glu`` (gated unit) have no weights
+TRANSFORMER_KINDS = ("embedding", "attention", "glu")
 
 
 @dataclass(frozen=True)
@@ -22,7 +27,7 @@ class Layer:
     name : str
         Unique within its model.
     kind : str
-        One of :data:`LAYER_KINDS`.
+        One of :data:`LAYER_KINDS` or :data:`TRANSFORMER_KINDS`.
     in_shape, out_shape : tuple of int
         Per-sample input and output shapes, channels first.
     kernel, stride, padding : tuple of int
@@ -38,7 +43,8 @@ class Layer:
     op : str
         Variant of the kind, for rebuilding the layer in a framework: ``"max"``/``"avg"`` for pool,
         the function (``"relu"``, ...) for act, ``"size=5"`` for lrn, ``"p=0.5"`` for dropout;
-        ``""`` otherwise. Not used in any count.
+        ``"layernorm"``/``"rmsnorm"`` for a transformer's norm, ``"tied=<layer>"`` for a tied fc, the heads
+        for attention; ``""`` otherwise. Not used in any count.
     """
 
     name: str

@@ -15,6 +15,16 @@ Each layer is ``kind`` plus that kind's arguments (:data:`LAYER_KEYS`); ``name``
 ``<kind><index>``); ``inputs`` (a list of earlier layer names) wires branches and is required by
 ``add`` and ``concat``. Shapes are inferred by chaining; ``fc`` may state ``in_features`` to have it
 checked. Every mistake is a :class:`~sim.errors.UserError` naming the layer.
+
+A decoder-only transformer is described by its sizes instead of its layers (see
+:mod:`workloads.transformer` and ``docs/transformers.md``)::
+
+    name: gpt2-small
+    dataset_size: 1000000           # sequences per epoch (or transformer.dataset_tokens)
+    transformer: {layers: 12, hidden: 768, heads: 12, ffn: 3072, vocab: 50257, seq_len: 1024,
+                  mlp: gelu, norm: layernorm, bias: true, tied_embeddings: true, positions: learned}
+
+or by a zoo transformer and what differs from it: ``transformer: {base: llama3-8b, seq_len: 4096}``.
 """
 
 from __future__ import annotations
@@ -43,6 +53,8 @@ LAYER_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "concat": (("inputs",), ()),
 }
 TOP_KEYS = ("name", "input_shape", "dataset_size", "layers", "description")
+#: top-level keys of a transformer model file
+TRANSFORMER_TOP_KEYS = ("name", "dataset_size", "transformer", "description")
 
 
 def load_model(path_or_name: str | Path) -> Model:
@@ -92,6 +104,8 @@ def model_from_dict(data: Any, default_name: str = "custom") -> Model:
     if not isinstance(data, dict):
         raise UserError("model", f"the file holds a {type(data).__name__}, not a mapping",
                         f"a mapping with keys {', '.join(TOP_KEYS)}")
+    if "transformer" in data:
+        return _transformer_model(data, default_name)
     unknown = sorted(set(data) - set(TOP_KEYS))
     if unknown:
         raise UserError("model", f"unknown key(s) {', '.join(map(str, unknown))}", f"keys {', '.join(TOP_KEYS)}")
@@ -159,3 +173,19 @@ def _add_layer(ch: Chain, index: int, spec: Any) -> None:
         ch.add(kind, name, inputs=tuple(inputs), **kwargs)
     except TypeError as exc:  # a value of the wrong type reaching arithmetic
         raise UserError(field, f"bad argument value ({exc})", f"see the keys of {kind}") from None
+
+
+def _transformer_model(data: dict, default_name: str) -> Model:
+    """A model file with a ``transformer:`` mapping (module docstring)."""
+    from workloads.transformer import transformer_from_dict
+    from workloads.zoo import TRANSFORMERS
+
+    unknown = sorted(set(map(str, data)) - set(TRANSFORMER_TOP_KEYS))
+    if unknown:
+        raise UserError("model", f"unknown key(s) {', '.join(unknown)} next to transformer",
+                        f"keys {', '.join(TRANSFORMER_TOP_KEYS)}")
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise UserError("model.name", f"{name!r} is not a name", "a non-empty string")
+    n = _int(data["dataset_size"], "model.dataset_size", "dataset_size") if "dataset_size" in data else None
+    return transformer_from_dict(data["transformer"], name, n, TRANSFORMERS)

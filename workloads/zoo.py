@@ -1,10 +1,13 @@
-"""The model zoo: AlexNet (Caffe, as in the paper, and torchvision), VGG-16 and ResNet-50, layer by layer.
+"""The model zoo: AlexNet (Caffe, as in the paper, and torchvision), VGG-16 and ResNet-50, layer by layer;
+GPT-3 (125M to 175B), Llama 2 (7B, 13B, 70B) and Llama 3 (8B, 70B, 405B) from :mod:`workloads.transformer`.
 
 Every model is built from its architecture with the constructors of :mod:`workloads.build`, never from
 typed-in totals; tests pin the totals to the published parameter counts and multiply-adds.
 
-Dataset sizes: ``alexnet`` uses N = 1,200,000 (the paper: ImageNet, N = 1.2M images; docs/paper-model.md); the others use
-the ImageNet-1k (ILSVRC-2012) training set, N = 1,281,167 images.
+Dataset sizes: ``alexnet`` uses N = 1,200,000 (the paper: ImageNet, N = 1.2M images; docs/paper-model.md);
+the other CNNs use the ImageNet-1k (ILSVRC-2012) training set, N = 1,281,167 images. A transformer's sample
+is one sequence of its context length; N is its published training tokens divided by that length (GPT-3:
+300B tokens; Llama 2: 2.0T; Llama 3: 15T, and 15.6T for 405B).
 
 Examples
 --------
@@ -21,6 +24,7 @@ from collections.abc import Callable
 from sim.errors import UserError
 from workloads.chain import Chain
 from workloads.layer import Model
+from workloads.transformer import TransformerConfig, build_transformer
 
 PAPER_IMAGENET_N = 1_200_000
 IMAGENET_1K_TRAIN_N = 1_281_167
@@ -145,12 +149,59 @@ def resnet50() -> Model:
     return ch.model()
 
 
+def _gpt3(name: str, layers: int, hidden: int, heads: int) -> TransformerConfig:
+    """A GPT-3 of Brown et al. 2020, Table 2.1 (n_layers, d_model, n_heads; d_ff = 4 d_model, vocabulary
+    50257, context 2048, GPT-2's pre-norm blocks with biases, learned positions, tied output embedding),
+    trained on 300B tokens."""
+    return TransformerConfig(name, layers, hidden, heads, ffn=4 * hidden, vocab=50257, seq_len=2048, mlp="gelu",
+                             norm="layernorm", bias=True, tied_embeddings=True, positions="learned",
+                             max_positions=2048, dataset_tokens=300 * 10**9)
+
+
+def _llama(name: str, layers: int, hidden: int, heads: int, kv_heads: int, ffn: int, vocab: int, seq_len: int,
+           tokens: int) -> TransformerConfig:
+    """A Llama: RMSNorm, SwiGLU, RoPE, no biases, untied output embedding (the HF ``config.json``)."""
+    return TransformerConfig(name, layers, hidden, heads, ffn, vocab, seq_len, kv_heads=kv_heads, mlp="swiglu",
+                             norm="rmsnorm", positions="rope", dataset_tokens=tokens)
+
+
+#: the zoo's transformers: GPT-3 sizes of Brown et al. 2020, Table 2.1 (two rows do not add up: 13B prints
+#: d_model 5140, which is not n_heads * d_head = 40 * 128, so 5120 is used; 1.3B prints 24 heads of 128 for a
+#: d_model of 2048, while its 1.3B total needs n_heads * d_head = d_model, so 16 heads of 128); Llama 2 of Touvron et al. 2023 (HF config.json
+#: of meta-llama/Llama-2-*-hf; context 4096, 2.0T tokens); Llama 3 of "The Llama 3 Herd of Models" 2024,
+#: Table 3 (HF config.json of meta-llama/Meta-Llama-3-8B, -70B and Llama-3.1-405B; pre-training context 8192;
+#: 15T tokens, 15.6T for 405B)
+TRANSFORMERS: dict[str, TransformerConfig] = {
+    cfg.name: cfg for cfg in (
+        _gpt3("gpt3-125m", 12, 768, 12),
+        _gpt3("gpt3-350m", 24, 1024, 16),
+        _gpt3("gpt3-760m", 24, 1536, 16),
+        _gpt3("gpt3-1.3b", 24, 2048, 16),
+        _gpt3("gpt3-2.7b", 32, 2560, 32),
+        _gpt3("gpt3-6.7b", 32, 4096, 32),
+        _gpt3("gpt3-13b", 40, 5120, 40),
+        _gpt3("gpt3-175b", 96, 12288, 96),
+        _llama("llama2-7b", 32, 4096, 32, 32, 11008, 32000, 4096, 2 * 10**12),
+        _llama("llama2-13b", 40, 5120, 40, 40, 13824, 32000, 4096, 2 * 10**12),
+        _llama("llama2-70b", 80, 8192, 64, 8, 28672, 32000, 4096, 2 * 10**12),
+        _llama("llama3-8b", 32, 4096, 32, 8, 14336, 128256, 8192, 15 * 10**12),
+        _llama("llama3-70b", 80, 8192, 64, 8, 28672, 128256, 8192, 15 * 10**12),
+        _llama("llama3-405b", 126, 16384, 128, 8, 53248, 128256, 8192, 15_600 * 10**9),
+    )
+}
+
+
+def _transformer_builder(name: str) -> Callable[[], Model]:
+    return lambda: build_transformer(TRANSFORMERS[name])
+
+
 #: name -> builder, in listing order
 ZOO: dict[str, Callable[[], Model]] = {
     "alexnet": alexnet,
     "alexnet-torchvision": alexnet_torchvision,
     "vgg16": vgg16,
     "resnet50": resnet50,
+    **{name: _transformer_builder(name) for name in TRANSFORMERS},
 }
 
 
