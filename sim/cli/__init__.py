@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("sim.cli.plot_cmd:plot",
              "Plot RESULTS (a CSV written by dnnsim sweep) as --kind scaling, breakdown or grid into -o FILE."),
     "profile": ("sim.cli.profile_cmd:profile",
-                "Measure every layer's forward and backward seconds with PyTorch (needs dnnsim[torch])."),
+                "Measure every layer's forward and backward seconds with PyTorch (needs torch: pip install torch)."),
 }
 
 
