@@ -25,9 +25,9 @@ Residual error against ``step`` (every step with per-rank dependencies, :mod:`si
   --stagger``: 408 cases on a star and 2:1 / 4:1 leaf/spines, started 0 to 2 steps apart; tested in
   ``tests/test_crossmodel.py``);
 * otherwise, the barrier ``flow`` puts at the end of each phase and, while split, of each step (a step
-  ends when its slowest transfer arrives; ``step`` lets ranks on fast routes run ahead): ``flow`` is
-  exact on each step's slowest transfers and its error is at most the spread of transfer times within a
-  step, once per phase (per step while split). Measured on rings over random halves of a leaf/spine
+  ends when its slowest transfer arrives; ``step`` lets ranks on fast routes run ahead, which also changes
+  which transfers contend), so the error grows with the spread of transfer times within a step; no
+  closed bound is proven. Measured on rings over random halves of a leaf/spine
   (uneven routes and contention, 240 cases): −16 % to +9 % when latency is comparable to the chunk time,
   −0.2 % to +13 % when bandwidth dominates, mean |error| < 1 % (before splitting: −12 % to +31 %, mean 4 %).
 
