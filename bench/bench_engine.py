@@ -9,11 +9,18 @@ Cases (targets from the project brief, one core):
   placement (each group strided over the whole machine), ``flow``: target < 10 s; and (no target) the same
   grid running Rabenseifner all-reduces, whose phases keep changing partners under contention.
 
+``--stagger`` instead compares ``flow`` with ``step`` on partial overlap: two 8-rank ring collectives
+sharing links, the second starting 0 to 2 steps after the first, chunk time equal to the path latency
+(latency-dominated) or 100 times it (bandwidth-dominated), equal or mixed sizes, on a star (two ranks on one
+host), a 2:1 and a 4:1 leaf/spine; then 240 rings on random halves of a leaf/spine (uneven routes). It
+prints the largest relative error of ``flow`` per family and the events of both models.
+
 Per case it prints and writes (CSV) the simulated seconds, SimPy events, the wall seconds to build the
 topology and network model (``build_s``) and to simulate (``wall_s``, routing included), and events per
 wall second. ``--profile CASE`` runs one case under cProfile and prints the top functions.
 
-Run: ``.venv/bin/python bench/bench_engine.py [--quick] [--out bench/results.csv] [--profile ring-flow-1024]``.
+Run: ``.venv/bin/python bench/bench_engine.py [--quick] [--out bench/results.csv] [--profile ring-flow-1024]
+[--stagger]``.
 """
 
 from __future__ import annotations
@@ -68,12 +75,80 @@ def run_case(case: dict) -> dict:
             "build_s": t1 - t0, "wall_s": wall, "events_per_s": row["events"] / wall if wall > 0 else float("nan")}
 
 
+def _stagger_program(op: str, a: tuple, b: tuple, n_a: float, n_b: float, delay_s: float):
+    from sim.program import Collective, Compute, Program
+
+    ca, cb = Collective(op, a, n_a, "ring", key="A"), Collective(op, b, n_b, "ring", key="B")
+    return Program(tuple((ca,) if r in a else (Compute(delay_s), cb) for r in range(16)))
+
+
+def _stagger_topology(name: str):
+    """Graph, placement, groups A and B, path latency of each ring hop (every hop has the same)."""
+    from topologies.basic import star
+    from topologies.fattree import leaf_spine
+
+    if name == "star":  # rank 15 on host 7: both rings cross host 7's two links
+        return star(16, bandwidth_Bps=1e9, latency_s=50e-6), list(range(15)) + [7], tuple(range(8)), \
+            tuple(range(8, 16)), 100e-6
+    oversub = 2 if name == "leafspine-2:1" else 4
+    return leaf_spine(16, k=4, oversubscription=oversub, bandwidth_Bps=1e9, latency_s=25e-6), None, \
+        (0, 4, 8, 12, 1, 5, 9, 13), (2, 6, 10, 14, 3, 7, 11, 15), 100e-6
+
+
+def stagger() -> int:
+    """Print ``flow`` vs ``step`` on staggered rings sharing links (see the module docstring)."""
+    import numpy as np
+
+    from sim.engine import run_program
+    from sim.network import make_network
+    from topologies.fattree import leaf_spine
+
+    print(f"{'topology':<15}{'op':<11}{'size':<6}{'cases':>6}{'max |err|':>11}{'worst stagger':>15}"
+          f"{'flow ev':>9}{'step ev':>9}")
+    for name in ("star", "leafspine-2:1", "leafspine-4:1"):
+        G, placement, a, b, path = _stagger_topology(name)
+        flow, step = make_network("flow", G, placement=placement), make_network("step", G, placement=placement)
+        for op in ("allgather", "allreduce"):
+            for size, ratio in (("lat", 1.0), ("bw", 100.0)):
+                c = ratio * path
+                worst, at, ev_f, ev_s, cases = 0.0, 0.0, 0, 0, 0
+                for mix in (1.0, 0.5):
+                    for frac in np.arange(0.0, 2.0001, 0.125):
+                        prog = _stagger_program(op, a, b, 8 * c * 1e9, 8 * c * 1e9 * mix, frac * (c + path))
+                        f, s = run_program(prog, flow), run_program(prog, step)
+                        err = f.makespan_s / s.makespan_s - 1
+                        if abs(err) >= abs(worst):
+                            worst, at = err, frac
+                        ev_f, ev_s, cases = ev_f + f.events, ev_s + s.events, cases + 1
+                print(f"{name:<15}{op:<11}{size:<6}{cases:>6}{worst:>+11.2e}{at:>15.3f}{ev_f:>9}{ev_s:>9}", flush=True)
+    rng = np.random.default_rng(1)
+    errs: dict[str, list[float]] = {"lat": [], "bw": [], "unstaggered": []}
+    for it in range(240):
+        G = leaf_spine(16, k=4, oversubscription=(1, 2, 4)[it % 3], bandwidth_Bps=1e9, latency_s=25e-6)
+        perm = rng.permutation(16)
+        a, b = tuple(int(x) for x in perm[:8]), tuple(int(x) for x in perm[8:])
+        ratio = (0.25, 1.0, 100.0)[(it // 3) % 3]
+        c = ratio * 100e-6
+        frac = float(rng.uniform(0, 2)) if it % 5 else 0.0
+        prog = _stagger_program("allgather", a, b, 8 * c * 1e9, 8 * c * 1e9 * (1.0, 0.5, 2.0)[(it // 9) % 3],
+                                frac * (c + 100e-6))
+        err = run_program(prog, make_network("flow", G)).makespan_s / run_program(prog, make_network("step", G)).makespan_s - 1
+        errs["unstaggered" if frac == 0 else "lat" if ratio <= 1 else "bw"].append(err)
+    for key, vals in errs.items():
+        print(f"random halves of leaf/spine, {key:<12}: {len(vals):>3} cases, flow/step - 1 in "
+              f"[{min(vals):+.4f}, {max(vals):+.4f}], mean |err| {np.mean(np.abs(vals)):.4f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="P <= 1024 and the 64x64 grid only")
     parser.add_argument("--out", default="bench/results.csv", help="CSV to write (default bench/results.csv)")
     parser.add_argument("--profile", default=None, help="profile one case by name (e.g. ring-flow-1024)")
+    parser.add_argument("--stagger", action="store_true", help="flow vs step on staggered rings sharing links")
     args = parser.parse_args(argv)
+    if args.stagger:
+        return stagger()
     todo = cases(args.quick)
     if args.profile:
         match = [c for c in cases(False) if c["case"] == args.profile]

@@ -203,16 +203,95 @@ def test_bytes_delivered_equal_bytes_sent(network):
 # ---------------------------------------------------------------------------------------------- properties
 @settings(max_examples=25, deadline=None)
 @given(p=st.integers(2, 6), bw=st.floats(1e8, 1e11), lat=st.floats(0.0, 1e-4),
-       more_bw=st.floats(1.0, 10.0), less_lat=st.floats(0.0, 1.0), network=st.sampled_from(["flow", "step"]))
-def test_more_bandwidth_or_less_latency_never_slows(p, bw, lat, more_bw, less_lat, network):
+       more_bw=st.floats(1.0, 10.0), less_lat=st.floats(0.0, 1.0), network=st.sampled_from(["flow", "step"]),
+       alg=st.sampled_from(["t_ring", "t_tree"]))
+def test_alone_more_bandwidth_or_less_latency_never_slows(p, bw, lat, more_bw, less_lat, network, alg):
+    """One collective with no other traffic: every transfer meets only its own collective's flows, which all
+    speed up together, so a faster network never slows it. (With other traffic it can: see below.)"""
+    op = "allreduce" if alg == "t_ring" else "broadcast"
+    colls = [(op, alg, tuple(range(0, 2 * p, 2)), MiB)]
     G = leaf_spine(2 * p, k=p, oversubscription=1, bandwidth_Bps=bw, latency_s=lat)
-    base = make_network(network, G)
-    colls = [("allreduce", "t_ring", tuple(range(0, 2 * p, 2)), MiB), ("broadcast", "t_tree", tuple(range(p)), MiB)]
-    t0 = max(run(base, colls)[0])
+    (t0,), _ = run(make_network(network, G), colls)
     for faster_bw, faster_lat in ((bw * more_bw, lat), (bw, lat * less_lat), (bw * more_bw, lat * less_lat)):
         faster = leaf_spine(2 * p, k=p, oversubscription=1, bandwidth_Bps=faster_bw, latency_s=faster_lat)
-        t1 = max(run(make_network(network, faster), colls)[0])
+        (t1,), _ = run(make_network(network, faster), colls)
         assert t1 <= t0 * (1 + 1e-9)  # float noise of summed event times
+
+
+def _two_rings_sharing_host7(model, delay_s, n):
+    """Ring all-reduce (t_ring) on ranks 0..7 at time 0 and on ranks 8..15 ``delay_s`` later (session level)."""
+    env = simpy.Environment()
+    session = model.session(env)
+    ends = [None, None]
+
+    def start(i, group):
+        ev = session.collective("allreduce", "t_ring", group, float(n))
+        ev.callbacks.append(lambda _e: ends.__setitem__(i, env.now))
+
+    start(0, tuple(range(8)))
+    env.timeout(delay_s).callbacks.append(lambda _e: start(1, tuple(range(8, 16))))
+    env.run()
+    return ends, session
+
+
+@pytest.mark.parametrize("network", ["flow", "step"])
+def test_less_latency_can_slow_concurrent_collectives(network):
+    """A true counterexample to "less latency never slows": two 8-rank ring all-reduces (14 steps each) on a
+    star, rank 15 placed on host 7 so both rings cross host 7's two links; chunk time c = 100 µs.
+
+    Path latency 2·50 µs = c: a step lasts 2c (bytes, then latency); ring B starts 3c after A, while A's
+    chunks are in flight, so each ring sends while the other pays latency: no contention, B ends at
+    3c + 14·2c = 31c. Path latency 2·37.5 µs = 0.75c: a step lasts 1.75c, A's step 2 starts 3.5c, in the
+    middle of B's first chunk: they now contend and B ends later, although every link got faster."""
+    c, p = 100e-6, 8
+    n = c * 1e9 * p  # chunk n/p sent at 1 GB/s in c
+    placement = list(range(15)) + [7]
+    slow = make_network(network, star(16, bandwidth_Bps=1e9, latency_s=c / 2), placement=placement)
+    fast = make_network(network, star(16, bandwidth_Bps=1e9, latency_s=0.375 * c), placement=placement)
+    (_, b_slow), _ = _two_rings_sharing_host7(slow, 3 * c, n)
+    (_, b_fast), _ = _two_rings_sharing_host7(fast, 3 * c, n)
+    assert b_slow == pytest.approx(31 * c, rel=1e-12)
+    assert b_fast > b_slow * (1 + 1e-3)
+
+
+def test_a_fold_splits_while_overlapped_and_folds_again_after():
+    """A 16-rank ring all-reduce (two phases of 15 steps, step = c + L with c = L = 50 µs) meets one 2-step-long
+    transfer on host 7's downlink from 2.5 steps on: ``flow`` splits the phase at the step where the
+    transfer starts, runs step by step while it lasts and folds the rest again; times equal ``step``."""
+    c, p = 50e-6, 16
+    n = c * 1e9 * p
+    placement = list(range(17))
+    G = star(17, bandwidth_Bps=1e9, latency_s=c / 2)
+    ends = {}
+    for network in ("flow", "step"):
+        model = make_network(network, G, placement=placement)
+        env = simpy.Environment()
+        session = model.session(env)
+        a = session.collective("allreduce", "t_ring", tuple(range(p)), n)
+        a.callbacks.append(lambda _e, k=network, env=env: ends.__setitem__((k, "ring"), env.now))
+
+        def send(_e, session=session, env=env, k=network):
+            ev = session.collective("broadcast", "t_send", (16, 7), 2 * c * 1e9)  # 2c of bytes alone
+            ev.callbacks.append(lambda _e: ends.__setitem__((k, "send"), env.now))
+
+        env.timeout(2.5 * 2 * c).callbacks.append(send)
+        env.run()
+        if network == "flow":
+            splits = session.core.splits
+    assert ends["flow", "ring"] == pytest.approx(ends["step", "ring"], rel=1e-12)
+    assert ends["flow", "send"] == pytest.approx(ends["step", "send"], rel=1e-12)
+    # the transfer overlaps at most 4 steps of 2c: one split when it starts, one per overlapped step
+    assert 1 <= splits <= 5
+
+
+def test_bytes_delivered_equal_bytes_sent_when_folds_split():
+    c = 100e-6
+    n = c * 1e9 * 8
+    model = make_network("flow", star(16, bandwidth_Bps=1e9, latency_s=c / 2), placement=list(range(15)) + [7])
+    _, session = _two_rings_sharing_host7(model, 0.5 * 2 * c, n)
+    assert session.core.splits > 0
+    # two ring all-reduces: each rank sends 2 (p-1) chunks of n/p
+    assert session.core.bytes_delivered == pytest.approx(2 * 8 * 2 * 7 * n / 8, rel=1e-12)
 
 
 def test_runs_are_bit_identical():

@@ -113,6 +113,26 @@ class FluidCore:
         event : simpy.Event, optional
             Trigger this (untriggered) event instead of a new one.
         """
+        event, bid, _fluid = self._enqueue(inc_flow, inc_link, nbytes, latency_s, callback, event)
+        if bid is not None:
+            self._wake()
+        return event
+
+    def _wake(self) -> None:
+        """Make sure the queued flows are taken in by one zero-delay wake-up at this instant."""
+        if not self._wake_pending:
+            self._wake_pending = True
+            wake = self.env.timeout(0.0)
+            wake.callbacks.append(self._on_start)
+
+    def _enqueue(self, inc_flow: np.ndarray, inc_link: np.ndarray, nbytes: np.ndarray, latency_s: np.ndarray,
+                 callback: Callable[[simpy.Event], None] | None,
+                 event: simpy.Event | None) -> tuple[simpy.Event, int | None, np.ndarray | None]:
+        """Queue a batch (see :meth:`add`) without waking the core.
+
+        Returns the batch's event, its batch id (None when no flow needs the network: the event is then
+        already scheduled) and the mask of its flows that do (None when all of them do).
+        """
         env = self.env
         if len(inc_link) and int(inc_link.max()) >= len(self._cap):
             self._cap, self._lat = self.router.capacity_Bps, self.router.latency_s
@@ -133,7 +153,7 @@ class FluidCore:
             self.bytes_delivered += float(nbytes[~fluid].sum())
         if n_fluid == 0:
             _trigger_at(env, event, max(instant, 0.0) if n else 0.0)
-            return event
+            return event, None, fluid
         self._batch_left[bid] = n_fluid
         self._batch_arrive[bid] = now + instant if n_fluid < n else -np.inf
         self._batch_event[bid] = event
@@ -143,11 +163,7 @@ class FluidCore:
             inc_flow, inc_link = renum[inc_flow[keep_inc]], inc_link[keep_inc]
             nbytes, latency_s = nbytes[fluid], latency_s[fluid]
         self._pending.append((inc_flow, inc_link, nbytes.astype(np.float64), latency_s, bid))
-        if not self._wake_pending:
-            self._wake_pending = True
-            wake = env.timeout(0.0)
-            wake.callbacks.append(self._on_start)
-        return event
+        return event, bid, (fluid if n_fluid < n else None)
 
     def add_one(self, links: np.ndarray, nbytes: float, latency_s: float,
                 callback: Callable[[simpy.Event], None]) -> simpy.Event:
@@ -165,10 +181,7 @@ class FluidCore:
         self._batch_arrive[bid] = -np.inf
         self._batch_event[bid] = event
         self._pending_one.append((links, nbytes, latency_s, bid))
-        if not self._wake_pending:
-            self._wake_pending = True
-            wake = env.timeout(0.0)
-            wake.callbacks.append(self._on_start)
+        self._wake()
         return event
 
     # ------------------------------------------------------------------ running
@@ -182,6 +195,12 @@ class FluidCore:
     def _on_start(self, _event: simpy.Event) -> None:
         self._wake_pending = False
         self._advance()
+        self._rerate(self._take_pending())
+
+    def _take_pending(self) -> np.ndarray:
+        """Append the queued flows to the active arrays (rate 0 until re-rated); return the links they use."""
+        if not self._pending and not self._pending_one:
+            return np.zeros(0, dtype=np.int64)
         pending, self._pending = self._pending, []
         base = n_old = len(self.rem)
         rems, lats, batches, incf, incl = [self.rem], [self.flat], [self.fbatch], [self.inc_flow], [self.inc_link]
@@ -211,7 +230,7 @@ class FluidCore:
         if len(self.inc_link) and int(self.inc_link.max()) >= len(self._cap):
             self._cap, self._lat = self.router.capacity_Bps, self.router.latency_s
         self.rate = np.concatenate([self.rate, np.zeros(len(self.rem) - n_old)])
-        self._rerate(np.concatenate(incl[1:]))
+        return np.concatenate(incl[1:])
 
     def _affected(self, changed_links: np.ndarray) -> np.ndarray:
         """Mask of the active flows connected (through shared links, transitively) to ``changed_links``.
@@ -234,14 +253,18 @@ class FluidCore:
             link_mark[inc_link[flow_mark[inc_flow]]] = True
 
     def _rerate(self, changed_links: np.ndarray) -> None:
-        from sim.network.maxmin import maxmin_rates
-
         self._gen += 1
-        n = len(self.rem)
-        if n == 0:
+        if len(self.rem) == 0:
             self.rate = np.zeros(0)
             return
         self.reratings += 1
+        self._rate(changed_links)
+        self._wake_at_next_finish()
+
+    def _rate(self, changed_links: np.ndarray) -> np.ndarray:
+        """Recompute the max-min rates of the flows connected to ``changed_links``; return their mask."""
+        from sim.network.maxmin import maxmin_rates
+
         sub = self._affected(changed_links)
         if sub.any():
             sel = sub[self.inc_flow]
@@ -252,6 +275,10 @@ class FluidCore:
             lut = np.empty(len(self._cap), dtype=np.int64)
             lut[used] = np.arange(len(used))
             self.rate[sub] = maxmin_rates(inc_flow, lut[inc_link], int(sub.sum()), self._cap[used])
+        return sub
+
+    def _wake_at_next_finish(self) -> None:
+        """Schedule the wake-up at the earliest send end under the current rates (the generation's)."""
         finish = self.rem / self.rate
         dt = float(finish.min())
         gen = self._gen
@@ -261,12 +288,21 @@ class FluidCore:
     def _on_finish(self, gen: int) -> None:
         if gen != self._gen:
             return  # a later start re-rated the flows: this wake-up is stale
-        env = self.env
-        dt_run = env.now - self._t0
-        finish = self.rem / self.rate
-        done = finish <= max(float(finish.min()), dt_run) * (1.0 + _FINISH_REL)
+        done = self._finishing()
         self._advance()
-        # retire finished flows; each batch's arrival is its latest flow's send end + latency
+        self._retire(done)
+        self._rerate(self._drop(done))
+
+    def _finishing(self) -> np.ndarray:
+        """Mask of the active flows whose last byte leaves now (within the finish margin)."""
+        dt_run = self.env.now - self._t0
+        finish = self.rem / self.rate
+        return finish <= max(float(finish.min()), dt_run) * (1.0 + _FINISH_REL)
+
+    def _retire(self, done: np.ndarray) -> None:
+        """Account the flows of mask ``done`` as sent; trigger the batches whose last flow this was."""
+        env = self.env
+        # each batch's arrival is its latest flow's send end + latency
         now = env.now
         d_batch, d_lat = self.fbatch[done], self.flat[done]
         order = np.lexsort((d_lat, d_batch))
@@ -282,12 +318,15 @@ class FluidCore:
             else:
                 self._batch_left[bid] = left
                 self._batch_arrive[bid] = arrive
+        self.bytes_delivered += float(self.fbytes[done].sum())
+
+    def _drop(self, done: np.ndarray) -> np.ndarray:
+        """Remove the active flows of mask ``done`` from the arrays; return the links they used."""
         keep = ~done
         changed = self.inc_link[done[self.inc_flow]]
         renum = np.cumsum(keep) - 1
         keep_inc = keep[self.inc_flow]
         self.inc_flow, self.inc_link = renum[self.inc_flow[keep_inc]], self.inc_link[keep_inc]
-        self.bytes_delivered += float(self.fbytes[done].sum())
         self.rem, self.flat, self.fbatch = self.rem[keep], self.flat[keep], self.fbatch[keep]
         self.fbytes, self.rate = self.fbytes[keep], self.rate[keep]
-        self._rerate(changed)
+        return changed

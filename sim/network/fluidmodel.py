@@ -25,7 +25,7 @@ class FluidSession(Session):
 
     def __init__(self, model: FluidNetwork, env: simpy.Environment) -> None:
         super().__init__(model, env)
-        self.core = FluidCore(env, model.router)
+        self.core = model.core_class(env, model.router)
 
 
 class FluidNetwork(NetworkModel):
@@ -33,6 +33,8 @@ class FluidNetwork(NetworkModel):
 
     #: at most this many plans are kept (a bound on memory for very long sweeps of sizes)
     max_plans = 65536
+    #: the fluid core a session runs on
+    core_class: type[FluidCore] = FluidCore
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
