@@ -65,6 +65,10 @@ class Result:
     plan : RunPlan
     meta : dict
         ``engine`` ("fast" or "full"), ``critical_rank`` and what the engine reported.
+    meter : LinkMeter or None
+        The link meter of a ``flow``/``step`` run made with ``links=True`` (:meth:`links`).
+    critical : DataFrame or None
+        The critical path (:meth:`critical_path`), once computed.
     """
 
     config: RunConfig
@@ -73,10 +77,32 @@ class Result:
     records: pd.DataFrame
     plan: RunPlan
     meta: dict = field(default_factory=dict)
+    meter: Any = None
+    critical: pd.DataFrame | None = None
 
     @property
     def iteration_s(self) -> float:
         return float(self.summary["iteration_s"].iloc[0])
+
+    def critical_path(self) -> pd.DataFrame:
+        """The chain of operations that sets the iteration time (:func:`sim.critical_path.critical_path`):
+        ``rank, stream, kind, op, algorithm, layer, phase, category, key, start_s, end_s, duration_s,
+        waiting_for``; its durations add up to ``iteration_s``."""
+        if self.critical is None:
+            from sim.critical_path import critical_path
+
+            ops = [self.plan.steps] if self.meta.get("engine") == "fast" else self.plan.program().ops
+            self.critical = critical_path(self.records, ops)
+        return self.critical
+
+    def links(self, top: int | None = None) -> pd.DataFrame:
+        """Per directed link, busiest first (:meth:`sim.network.linkmeter.LinkMeter.table`): bytes, busy
+        time, mean and peak utilisation, and the collectives that loaded it. Needs ``simulate(...,
+        links=True)`` on a ``flow`` or ``step`` network."""
+        if self.meter is None:
+            raise UserError("links", "this run did not measure its links",
+                            "simulate(config, links=True) with network flow or step")
+        return self.meter.table(self.iteration_s, top)
 
     def trace(self, max_ranks: int = 64) -> dict[str, Any]:
         """The Chrome trace as a dict (at most ``max_ranks`` ranks; see :func:`sim.results.chrome_trace`)."""
@@ -84,7 +110,28 @@ class Result:
         if self.meta.get("engine") == "fast":
             meta["note"] = ("analytic fast path: only rank 0 is timed; every rank of the grid runs the same "
                             "schedule")
-        return chrome_trace(self.records, max_ranks, meta)
+        trace = chrome_trace(self.records, max_ranks, meta)
+        if self.meter is not None:
+            from sim.results import link_counter_events
+
+            trace["traceEvents"] += link_counter_events(self.meter, self.links(TRACE_LINKS))
+            if self.meter.series_truncated:
+                trace["otherData"]["links_note"] = "link counters stop early: the run had too many rate changes"
+        return trace
+
+    def to_parquet(self, directory: str | Path, *, overwrite: bool = False) -> None:
+        """Write ``summary``, ``layers``, ``records`` and ``critical_path`` (and ``links`` when measured) as
+        Parquet files into ``directory`` (needs pyarrow: ``pip install pyarrow``); all or none, as
+        :func:`write_outputs`."""
+        from sim.parquet import require_pyarrow
+
+        require_pyarrow()
+        tables = {"summary": self.summary, "layers": self.layers, "records": self.records,
+                  "critical_path": self.critical_path()}
+        if self.meter is not None:
+            tables["links"] = self.links()
+        _write_all(Path(directory), overwrite, {f"{k}.parquet": (lambda path, t=t: t.to_parquet(path, index=False))
+                                                 for k, t in tables.items()}, PARQUET_FILES)
 
     def to_trace(self, path: str | Path, max_ranks: int = 64) -> None:
         """Write the Chrome trace JSON (open it in Perfetto or chrome://tracing)."""
@@ -96,8 +143,13 @@ class Result:
         write_outputs(self, Path(directory), overwrite=overwrite)
 
 
-#: the files :func:`write_outputs` writes, in this order
-OUTPUT_FILES = ("summary.csv", "layers.csv", "trace.json", "config.yaml", "timeline.png")
+#: the files :func:`write_outputs` writes, in this order (``links.csv`` only for runs that measured links)
+OUTPUT_FILES = ("summary.csv", "layers.csv", "trace.json", "config.yaml", "timeline.png", "critical_path.csv",
+                "links.csv")
+#: the files :meth:`Result.to_parquet` writes
+PARQUET_FILES = ("summary.parquet", "layers.parquet", "records.parquet", "critical_path.parquet", "links.parquet")
+#: busiest links drawn as counter tracks in the trace
+TRACE_LINKS = 8
 
 
 def _create_fresh(parent: Path, prefix: str, suffix: str, create: Callable[[Path], T]) -> tuple[Path, T]:
@@ -144,15 +196,38 @@ def check_out_dir(directory: Path, overwrite: bool) -> None:
 
 
 def write_outputs(result: Result, directory: Path, overwrite: bool = False) -> None:
-    """Write the five :data:`OUTPUT_FILES` of ``result`` into ``directory``, all or none.
+    """Write the :data:`OUTPUT_FILES` of ``result`` into ``directory``, all or none.
 
     ``directory`` and missing parents are created (like ``mkdir -p``, so ``--out out/demo`` works on a fresh
     clone) with the process umask applied, as are the files. A non-empty ``directory`` is refused unless
-    ``overwrite`` (:func:`check_out_dir`); then its five files are replaced and any other file is kept.
-    The files are written into a staging directory next to ``directory`` and then moved in, so a failure
-    leaves ``directory`` as it was.
+    ``overwrite`` (:func:`check_out_dir`); then its output files are replaced (a ``links.csv`` of an
+    earlier run is removed when this run measured no links) and any other file is kept. The files are
+    written into a staging directory next to ``directory`` and then moved in, so a failure leaves
+    ``directory`` as it was.
     """
-    directory = Path(directory)
+
+    def timeline(path: Path) -> None:
+        from sim.plots.timeline import timeline_figure  # matplotlib only when files are written
+
+        timeline_figure(result).savefig(path, dpi=110)
+
+    writers: dict[str, Callable[[Path], Any]] = {
+        "summary.csv": lambda path: result.summary.to_csv(path, index=False),
+        "layers.csv": lambda path: result.layers.to_csv(path, index=False),
+        "trace.json": lambda path: path.write_text(json.dumps(result.trace())),
+        "config.yaml": lambda path: path.write_text(yaml.safe_dump(result.config.resolved(), sort_keys=False)),
+        "timeline.png": timeline,
+        "critical_path.csv": lambda path: result.critical_path().to_csv(path, index=False),
+    }
+    if result.meter is not None:
+        writers["links.csv"] = lambda path: result.links().to_csv(path, index=False)
+    _write_all(Path(directory), overwrite, writers, OUTPUT_FILES)
+
+
+def _write_all(directory: Path, overwrite: bool, writers: dict[str, Callable[[Path], Any]],
+               owned: tuple[str, ...]) -> None:
+    """Run each ``writers[name](path)`` into a staging directory, then move the files into ``directory``
+    (created with missing parents); ``owned`` names this kind of output (stale ones are removed)."""
     parent = directory.resolve().parent
     check_out_dir(directory, overwrite)
     if parent.exists() and not parent.is_dir():
@@ -160,18 +235,16 @@ def write_outputs(result: Result, directory: Path, overwrite: bool = False) -> N
     parent.mkdir(parents=True, exist_ok=True)
     staging, _ = _create_fresh(parent, f".{directory.name}.tmp", "", lambda path: os.mkdir(path, 0o777))
     try:
-        result.summary.to_csv(staging / "summary.csv", index=False)
-        result.layers.to_csv(staging / "layers.csv", index=False)
-        (staging / "trace.json").write_text(json.dumps(result.trace()))
-        (staging / "config.yaml").write_text(yaml.safe_dump(result.config.resolved(), sort_keys=False))
-        from sim.plots.timeline import timeline_figure  # matplotlib only when files are written
-
-        timeline_figure(result).savefig(staging / "timeline.png", dpi=110)
+        for name, write in writers.items():
+            write(staging / name)
         if not directory.exists():
             os.replace(staging, directory)
             return
-        for name in OUTPUT_FILES:
-            os.replace(staging / name, directory / name)
+        for name in owned:
+            if name in writers:
+                os.replace(staging / name, directory / name)
+            else:
+                (directory / name).unlink(missing_ok=True)
     finally:
         if staging.exists():
             for leftover in staging.iterdir():
@@ -220,9 +293,11 @@ def _fields(config: RunConfig, setup: Setup, plan: RunPlan) -> dict[str, Any]:
 
 
 def run_planned(config: RunConfig, setup: Setup, plan: RunPlan, engine: str = "auto",
-                with_layers: bool = True) -> Result:
+                with_layers: bool = True, links: bool = False) -> Result:
     """Time a planned iteration and collect the frames (``with_layers=False`` leaves ``layers`` empty,
-    for fast screening)."""
+    for fast screening; ``links`` measures every link, on ``flow`` and ``step``)."""
+    if links and config.network == "analytic":
+        raise UserError("links", "the analytic network model has no links to measure", "network flow or step")
     if engine not in ENGINES:
         raise UserError("engine", f"unknown engine {engine!r}", ", ".join(ENGINES))
     start = time.perf_counter()
@@ -236,6 +311,7 @@ def run_planned(config: RunConfig, setup: Setup, plan: RunPlan, engine: str = "a
         raise UserError("engine", "the fast path times one rank and needs every group of a kind to run the same "
                                   "schedule, but here hierarchical collectives run on groups only some of which "
                                   "are node-aligned", "engine auto or full (the SimPy engine times every rank)")
+    program, meter = None, None
     if fast:
         out = run_fast(plan.steps, plan.grid, setup.analytic)
         records, makespan, events = out.records, out.makespan_s, out.events
@@ -248,19 +324,30 @@ def run_planned(config: RunConfig, setup: Setup, plan: RunPlan, engine: str = "a
         check_algorithms(plan.steps, plan.grid.pr, plan.grid.pc)
         network = setup.analytic if config.network == "analytic" else make_network(
             config.network, setup.graph, placement=None, ecmp=config.ecmp)
-        engine_result = run_program(plan.program(), network)
+        program = plan.program()
+        if links:
+            from sim.network.linkmeter import LinkMeter
+
+            meter = LinkMeter(network.router, series=True)
+        engine_result = run_program(program, network, meter)
         records, makespan = engine_result.records, engine_result.makespan_s
         events = engine_result.events
         meta = {"engine": "full", "engine_wall_s": engine_result.wall_s}
+    from sim.critical_path import critical_path, critical_split
+
+    path = critical_path(records, [plan.steps] if program is None else program.ops)
     fields = _fields(config, setup, plan)
     fields["events"] = int(events)
+    fields.update(critical_split(path))
     summary = summarize(records, makespan, fields, config.procs, config.batch, setup.dataset_size, fast)
     layers = layer_table(records, plan.plans, config.procs, fast) if with_layers else pd.DataFrame()
+    result = Result(config, summary, layers, records, plan, meta, meter, path)
     summary["wall_s"] = time.perf_counter() - start
-    return Result(config, summary, layers, records, plan, meta)
+    return result
 
 
-def simulate(config: RunConfig | dict | str | Path, *, engine: str = "auto", paper_dx: bool = False) -> Result:
+def simulate(config: RunConfig | dict | str | Path, *, engine: str = "auto", paper_dx: bool = False,
+             links: bool = False) -> Result:
     """Simulate one training iteration.
 
     Parameters
@@ -276,6 +363,9 @@ def simulate(config: RunConfig | dict | str | Path, *, engine: str = "auto", pap
         Size model layers' ΔX all-reduces as the paper prints them (``d_i`` in Eqs. 3 and 8, first layer
         included; docs/paper-model.md); for tests that compare against the printed equations. Default:
         true sizes (``d_{i-1}``).
+    links : bool
+        Measure every directed link (bytes, busy time, utilisation, which collectives loaded it:
+        :meth:`Result.links`) and add their counters to the trace; ``flow`` and ``step`` networks only.
 
     Raises
     ------
@@ -286,6 +376,6 @@ def simulate(config: RunConfig | dict | str | Path, *, engine: str = "auto", pap
     cfg = load_config(config) if isinstance(config, (str, Path)) else make_config(config)
     setup = load_setup(cfg)
     plan = plan_config(cfg, setup, paper_dx=paper_dx)
-    result = run_planned(cfg, setup, plan, engine)
+    result = run_planned(cfg, setup, plan, engine, links=links)
     result.summary["wall_s"] = time.perf_counter() - start
     return result

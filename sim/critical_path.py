@@ -69,12 +69,18 @@ def critical_path(records: Any, ops: Sequence[Sequence[Any]]) -> Any:
                                     if kind[lo + i] == "collective"}
         return table[key_]
 
+    prev_tables: dict[int, list[int]] = {}
+
     def prev_in_stream(r: int, i: int) -> int | None:
-        stream = ops[r][i].stream
-        for j in range(i - 1, -1, -1):
-            if ops[r][j].stream == stream:
-                return j
-        return None
+        table = prev_tables.get(r)
+        if table is None:
+            last: dict[str, int] = {}
+            table = prev_tables[r] = []
+            for j, op in enumerate(ops[r]):
+                table.append(last.get(op.stream, -1))
+                last[op.stream] = j
+        j = table[i]
+        return None if j < 0 else j
 
     def predecessor(r: int, i: int) -> tuple[int, str] | None:
         """The row whose end is rank ``r``'s arrival at its op ``i`` (None at time 0)."""
@@ -107,13 +113,12 @@ def critical_path(records: Any, ops: Sequence[Sequence[Any]]) -> Any:
         if pred is None:
             break
         row = pred[0]
-    out = []
-    for row, why in reversed(path):
-        rec = records.iloc[row]
-        out.append((int(rec["rank"]), rec["stream"], rec["kind"], rec["op"], rec["algorithm"], rec["layer"],
-                    rec["phase"], rec["category"], rec["key"], float(start[row]), float(end[row]),
-                    float(end[row] - start[row]), why))
-    return pd.DataFrame.from_records(out, columns=PATH_COLUMNS)
+    rows_in_order = [row for row, _ in reversed(path)]
+    frame = records.iloc[rows_in_order][["rank", "stream", "kind", "op", "algorithm", "layer", "phase",
+                                         "category", "key", "start_s", "end_s"]].reset_index(drop=True)
+    frame["duration_s"] = frame["end_s"] - frame["start_s"]
+    frame["waiting_for"] = [why for _, why in reversed(path)]
+    return frame[PATH_COLUMNS]
 
 
 def critical_split(path: Any) -> dict[str, float]:

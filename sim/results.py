@@ -28,7 +28,7 @@ SUMMARY_FIELDS = ["model", "batch", "procs", "strategy", "pr", "pc", "topology",
                   "model_comm_s", "domain_comm_s", "allgather_s", "reduce_scatter_s", "allreduce_s", "halo_s",
                   "bytes_sent_per_rank", "memory_per_rank_bytes", "events", "wall_s",
                   "redistribute_s", "conv", "fc", "placement", "collectives", "overlap", "dtype_bytes",
-                  "dataset_size"]
+                  "dataset_size", "critical_compute_s", "critical_comm_s", "critical_wait_s"]
 
 CATEGORY_FIELDS = {"batch": "batch_comm_s", "model": "model_comm_s", "domain": "domain_comm_s",
                    "redistribute": "redistribute_s"}
@@ -189,3 +189,18 @@ def chrome_trace(records: pd.DataFrame, max_ranks: int = 64, meta: dict | None =
 
 def write_trace(records: pd.DataFrame, path: str | Path, max_ranks: int = 64, meta: dict | None = None) -> None:
     Path(path).write_text(json.dumps(chrome_trace(records, max_ranks, meta)))
+
+
+def link_counter_events(meter: Any, busiest: pd.DataFrame) -> list[dict[str, Any]]:
+    """Perfetto counter tracks (``ph: "C"``) of the utilisation of the links in ``busiest`` (rows of
+    :meth:`sim.network.linkmeter.LinkMeter.table`), in a process of their own named ``links``."""
+    pid = -1
+    events: list[dict[str, Any]] = [
+        {"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": "links (utilisation)"}},
+        {"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0, "args": {"sort_index": -1}}]
+    series = meter.series([int(k) for k in busiest["link"]])
+    for row in busiest.itertuples(index=False):
+        name = f"link {row.src}->{row.dst}"
+        for t, util in series[int(row.link)]:
+            events.append({"ph": "C", "name": name, "pid": pid, "ts": t * 1e6, "args": {"utilisation": util}})
+    return events

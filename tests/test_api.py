@@ -66,7 +66,7 @@ def test_to_csv_and_trace(tmp_path):
     r = simulate(dict(SMALL, strategy="integrated", grid="2x4"))
     out = tmp_path / "out"
     r.to_csv(out)
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "layers.csv", "summary.csv", "timeline.png", "trace.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "critical_path.csv", "layers.csv", "summary.csv", "timeline.png", "trace.json"]
     assert pd.read_csv(out / "summary.csv")["iteration_s"].iloc[0] == pytest.approx(r.iteration_s, rel=1e-12)
     trace = json.loads((out / "trace.json").read_text())
     spans = [e for e in trace["traceEvents"] if e["ph"] == "X"]

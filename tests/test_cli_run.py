@@ -43,7 +43,7 @@ def test_flags_override_yaml_and_set_overrides_flags(tmp_path, capsys):
 def test_out_writes_four_files(tmp_path, capsys):
     out = tmp_path / "res"
     assert main([*BASE, "--overlap", "--compute", "paper-knl", "--out", str(out), "--format", "json"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "layers.csv", "summary.csv", "timeline.png", "trace.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "critical_path.csv", "layers.csv", "summary.csv", "timeline.png", "trace.json"]
     cfg = load_config(str(out / "config.yaml"))
     assert (cfg.batch, cfg.procs, cfg.overlap, cfg.grid) == (64, 8, True, "1x8")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left

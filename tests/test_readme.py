@@ -40,7 +40,7 @@ def test_readme_demo_command_writes_its_table_csv_and_plot(tmp_path, capsys, mon
     assert "iteration_s" in printed and "conv1" in printed  # summary and per-layer tables
     out = tmp_path / argv[argv.index("--out") + 1]
     assert {p.name for p in out.iterdir()} == {"summary.csv", "layers.csv", "trace.json", "config.yaml",
-                                              "timeline.png"}
+                                              "timeline.png", "critical_path.csv"}
     summary = pd.read_csv(out / "summary.csv")
     # epoch_s = iteration_s * N / B (docs/cli.md), N = 1.2M for the paper's AlexNet
     row = summary.iloc[0]

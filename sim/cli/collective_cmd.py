@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import click
 
-from sim.cli.output import emit, format_option
+from sim.cli.output import emit, format_option, links_option, print_links
 from sim.errors import UserError
 
 FIELDS = ["op", "algorithm", "procs", "bytes", "topology", "network", "time_s", "algbw_Bps", "busbw_Bps",
@@ -94,9 +94,11 @@ def parse_sizes(text: str) -> list[float]:
 @click.option("--placement", default="row-major", show_default=True,
               help="With --grid: row-major (model-contiguous) or col-major (batch-contiguous).")
 @click.option("--ecmp/--no-ecmp", default=False, show_default=True, help="Multipath routing where supported.")
+@links_option
 @format_option
 def collective(op: str, algorithm: str, procs: int, nbytes: str, topology: str, network: str,
-               grid: str | None, along: str | None, placement: str, ecmp: bool, fmt: str) -> None:
+               grid: str | None, along: str | None, placement: str, ecmp: bool, links_top: int | None,
+               fmt: str) -> None:
     """Time one collective on a simulated topology (nccl-tests style fields, one row per size)."""
     from sim.engine.collective import simulate_collective
     from sim.network import make_network
@@ -107,14 +109,26 @@ def collective(op: str, algorithm: str, procs: int, nbytes: str, topology: str, 
     sizes = parse_sizes(nbytes)
     graph = build_topology(topology, procs)
     model = make_network(network, graph, ecmp=ecmp)
+    if links_top is not None and fmt != "table":
+        print_links(None, fmt)
     rows = []
     row: dict = {}
+    meters = []
     for size in sizes:
+        meter = None
+        if links_top is not None:  # the analytic model refuses it with one line
+            from sim.network.linkmeter import LinkMeter
+
+            meter = LinkMeter(model.router)
         row = simulate_collective(op, algorithm, procs, size, topology, network, grid=grid, along=along,
-                                  placement=placement, ecmp=ecmp, model=model)
+                                  placement=placement, ecmp=ecmp, model=model, meter=meter)
         rows.append({k: row[k] for k in FIELDS})
+        meters.append((size, row["time_s"], meter))
     if fmt == "table":
         click.echo(nccl_table(rows, group_size=int(row["group_size"]), groups=int(row["groups"])))
+        for size, time_s, meter in meters:
+            if meter is not None:
+                print_links(meter.table(time_s, links_top), fmt, f"busiest links at {int(size)} B")
     else:
         emit(rows, fmt, single=len(rows) == 1)
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import click
 
+from sim.errors import UserError
 from sim.units import format_bytes, format_count, format_rate, format_time
 
 FORMATS = ("table", "json", "csv")
@@ -170,3 +171,23 @@ def emit(records: Any, fmt: str = "table", single: bool = False, stream: Any = N
             out.write(format_table(columns, rows) + "\n")
     else:  # pragma: no cover - click.Choice guards this
         raise ValueError(fmt)
+
+
+#: the columns ``--links`` prints (links.csv has every column of :data:`sim.network.linkmeter.LINK_COLUMNS`)
+LINK_TABLE = ["src", "dst", "bytes", "busy_frac", "mean_util", "peak_util", "top_collectives"]
+
+
+def links_option(func):
+    return click.option(
+        "--links", "links_top", type=click.IntRange(min=1), is_flag=False, flag_value=10, default=None,
+        help="Measure every directed link (flow and step networks) and print the N busiest (default 10): "
+             "bytes, busy fraction, mean and peak utilisation, the collectives that loaded it.")(func)
+
+
+def print_links(table, fmt: str, title: str = "busiest links") -> None:
+    """The busiest links after a command's table output (``--links`` needs ``--format table``)."""
+    if fmt != "table":
+        raise UserError("links", f"--links prints a table, not {fmt}",
+                        "--format table, or --out DIR for links.csv")
+    sys.stdout.write(f"\n{title}\n")
+    emit(table[LINK_TABLE], "table")

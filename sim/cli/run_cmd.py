@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from sim.cli.output import emit, format_option
+from sim.cli.output import emit, format_option, links_option, print_links
 from sim.config import load_config
 
 
@@ -72,20 +72,25 @@ def _print_table(summary, layers) -> None:
 @click.command("run")
 @_shared_options(with_grid=True)
 @click.option("--out", type=click.Path(file_okay=False),
-              help="Write summary.csv, layers.csv, trace.json, config.yaml and timeline.png into this directory "
-                   "(created if missing; an existing non-empty one needs --overwrite).")
+              help="Write summary.csv, layers.csv, trace.json, config.yaml, timeline.png, critical_path.csv "
+                   "and (flow and step networks) links.csv into this directory (created if missing; an "
+                   "existing non-empty one needs --overwrite).")
 @click.option("--overwrite", is_flag=True,
-              help="Let --out replace those five files in an existing directory (other files are kept).")
+              help="Let --out replace those files in an existing directory (other files are kept).")
+@links_option
 @format_option
-def run(config_file: str | None, sets: tuple[str, ...], out: str | None, overwrite: bool, fmt: str,
-        **kwargs: Any) -> None:
+def run(config_file: str | None, sets: tuple[str, ...], out: str | None, overwrite: bool, links_top: int | None,
+        fmt: str, **kwargs: Any) -> None:
     """Simulate one training iteration (and its epoch) of CONFIG_FILE and/or the flags."""
     from sim.api import check_out_dir, simulate, write_outputs
 
     config = load_config(config_file, _overrides(kwargs), sets)
+    if links_top is not None and fmt != "table":
+        print_links(None, fmt)
     if out:
         check_out_dir(Path(out), overwrite)  # refuse before simulating, not after
-    result = simulate(config)
+    measure = links_top is not None or (bool(out) and config.network != "analytic")
+    result = simulate(config, links=measure)
     if out:
         write_outputs(result, Path(out), overwrite=overwrite)
         ranks = int(result.records["rank"].nunique()) if len(result.records) else 0
@@ -94,6 +99,8 @@ def run(config_file: str | None, sets: tuple[str, ...], out: str | None, overwri
                        "critical one)", err=True)
     if fmt == "table":
         _print_table(result.summary, result.layers)
+        if links_top is not None:
+            print_links(result.links(links_top), fmt)
     else:
         emit(result.summary, fmt, single=True)
 

@@ -69,7 +69,8 @@ def _refuse_fallback(model: Any, op: str, algorithm: str, groups: Sequence[tuple
 
 def simulate_collective(op: str, algorithm: str, procs: int, nbytes: float, topology: str | nx.Graph,
                         network: str, grid: str | tuple[int, int] | None = None, along: str | None = None,
-                        placement: str = "row-major", ecmp: bool = False, model: Any = None) -> dict[str, Any]:
+                        placement: str = "row-major", ecmp: bool = False, model: Any = None,
+                        meter: Any = None) -> dict[str, Any]:
     """Time one collective (or the same collective in every group of a grid at once), like nccl-tests.
 
     Parameters
@@ -93,6 +94,8 @@ def simulate_collective(op: str, algorithm: str, procs: int, nbytes: float, topo
         Multipath routing where the topology supports it.
     model : NetworkModel, optional
         A network model already built on this topology (reused across sizes; ``network``/``ecmp`` ignored).
+    meter : LinkMeter, optional
+        Measure the links (:mod:`sim.network.linkmeter`; ``flow`` and ``step`` only).
 
     Returns
     -------
@@ -135,7 +138,7 @@ def simulate_collective(op: str, algorithm: str, procs: int, nbytes: float, topo
         graph = build_topology(topology, procs) if isinstance(topology, str) else topology
         model = make_network(network, graph, ecmp=ecmp)
     _refuse_fallback(model, op, algorithm, groups)
-    res = run_program(collective_program(op, algorithm, groups, size, procs), model)
+    res = run_program(collective_program(op, algorithm, groups, size, procs), model, meter)
     p = len(groups[0])
     t = res.makespan_s
     algbw = size / t if t > 0 else math.inf

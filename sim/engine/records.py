@@ -57,9 +57,12 @@ class EngineResult:
         The latest ``end_s`` (0 for an empty program).
     wall_s : float
         Wall-clock seconds of the run (build, run and collect).
+    meter : LinkMeter or None
+        The link meter the run fed (:mod:`sim.network.linkmeter`), when one was given.
     """
 
     records: pd.DataFrame
     events: int
     makespan_s: float
     wall_s: float
+    meter: Any = None

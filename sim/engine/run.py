@@ -71,11 +71,14 @@ class _Run:
     known; a compute run's ends are known, and recorded, when the run is planned), the events of
     unfinished ops someone waits for, and the records."""
 
-    def __init__(self, program: Program, network: Any) -> None:
+    def __init__(self, program: Program, network: Any, meter: Any = None) -> None:
         self.program = program
         self.network = network
         self.env = Clock()
         self.session = network.session(self.env)
+        self.meter = meter
+        if meter is not None:
+            self.session.attach_meter(meter)
         self.ends = [[math.nan] * len(ops) for ops in program.ops]
         self.waiters: list[dict[int, simpy.Event]] = [{} for _ in range(program.n_ranks)]
         self.rows: list[list[tuple | None]] = [[None] * len(ops) for ops in program.ops]
@@ -174,6 +177,10 @@ class _Run:
         state.algorithm = network.effective_algorithm(op.op, op.algorithm, op.group)
         state.sent = network.bytes_sent(op.op, op.algorithm, op.group, op.nbytes, op.halo_dims).tolist()
         state.pos = {m: k for k, m in enumerate(op.group)}
+        if self.meter is not None:
+            label = f"{op.layer} {op.op}" if op.layer else op.key
+            self.meter.add_collective(label, *network.link_bytes(op.op, op.algorithm, op.group, op.nbytes,
+                                                                 op.halo_dims))
         done = self.session.collective(op.op, op.algorithm, op.group, op.nbytes, op.halo_dims)
         release = state.release
         done.callbacks.append(lambda _e: release.succeed())
@@ -192,10 +199,10 @@ class _Run:
                             "consistent order")
         records = records_frame([row for per_rank in self.rows for row in per_rank])
         makespan = float(records["end_s"].max()) if len(records) else 0.0
-        return EngineResult(records, self.env.scheduled(), makespan, time.perf_counter() - wall0)
+        return EngineResult(records, self.env.scheduled(), makespan, time.perf_counter() - wall0, self.meter)
 
 
-def run_program(program: Program, network: Any) -> EngineResult:
+def run_program(program: Program, network: Any, meter: Any = None) -> EngineResult:
     """Run ``program`` on ``network`` and return its records.
 
     Parameters
@@ -204,6 +211,9 @@ def run_program(program: Program, network: Any) -> EngineResult:
         Per-rank operation lists (:mod:`sim.program`).
     network : NetworkModel
         From :func:`sim.network.make_network`; rank r runs on host ``placement[r]``.
+    meter : LinkMeter, optional
+        Measure every link's bytes, busy time and utilisation (:mod:`sim.network.linkmeter`; ``flow`` and
+        ``step`` only); returned as ``EngineResult.meter``.
 
     Returns
     -------
@@ -216,7 +226,7 @@ def run_program(program: Program, network: Any) -> EngineResult:
     """
     wall0 = time.perf_counter()
     validate_program(program, network)
-    run = _Run(program, network)
+    run = _Run(program, network, meter)
     run.start()
     run.env.run()
     return run.collect(wall0)

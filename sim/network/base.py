@@ -26,7 +26,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import simpy
@@ -112,6 +112,12 @@ class Session(ABC):
     def collective(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
                    halo_dims: tuple[int, ...] = ()) -> simpy.Event:
         """Start the collective now; the event triggers when its last transfer has arrived."""
+
+    def attach_meter(self, meter: Any) -> None:
+        """Measure link utilisation with ``meter`` (:class:`sim.network.linkmeter.LinkMeter`); only models
+        that move bytes over links can."""
+        raise UserError("links", f"the {self.model.name!r} network model has no links to measure",
+                        "network flow or step")
 
 
 class NetworkModel(ABC):
@@ -215,6 +221,24 @@ class NetworkModel(ABC):
         """Bytes each member of ``group`` sends in the collective, in group order."""
         kw = self.algo_kwargs(op, algorithm, group, halo_dims)
         return cached_bytes_sent(op, algorithm, len(group), float(nbytes), kw)
+
+    def link_bytes(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
+                   halo_dims: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+        """The directed links the collective's routed phases cross and the bytes each carries in total
+        (every byte of a transfer crosses each link of its route once): ``(links, bytes)``."""
+        kw = self.algo_kwargs(op, algorithm, group, halo_dims)
+        hosts = self.hosts_of(group)
+        links, weights = [], []
+        for ph in cached_phases(op, algorithm, len(group), float(nbytes), kw):
+            src = np.asarray(ph.src, dtype=np.int64)
+            inc_flow, inc_link = self.router.incidence(hosts[src], hosts[np.asarray(ph.dst, dtype=np.int64)])
+            per_flow = np.broadcast_to(np.asarray(ph.nbytes, dtype=np.float64), src.shape) * ph.steps
+            links.append(inc_link)
+            weights.append(per_flow[inc_flow])
+        if not links:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        link_ids, inv = np.unique(np.concatenate(links), return_inverse=True)
+        return link_ids, np.bincount(inv, weights=np.concatenate(weights), minlength=len(link_ids))
 
     @abstractmethod
     def session(self, env: simpy.Environment) -> Session:

@@ -86,6 +86,8 @@ class FluidCore:
         self.reratings = 0
         #: bytes of every flow that has finished sending (or had no link to cross), for conservation checks
         self.bytes_delivered = 0.0
+        #: a :class:`sim.network.linkmeter.LinkMeter` told of every interval at constant rates, or None
+        self.meter = None
 
     # ------------------------------------------------------------------ submitting
     def path_arrays(self, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -190,6 +192,8 @@ class FluidCore:
         dt = now - self._t0
         if dt > 0.0 and len(self.rem):
             self.rem = self.rem - self.rate * dt
+            if self.meter is not None:
+                self.meter.advance(self._t0, dt, self.inc_flow, self.inc_link, self.rate, self._cap)
         self._t0 = now
 
     def _on_start(self, _event: simpy.Event) -> None:

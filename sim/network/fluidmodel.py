@@ -27,6 +27,9 @@ class FluidSession(Session):
         super().__init__(model, env)
         self.core = model.core_class(env, model.router)
 
+    def attach_meter(self, meter: Any) -> None:
+        self.core.meter = meter
+
 
 class FluidNetwork(NetworkModel):
     """A network model whose collectives run as flows on a :class:`FluidCore`, with cached plans."""
