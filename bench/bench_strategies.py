@@ -56,6 +56,13 @@ def bench_flow() -> None:
     print(f"flow vgg16 64x64 P=4096 leaf/spine k=64: setup+plan+program {build:.2f} s ({ops} ops), "
           f"engine+results {wall:.2f} s, {int(s['events'])} events, iteration {s['iteration_s'] * 1e3:.3f} ms "
           f"(analytic {simulate(cfg.model_copy(update={'network': 'analytic'})).iteration_s * 1e3:.3f} ms)")
+    start = time.perf_counter()
+    r = run_planned(cfg, setup, plan, "full", with_layers=False, links=True)
+    links_wall = time.perf_counter() - start
+    table = r.links()
+    print(f"  same with --links: engine+results {links_wall:.2f} s ({100 * (links_wall / wall - 1):+.0f} %), "
+          f"{len(table)} links carried bytes, busiest {table['bytes'].iloc[0] / 2**20:.1f} MiB, "
+          f"table {time.perf_counter() - start - links_wall:.2f} s")
 
 
 def main() -> None:

@@ -134,10 +134,14 @@ class NetworkModel(ABC):
     """
 
     name = "base"
+    #: at most this many routed patterns / link-byte tables are cached (a bound on memory for long sweeps)
+    max_cached = 65536
 
     def __init__(self, graph: nx.Graph, placement: Sequence[int] | None = None, ecmp: bool = False) -> None:
         self.graph = graph
         self.router = Router(graph, ecmp=ecmp)
+        self._patterns: dict[tuple, tuple] = {}
+        self._link_bytes: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self.alpha_s = float(self.router.alpha_s)
         self.bandwidth_Bps = float(self.router.bandwidth_Bps)
         n = self.router.n_hosts
@@ -225,20 +229,48 @@ class NetworkModel(ABC):
     def link_bytes(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
                    halo_dims: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
         """The directed links the collective's routed phases cross and the bytes each carries in total
-        (every byte of a transfer crosses each link of its route once): ``(links, bytes)``."""
+        (every byte of a transfer crosses each link of its route once): ``(links, bytes)``; cached."""
+        group = tuple(group)
         kw = self.algo_kwargs(op, algorithm, group, halo_dims)
-        hosts = self.hosts_of(group)
+        key = (op, algorithm, group, float(nbytes), kw)
+        hit = self._link_bytes.get(key)
+        if hit is not None:
+            return hit
         links, weights = [], []
         for ph in cached_phases(op, algorithm, len(group), float(nbytes), kw):
-            src = np.asarray(ph.src, dtype=np.int64)
-            inc_flow, inc_link = self.router.incidence(hosts[src], hosts[np.asarray(ph.dst, dtype=np.int64)])
-            per_flow = np.broadcast_to(np.asarray(ph.nbytes, dtype=np.float64), src.shape) * ph.steps
+            inc_flow, inc_link, _lat = self.pattern(group, ph.src, ph.dst)
+            per_flow = np.broadcast_to(np.asarray(ph.nbytes, dtype=np.float64), (len(ph.src),)) * ph.steps
             links.append(inc_link)
             weights.append(per_flow[inc_flow])
-        if not links:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        link_ids, inv = np.unique(np.concatenate(links), return_inverse=True)
-        return link_ids, np.bincount(inv, weights=np.concatenate(weights), minlength=len(link_ids))
+        if links:
+            link_ids, inv = np.unique(np.concatenate(links), return_inverse=True)
+            hit = (link_ids, np.bincount(inv, weights=np.concatenate(weights), minlength=len(link_ids)))
+        else:
+            hit = (np.zeros(0, dtype=np.int64), np.zeros(0))
+        if len(self._link_bytes) < self.max_cached:
+            self._link_bytes[key] = hit
+        return hit
+
+    def pattern(self, group: tuple[int, ...], src: np.ndarray, dst: np.ndarray) -> tuple:
+        """Incidence and one-step path latency of the transfers ``src -> dst`` (local ranks) of ``group``.
+
+        Cached per (group, pattern), whatever the size: collectives of many sizes on the same groups
+        (one per layer) route their pairs once.
+        """
+        src = np.asarray(src, dtype=np.int64)
+        dst = np.asarray(dst, dtype=np.int64)
+        key = (group, src.tobytes(), dst.tobytes())
+        hit = self._patterns.get(key)
+        if hit is not None:
+            return hit
+        hosts = self.hosts_of(group)
+        inc_flow, inc_link = self.router.incidence(hosts[src], hosts[dst])
+        lat_link = self.router.latency_s[inc_link] if len(inc_link) else np.zeros(0)
+        lat = np.bincount(inc_flow, weights=lat_link, minlength=len(src))
+        hit = (inc_flow, inc_link, lat)
+        if len(self._patterns) < self.max_cached:
+            self._patterns[key] = hit
+        return hit
 
     @abstractmethod
     def session(self, env: simpy.Environment) -> Session:

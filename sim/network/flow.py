@@ -372,10 +372,6 @@ class FlowNetwork(FluidNetwork):
     name = "flow"
     core_class = FoldingCore
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._patterns: dict[tuple, tuple] = {}
-
     def build_plan(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float, kw: tuple) -> tuple:
         """Per phase: ``(inc_flow, inc_link, bytes, latency, steps)`` of its flows (one step's), for this group."""
         out = []
@@ -384,27 +380,6 @@ class FlowNetwork(FluidNetwork):
             nb = np.broadcast_to(np.asarray(ph.nbytes, dtype=np.float64), lat.shape)
             out.append((inc_flow, inc_link, np.ascontiguousarray(nb), lat, int(ph.steps)))
         return tuple(out)
-
-    def pattern(self, group: tuple[int, ...], src: np.ndarray, dst: np.ndarray) -> tuple:
-        """Incidence and one-step path latency of the transfers ``src -> dst`` (local ranks) of ``group``.
-
-        Cached per (group, pattern), whatever the size: collectives of many sizes on the same groups
-        (one per layer) route their pairs once.
-        """
-        src = np.asarray(src, dtype=np.int64)
-        dst = np.asarray(dst, dtype=np.int64)
-        key = (group, src.tobytes(), dst.tobytes())
-        hit = self._patterns.get(key)
-        if hit is not None:
-            return hit
-        hosts = self.hosts_of(group)
-        inc_flow, inc_link = self.router.incidence(hosts[src], hosts[dst])
-        lat_link = self.router.latency_s[inc_link] if len(inc_link) else np.zeros(0)
-        lat = np.bincount(inc_flow, weights=lat_link, minlength=len(src))
-        hit = (inc_flow, inc_link, lat)
-        if len(self._patterns) < self.max_plans:
-            self._patterns[key] = hit
-        return hit
 
     def session(self, env: simpy.Environment) -> Session:
         return FlowSession(self, env)
