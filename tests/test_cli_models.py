@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,13 +75,8 @@ def test_show_model_bad_yaml(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("error: layer c:") and "kernel 11" in err[0]
 
 
-def test_profile_without_torch(tmp_path, capsys):
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("torch is installed; the missing-torch path cannot be exercised")
+def test_profile_without_torch(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError, installed or not
     out = tmp_path / "p.csv"
     out.write_text("keep me\n")
     assert main(["profile", "--model", "alexnet", "--batch", "1,8", "-o", str(out)]) == 2
@@ -89,8 +85,7 @@ def test_profile_without_torch(tmp_path, capsys):
     assert out.read_text() == "keep me\n"  # untouched on error
 
 
-def test_profile_with_torch(tmp_path, capsys):
-    pytest.importorskip("torch")
+def test_profile_with_torch(torch, tmp_path, capsys):
     out = tmp_path / "p.csv"
     assert main(["profile", "--model", EXAMPLE, "--batch", "1,4", "--warmup", "0", "--repeats", "1",
                  "-o", str(out), "--format", "json"]) == 0
