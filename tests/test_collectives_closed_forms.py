@@ -2,7 +2,7 @@
 evaluation of its own phases on the uncontended ``ideal`` network, where one step of a phase costs
 α + max(bytes of a transfer)/bw and a phase with k steps costs k times that.
 
-Formulas: Thakur, Rabenseifner & Gropp 2005 (MPICH), Bruck et al. 1997, PAPER.md.
+Formulas: Thakur, Rabenseifner & Gropp 2005 (MPICH), Bruck et al. 1997, Gholami et al. 2018 (SPAA).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from sim.collectives import ALGORITHMS, OPS, algorithms_for, get_algorithm, ideal_time_s
 
 PS = [1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 31, 64]
-ALPHA, BW = 2e-6, 6e9  # PAPER.md: Cori, α = 2 µs, 1/β = 6 GB/s
+ALPHA, BW = 2e-6, 6e9  # Gholami et al. 2018: Cori, α = 2 µs, 1/β = 6 GB/s
 SIZES = [0.0, 1.0, 4096.0, 1e6, 123456789.0]
 
 
@@ -42,7 +42,7 @@ FORMULAS = {
     ("allgather", "ring"): lambda p, n, a, b: (p - 1) * (a + n / (p * b)),
     ("allgather", "recursive_doubling"): lambda p, n, a, b: math.log2(p) * a + (p - 1) / p * n / b,
     ("allgather", "bruck"): lambda p, n, a, b: lg(p) * a + (p - 1) / p * n / b,
-    ("allgather", "paper"): lambda p, n, a, b: a * lg(p) + (1 / b) * (p - 1) / p * n,  # PAPER.md
+    ("allgather", "paper"): lambda p, n, a, b: a * lg(p) + (1 / b) * (p - 1) / p * n,  # Gholami et al. 2018
     ("reduce_scatter", "ring"): lambda p, n, a, b: (p - 1) * (a + n / (p * b)),
     ("reduce_scatter", "recursive_halving"): lambda p, n, a, b: math.log2(p) * a + (p - 1) / p * n / b,
     ("reduce_scatter", "bruck"): lambda p, n, a, b: lg(p) * a + (p - 1) / p * n / b,
@@ -55,7 +55,7 @@ FORMULAS = {
         else 2 * (a + n / b) + 2 * fl(p) * a + 2 * (2 ** fl(p) - 1) / 2 ** fl(p) * n / b),
     ("allreduce", "tree"): lambda p, n, a, b: 2 * lg(p) * (a + n / b),
     ("allreduce", "hierarchical"): lambda p, n, a, b: 2 * (p - 1) * (a + n / (p * b)),  # L = p: one ring
-    ("allreduce", "paper"): lambda p, n, a, b: 2 * (a * lg(p) + (1 / b) * (p - 1) / p * n),  # PAPER.md
+    ("allreduce", "paper"): lambda p, n, a, b: 2 * (a * lg(p) + (1 / b) * (p - 1) / p * n),  # Gholami et al. 2018
     ("broadcast", "tree"): lambda p, n, a, b: lg(p) * (a + n / b),
     ("broadcast", "paper"): lambda p, n, a, b: lg(p) * (a + n / b),
     ("reduce", "tree"): lambda p, n, a, b: lg(p) * (a + n / b),
@@ -63,7 +63,7 @@ FORMULAS = {
     ("alltoall", "direct"): lambda p, n, a, b: (p - 1) * (a + n / (p * b)),
     ("alltoall", "paper"): lambda p, n, a, b: (p - 1) * (a + n / (p * b)),
     ("alltoall", "bruck"): lambda p, n, a, b: lg(p) * a + bruck_alltoall_bytes(p, n) / b,
-    ("halo", "direct"): lambda p, n, a, b: a + n / b,  # PAPER.md: α + βh per exchange
+    ("halo", "direct"): lambda p, n, a, b: a + n / b,  # Gholami et al. 2018: α + βh per exchange
     ("halo", "paper"): lambda p, n, a, b: a + n / b,
 }
 
@@ -146,7 +146,7 @@ def test_halo_grid_costs_one_step(dims):
 
 
 def test_paper_allreduce_is_twice_paper_allgather():
-    # PAPER.md: all-reduce 2(α⌈log2 p⌉ + β(p−1)/p n) = 2 × all-gather cost; reduce-scatter = half
+    # Gholami et al. 2018: all-reduce 2(α⌈log2 p⌉ + β(p−1)/p n) = 2 × all-gather cost; reduce-scatter = half
     for p in PS[1:]:
         ag = get_algorithm("allgather", "paper").cost_s(p, 1e6, ALPHA, BW)
         rs = get_algorithm("reduce_scatter", "paper").cost_s(p, 1e6, ALPHA, BW)

@@ -1,4 +1,4 @@
-"""The analytic model equals PAPER.md's Eqs. 3, 4, 7, 8 and 9, written out here from the layer shapes.
+"""The analytic model equals Gholami et al. (SPAA 2018) Eqs. 3, 4, 7, 8 and 9, written out here from the layer shapes.
 
 Machine of the paper: α = 2 µs, 1/β = 6 GiB/s per 4-byte word (β = 4 / 6 GiB/s seconds per word), fp32.
 Every equation is evaluated independently from the zoo's layer shapes (tests/paper_formulas.py); ``simulate``

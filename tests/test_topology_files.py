@@ -107,7 +107,7 @@ def test_presets_have_sources_and_build():
 
 def test_cori_preset_is_the_papers_alpha_beta():
     r = Router(build_topology("cori-knl", n_hosts=8))
-    assert r.alpha_s == 2e-6 and r.bandwidth_Bps == 6 * 2**30  # PAPER.md: α = 2 µs, 1/β = 6 GiB/s
+    assert r.alpha_s == 2e-6 and r.bandwidth_Bps == 6 * 2**30  # Gholami et al. 2018: α = 2 µs, 1/β = 6 GiB/s
 
 
 def test_dgx_h100_preset_numbers():
