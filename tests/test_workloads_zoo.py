@@ -36,7 +36,7 @@ def test_alexnet_layerwise_formula():
     assert m.dataset_size == 1_200_000  # Gholami et al. 2018: ImageNet, N = 1.2M images
     assert len(m.weight_layers()) == 8  # 5 conv + 3 fc
     # Sze et al., "Efficient Processing of Deep Neural Networks", Proc. IEEE 2017, Table: AlexNet 724M MACs
-    assert _macs(m) == pytest.approx(724e6, rel=1e-3)
+    assert _macs(m) == pytest.approx(724e6, abs=0.5e6)  # 724,406,816 to the published 3 digits
 
 
 @pytest.mark.parametrize("name, gmacs", [
@@ -47,9 +47,9 @@ def test_alexnet_layerwise_formula():
 ])
 def test_forward_macs_match_published(name, gmacs):
     m = get_model(name)
-    assert _macs(m) / 1e9 == pytest.approx(gmacs, rel=1e-2)
-    # the other layers (pool, act, norm, add) add under 1% on top
-    assert m.fwd_flops_per_sample / 2 / 1e9 == pytest.approx(gmacs, rel=1e-2)
+    assert _macs(m) / 1e9 == pytest.approx(gmacs, abs=0.005)  # to the published 2 decimals
+    # the other layers (pool, act, norm, add) add under 1% on top (0.06% VGG-16 .. 0.5% ResNet-50)
+    assert 1 < m.fwd_flops_per_sample / 2 / _macs(m) < 1.006
 
 
 def test_resnet50_dag():
