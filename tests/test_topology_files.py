@@ -102,7 +102,7 @@ def test_presets_have_sources_and_build():
         preset = load_preset(name)
         assert set(preset["params"]) <= set(preset["sources"])  # every number has a source (or says assumption)
         G = build_topology(name, n_hosts=16)
-        assert len(G.graph["hosts"]) >= 16 and G.graph["preset"] == name
+        assert G.graph["hosts"] == tuple(range(16)) and G.graph["preset"] == name  # exactly the hosts asked for
 
 
 def test_cori_preset_is_the_papers_alpha_beta():
