@@ -177,7 +177,7 @@ def test_step_network_runs_and_is_not_faster_than_analytic():
 @pytest.mark.parametrize("collectives", ["ring", "paper"])
 def test_bytes_sent_per_rank_equals_the_allreduce_volume(collectives):
     """Pure batch: every rank sends 2 (P-1)/P of each ΔW (4-byte words) in a ring or reduce-scatter +
-    all-gather all-reduce (Thakur et al. 2005; the paper's all-reduce), summed over the weight layers."""
+    all-gather all-reduce (Thakur et al. 2005; Gholami et al. 2018's all-reduce), summed over the weight layers."""
     from workloads.zoo import get_model
 
     P = 8

@@ -87,8 +87,7 @@ def test_profile_without_torch(tmp_path, capsys, monkeypatch):
     assert out.read_text() == "keep me\n"  # untouched on error
 
 
-def test_profile_with_torch(tmp_path, capsys):
-    pytest.importorskip("torch")
+def test_profile_with_torch(torch, tmp_path, capsys):
     out = tmp_path / "p.csv"
     assert main(["profile", "--model", EXAMPLE, "--batch", "1,4", "--warmup", "0", "--repeats", "1",
                  "-o", str(out), "--format", "json"]) == 0

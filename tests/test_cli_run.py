@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from paper_formulas import eq8_true, weights
 
 from sim.cli import main
 from sim.config import load_config
+from workloads.zoo import get_model
 
 BASE = ["run", "--model", "alexnet", "--batch", "64", "--procs", "8"]
 
@@ -20,7 +22,10 @@ def test_run_json(capsys):
     assert main([*BASE, "--strategy", "integrated", "--grid", "2x4", "--format", "json"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert (row["pr"], row["pc"], row["strategy"], row["conv"], row["fc"]) == (2, 4, "integrated", "model", "model")
-    assert row["iteration_s"] > 0 and row["epoch_s"] == pytest.approx(row["iteration_s"] * 1.2e6 / 64)
+    # compute none (the default): Eq. 8 of Gholami et al. 2018 with true ΔX sizes, B = 64 on 2 x 4
+    expected = eq8_true(weights(get_model("alexnet")), 64, 2, 4)
+    assert row["iteration_s"] == pytest.approx(expected, rel=1e-9)
+    assert row["epoch_s"] == pytest.approx(expected * 1.2e6 / 64, rel=1e-9)  # N = 1.2M
 
 
 def test_run_table_and_csv(capsys):

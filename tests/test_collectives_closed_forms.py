@@ -2,7 +2,7 @@
 evaluation of its own phases on the uncontended ``ideal`` network, where one step of a phase costs
 α + max(bytes of a transfer)/bw and a phase with k steps costs k times that.
 
-Formulas: Thakur, Rabenseifner & Gropp 2005 (MPICH), Bruck et al. 1997, Gholami et al. 2018 (docs/paper-model.md).
+Formulas: Thakur, Rabenseifner & Gropp 2005 (MPICH), Bruck et al. 1997, Gholami et al. 2018 (SPAA).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Compute models: roofline against its hand formula, paper-knl against the paper's Fig. 4 table, profile interpolation."""
+"""Compute models: roofline against a hand calculation from datasheet peaks, paper-knl against the published
+KNL epoch times (Gholami et al. 2018, Fig. 4) through epoch(b) * b / N, profile interpolation."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from workloads.compute import ComputeModel, make_compute_model
 from workloads.device_specs import list_devices, load_device
 from workloads.zoo import get_model
 
-# Gholami et al. 2018, Fig. 4: AlexNet epoch time on one KNL by batch (docs/paper-model.md)
+# Gholami et al., SPAA 2018, Fig. 4: AlexNet epoch seconds on one Intel KNL by per-process batch b;
+# one iteration at b takes epoch(b) * b / N with N = 1.2M ImageNet images
 PAPER_TABLE = {1: 30742, 2: 17292, 4: 9608, 8: 5924, 16: 3922, 32: 2843, 64: 2322, 128: 2032, 256: 1777,
                512: 1827, 1024: 1922, 2048: 2434}
 N = 1_200_000
@@ -47,14 +49,38 @@ def test_roofline_efficiency_rises_with_batch():
     assert per_sample == sorted(per_sample, reverse=True)
 
 
+def test_roofline_knl_fc6_by_hand():
+    """AlexNet fc6 (9216 -> 4096) on a KNL 7250 (6092.8 GFLOP/s fp32 = 68 x 1.4 GHz x 64 FLOP/cycle,
+    400 GB/s MCDRAM, b_half 16): memory-bound at b = 1 (the 151 MB of weights), compute-bound at b = 4096."""
+    c = make_compute_model("roofline:knl")
+    fc6 = next(layer for layer in get_model("alexnet").layers if layer.name == "fc6")
+    peak, bw, b_half = 68 * 1.4e9 * 64, 400e9, 16
+    weights_bytes = 4 * (9216 * 4096 + 4096)
+    at_1 = weights_bytes / bw + 4 * (9216 + 4096) / bw  # 2 * 9216 * 4096 FLOPs take only 12.4 us
+    assert c.time(fc6, "fwd", 1) == pytest.approx(at_1 * (1 + b_half), rel=1e-12)
+    assert at_1 == pytest.approx(377.6e-6, rel=1e-3)
+    b = 4096
+    at_b = 2 * 9216 * 4096 * b / peak  # 50.7 ms; its 369 MB of bytes take 0.92 ms
+    assert at_b > (weights_bytes + 4 * (9216 + 4096) * b) / bw
+    assert c.time(fc6, "fwd", b) == pytest.approx(at_b * (b + b_half) / b, rel=1e-12)
+
+
 def test_devices_parse():
     names = list_devices()
     assert {"knl-7250", "v100", "a100", "h100", "cpu"} <= set(names)
     knl = load_device("knl")
-    assert knl.peak_flops == 68 * 1.4e9 * 2 * 16 * 2  # the formula in knl-7250.yaml
-    for name in names:
+    assert knl.peak_flops == 68 * 1.4e9 * 2 * 16 * 2  # Intel ARK: 68 cores, 1.4 GHz, 2 AVX-512 FMA units x 16 fp32
+    assert knl.mem_bandwidth_Bps == 400e9  # MCDRAM "over 400 GB/s", Intel Xeon Phi x200 product brief
+    datasheets = {  # FP32 non-tensor peak and memory bandwidth, from the vendors' datasheets
+        "v100": (15.7e12, 900e9),  # NVIDIA Tesla V100 SXM2: 15.7 TFLOPS, HBM2 900 GB/s
+        "a100": (19.5e12, 2039e9),  # NVIDIA A100 80GB SXM: 19.5 TFLOPS, HBM2e 2,039 GB/s
+        "h100": (67e12, 3.35e12),  # NVIDIA H100 SXM: 67 TFLOPS, HBM3 3.35 TB/s
+        "cpu": (32 * 2.5e9 * 2 * 8 * 2, 8 * 3200e6 * 8),  # 32 cores AVX2 2 FMA units; 8 channels DDR4-3200
+    }
+    for name, (peak, bandwidth) in datasheets.items():
         d = load_device(name)
-        assert d.peak_flops > 0 and d.mem_bandwidth_Bps > 0 and dict(d.sources)
+        assert d.peak_flops == pytest.approx(peak, rel=1e-12) and d.mem_bandwidth_Bps == pytest.approx(bandwidth, rel=1e-12)
+        assert dict(d.sources)
 
 
 @pytest.mark.parametrize("b", sorted(PAPER_TABLE))

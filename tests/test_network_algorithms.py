@@ -2,7 +2,7 @@
 
 On ``ideal`` (one private link per ordered host pair) and on ``star`` with equal links (α = the two-link
 path latency, 1/β the host-link bandwidth) no transfer of these algorithms shares a directed link with
-another at the same time, so the simulated time must equal ``cost_s`` (the first layer of tests: each algorithm alone on an uncontended network). The
+another at the same time, so the simulated time must equal ``cost_s`` (no contention). The
 exception is the halo exchange on ``star``, where a rank's two (or four) neighbour sends share its one
 host link: that contention is checked against a hand-computed time.
 """

@@ -1,8 +1,8 @@
-"""The analytic model equals the paper's Eqs. 3, 4, 7, 8 and 9 (arXiv:1712.04432), written out here from the layer shapes.
+"""The analytic model equals Gholami et al. (SPAA 2018) Eqs. 3, 4, 7, 8 and 9, written out here from the layer shapes.
 
 Machine of the paper: α = 2 µs, 1/β = 6 GiB/s per 4-byte word (β = 4 / 6 GiB/s seconds per word), fp32.
-Every equation is evaluated independently from the zoo's layer shapes; ``simulate`` runs the strategy
-with ``network=analytic, compute=none``. Two forms of the ΔX term of model-parallel layers:
+Every equation is evaluated independently from the zoo's layer shapes (tests/paper_formulas.py); ``simulate``
+runs the strategy with ``network=analytic, compute=none``. Two forms of the ΔX term of model-parallel layers:
 
 * *as printed* (Eqs. 3, 8): ``3 Σ_i (α⌈log Pr⌉ + β B/Pc (Pr−1)/Pr d_i)`` over every weight layer; dnnsim
   reproduces it with ``paper_dx=True`` (ΔX sized d_i, first layer included) — the documented adjustment;
@@ -15,72 +15,15 @@ Redistribution (Eq. 6) is outside Eqs. 3–9; where a layout change charges it, 
 
 from __future__ import annotations
 
-import math
-
 import pytest
+from paper_formulas import TOPO, dw_all, eq3_printed, eq4, eq8_printed, eq8_true, halo_terms, t_ag, weights
 
 from sim.api import simulate
 from workloads.zoo import get_model
 
 ALPHA = 2e-6
 BW = 6 * 2**30
-BETA = 4 / BW  # seconds per 4-byte word
-TOPO = "ideal:latency=2us,bandwidth=6GiB/s"
 REL = 1e-9
-
-
-def lg(p: int) -> int:
-    return math.ceil(math.log2(p)) if p > 1 else 0
-
-
-def weights(model):
-    return [layer for layer in model.layers if layer.kind in ("conv", "fc")]
-
-
-def t_ag(p: int, words: float) -> float:
-    """All-gather of ``words`` (the gathered result) over p ranks: α⌈log p⌉ + β (p−1)/p n."""
-    return ALPHA * lg(p) + BETA * (p - 1) / p * words if p > 1 else 0.0
-
-
-def eq4(model, P):
-    """Eq. 4: 2 Σ_i (α⌈log P⌉ + β (P−1)/P |W_i|)."""
-    return 2 * sum(ALPHA * lg(P) + BETA * (P - 1) / P * w.params for w in weights(model))
-
-
-def eq8_printed(ws, B, pr, pc):
-    """Eq. 8 as printed: 3 Σ (α⌈log Pr⌉ + β B/Pc (Pr−1)/Pr d_i) + 2 Σ (α⌈log Pc⌉ + β (Pc−1)/Pc |W_i|/Pr)."""
-    model_part = 3 * sum(ALPHA * lg(pr) + BETA * B / pc * (pr - 1) / pr * w.out_elems_per_sample for w in ws)
-    batch_part = 2 * sum(ALPHA * lg(pc) + BETA * (pc - 1) / pc * w.params / pr for w in ws)
-    return model_part + batch_part
-
-
-def eq8_true(ws, B, pr, pc, first_is_first=True):
-    """Eq. 8 with true ΔX sizes: all-gather of d_i, all-reduce of d_{i−1} except for the network's first
-    layer, and the ΔW all-reduce of Eq. 8."""
-    total = 0.0
-    for k, w in enumerate(ws):
-        total += t_ag(pr, B / pc * w.out_elems_per_sample)
-        if not (k == 0 and first_is_first):
-            total += 2 * t_ag(pr, B / pc * w.in_elems_per_sample)
-        total += 2 * t_ag(pc, w.params / pr)
-    return total
-
-
-def halo_terms(convs, B, pc):
-    """Σ (α + β B/Pc X_W X_C ⌊k_h/2⌋) + Σ (α + β B/Pc Y_W Y_C ⌊k_w/2⌋), no term for ⌊k/2⌋ = 0."""
-    total = 0.0
-    for c in convs:
-        kh, kw = c.kernel
-        if kh // 2:
-            total += ALPHA + BETA * B / pc * c.in_shape[2] * c.in_shape[0] * (kh // 2)
-        if kw // 2:
-            total += ALPHA + BETA * B / pc * c.out_shape[2] * c.out_shape[0] * (kw // 2)
-    return total
-
-
-def dw_all(ws, P):
-    """2 Σ (α⌈log P⌉ + β (P−1)/P |W_i|): ΔW all-reduced over all P."""
-    return sum(2 * t_ag(P, w.params) for w in ws)
 
 
 def run(model, **kw):
@@ -113,9 +56,8 @@ def test_paper_scenario_batch_comm_per_epoch_is_44_s():
 @pytest.mark.parametrize("name, B, P", [("alexnet", 2048, 64), ("alexnet", 256, 16), ("vgg16", 128, 64)])
 def test_eq3_pure_model(name, B, P):
     model = get_model(name)
-    printed = 3 * sum(ALPHA * lg(P) + BETA * B * (P - 1) / P * w.out_elems_per_sample for w in weights(model))
     s = run(name, batch=B, procs=P, strategy="model", paper_dx=True)
-    assert s["iteration_s"] == pytest.approx(printed, rel=REL)
+    assert s["iteration_s"] == pytest.approx(eq3_printed(weights(model), B, P), rel=REL)
     s = run(name, batch=B, procs=P, strategy="model")
     assert s["iteration_s"] == pytest.approx(eq8_true(weights(model), B, P, 1), rel=REL)
     assert s["batch_comm_s"] == 0
@@ -139,13 +81,13 @@ def test_eq8_integrated(name, B, grid):
 @pytest.mark.parametrize("name, B, P", [("alexnet", 512, 32), ("alexnet", 2048, 64)])
 def test_eq8_limits_are_eq3_and_eq4(name, B, P):
     ws = weights(get_model(name))
-    assert eq8_printed(ws, B, 1, P) == pytest.approx(eq4(get_model(name), P), rel=REL)
     s1 = run(name, batch=B, procs=P, strategy="integrated", grid=f"1x{P}")
     assert s1["iteration_s"] == pytest.approx(eq4(get_model(name), P), rel=REL)
     assert s1["model_comm_s"] == 0
+    s1 = run(name, batch=B, procs=P, strategy="integrated", grid=f"1x{P}", paper_dx=True)
+    assert s1["iteration_s"] == pytest.approx(eq4(get_model(name), P), rel=REL)  # no ΔX term on 1xP
     sP = run(name, batch=B, procs=P, strategy="integrated", grid=f"{P}x1", paper_dx=True)
-    printed3 = 3 * sum(ALPHA * lg(P) + BETA * B * (P - 1) / P * w.out_elems_per_sample for w in ws)
-    assert sP["iteration_s"] == pytest.approx(printed3, rel=REL)
+    assert sP["iteration_s"] == pytest.approx(eq3_printed(ws, B, P), rel=REL)
     assert sP["batch_comm_s"] == 0
 
 

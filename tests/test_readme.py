@@ -28,6 +28,11 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "pip install --quiet '.[dev]'" in ci
     assert re.search(r"^python -m pytest\b", ci, flags=re.M)
+    # and, after the tests, the README's demo command (the last step of its first block) in a scratch folder
+    assert ci.index("python -m pytest") < ci.index('eval "$demo"')
+    assert 'findall(r"```bash\\n(.*?)```"' in ci and 'split("&&")[-1]' in ci
+    # with the CPU build of torch so that dnnsim profile's tests run
+    assert "pip install --quiet 'torch==2.13.0'" in ci
 
 
 def test_readme_demo_command_writes_its_table_csv_and_plot(tmp_path, capsys, monkeypatch):
@@ -42,7 +47,7 @@ def test_readme_demo_command_writes_its_table_csv_and_plot(tmp_path, capsys, mon
     assert {p.name for p in out.iterdir()} == {"summary.csv", "layers.csv", "trace.json", "config.yaml",
                                               "timeline.png", "critical_path.csv"}
     summary = pd.read_csv(out / "summary.csv")
-    # epoch_s = iteration_s * N / B (docs/cli.md), N = 1.2M for the paper's AlexNet
+    # epoch_s = iteration_s * N / B (the run summary's definition), N = 1.2M for the paper's AlexNet
     row = summary.iloc[0]
     assert row["epoch_s"] == __import__("pytest").approx(row["iteration_s"] * 1_200_000 / row["batch"], rel=1e-12)
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -57,7 +57,7 @@ def test_route_is_cached_and_read_only():
 
 
 def test_leaf_spine_dmodk_climbs_to_spine_d_mod_s():
-    # leaf/spine d-mod-k (topologies/fattree.py): host p on leaf p // k; traffic to host d climbs to spine d mod S, S = k / R
+    # the leaf-spine routing rule: host p on leaf p // k; traffic to host d climbs to spine d mod S, S = k / R
     k, R, n = 8, 2, 64
     S = k // R
     r = Router(leaf_spine(n, k=k, oversubscription=R))

@@ -1,4 +1,4 @@
-"""Strategies build the collectives the paper names (docs/paper-model.md), on the right groups, with the true tensor sizes.
+"""Strategies build the collectives Gholami et al. (SPAA 2018) name, on the right groups, with the true tensor sizes.
 
 Uses a hand-built toy model (no zoo) and a zero compute model; sizes are written out from the layer
 shapes in each test.

@@ -18,11 +18,14 @@ def _host_diameter(G):
     return max(max(nx.single_source_shortest_path_length(G, h)[t] for t in hosts) for h in hosts)
 
 
-def _check_common(G, n_hosts):
+PAPER_BW, PAPER_LAT = 6 * 2**30, 2e-6  # the builders' defaults: Cori's 1/β = 6 GiB/s, α = 2 µs (Gholami et al.)
+
+
+def _check_common(G, n_hosts, bandwidth_Bps=PAPER_BW, latency_s=PAPER_LAT):
     assert G.graph["hosts"] == tuple(range(n_hosts))
     assert all(G.nodes[h]["kind"] == "host" for h in G.graph["hosts"])
     for _, _, d in G.edges(data=True):
-        assert d["bandwidth_Bps"] > 0 and d["latency_s"] >= 0
+        assert (d["bandwidth_Bps"], d["latency_s"]) == (bandwidth_Bps, latency_s)
     if G.number_of_edges():
         assert nx.is_connected(G)
 
@@ -30,7 +33,7 @@ def _check_common(G, n_hosts):
 @pytest.mark.parametrize("n", [1, 2, 7, 64])
 def test_ideal_is_an_implicit_full_mesh(n):
     G = ideal(n, bandwidth_Bps=3e9, latency_s=4e-6)
-    _check_common(G, n)
+    _check_common(G, n, 3e9, 4e-6)
     assert G.number_of_edges() == 0 and G.graph["kind"] == "ideal" and G.graph["routing"] == "full_mesh"
     assert G.graph["full_mesh"] == {"bandwidth_Bps": 3e9, "latency_s": 4e-6}
     H = materialize_full_mesh(G)
@@ -42,7 +45,7 @@ def test_ideal_is_an_implicit_full_mesh(n):
 @pytest.mark.parametrize("n", [1, 2, 9, 100])
 def test_star_counts(n):
     G = star(n, bandwidth_Bps=1e9, latency_s=1e-6)
-    _check_common(G, n)
+    _check_common(G, n, 1e9, 1e-6)
     assert _count(G, "switch") == 1 and G.number_of_edges() == n and G.degree["s0"] == n
     assert all(G.degree[h] == 1 for h in range(n))
     if n > 1:
@@ -78,7 +81,7 @@ def test_leaf_spine_closed_forms(n, k, R):
     assert _count(G, "switch") == leaves + spines
     assert G.number_of_edges() == n + leaves * spines
     assert all(G.degree[f"spine{s}"] == leaves for s in range(spines))
-    # uplink capacity per leaf = k * bw / R (k/R spines, topologies/fattree.py)
+    # uplink capacity per leaf = k * bw / R: the oversubscription R of k host links
     bw = G.graph["bandwidth_Bps"]
     up = sum(G.edges["leaf0", f"spine{s}"]["bandwidth_Bps"] for s in range(spines))
     assert up == pytest.approx(k * bw / R)

@@ -102,12 +102,12 @@ def test_presets_have_sources_and_build():
         preset = load_preset(name)
         assert set(preset["params"]) <= set(preset["sources"])  # every number has a source (or says assumption)
         G = build_topology(name, n_hosts=16)
-        assert len(G.graph["hosts"]) >= 16 and G.graph["preset"] == name
+        assert G.graph["hosts"] == tuple(range(16)) and G.graph["preset"] == name  # exactly the hosts asked for
 
 
 def test_cori_preset_is_the_papers_alpha_beta():
     r = Router(build_topology("cori-knl", n_hosts=8))
-    assert r.alpha_s == 2e-6 and r.bandwidth_Bps == 6 * 2**30  # the paper's Cori: α = 2 µs, 1/β = 6 GiB/s (docs/paper-model.md)
+    assert r.alpha_s == 2e-6 and r.bandwidth_Bps == 6 * 2**30  # Gholami et al. 2018: α = 2 µs, 1/β = 6 GiB/s
 
 
 def test_dgx_h100_preset_numbers():

@@ -1,0 +1,78 @@
+"""``workloads/torch_profile.py`` and ``dnnsim profile`` with PyTorch (CI installs the CPU build).
+
+Each zoo layer rebuilt as a torch module must hold the layer's parameters and produce its output shape:
+torch counts the parameters and runs the forward pass, so the zoo's hand-written shapes are checked by an
+independent implementation, and the modules of a model add up to its published parameter count. Then the
+CLI end to end: ``dnnsim profile`` writes the CSV, and ``dnnsim run --compute profile:FILE`` charges what
+that CSV says.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sim.cli import main
+from workloads.torch_profile import _input_shapes, layer_module
+from workloads.zoo import get_model
+
+
+@pytest.mark.parametrize("name, published", [
+    ("alexnet", 60_965_224),  # BVLC AlexNet (see test_workloads_zoo)
+    ("alexnet-torchvision", 61_100_840),  # torchvision model card
+    ("resnet50", 25_557_032),  # torchvision model card
+])
+def test_modules_have_the_layers_params_and_shapes(torch, name, published):
+    model = get_model(name)
+    total = 0
+    with torch.no_grad():
+        for layer in model.layers:
+            module = layer_module(layer).eval()
+            n = sum(p.numel() for p in module.parameters())
+            assert n == layer.params, layer.name
+            total += n
+            xs = [torch.zeros((1, *shape)) for shape in _input_shapes(layer, model)]
+            assert tuple(module(*xs).shape) == (1, *layer.out_shape), layer.name
+    assert total == published
+
+
+def _dnnsim(*argv: str, cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread: the CI machine's cores are shared
+    return subprocess.run([sys.executable, "-m", "sim", *argv], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_profile_then_run_on_it(torch, tmp_path, monkeypatch, capsys):
+    """``dnnsim profile --model alexnet --batch 1,2 --device cpu -o x.csv``, then ``dnnsim run --compute
+    profile:x.csv``: the default run (pure batch, B = 256 on P = 16) computes 16 samples per rank, past the
+    profile's largest batch 2, where times scale linearly: compute_s = 8 * Σ_layers (fwd_s + bwd_s at b = 2)."""
+    done = _dnnsim("profile", "--model", "alexnet", "--batch", "1,2", "--device", "cpu", "--warmup", "0",
+                   "--repeats", "1", "-o", "x.csv", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with (tmp_path / "x.csv").open() as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames == ["layer", "kind", "batch", "fwd_s", "bwd_s", "device"]
+    names = [layer.name for layer in get_model("alexnet").layers]
+    assert [(r["layer"], r["batch"]) for r in rows] == [(n, b) for n in names for b in ("1", "2")]
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--compute", "profile:x.csv", "--format", "json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["batch"], summary["procs"], summary["strategy"]) == (256, 16, "batch")
+    expected = 8 * sum(float(r["fwd_s"]) + float(r["bwd_s"]) for r in rows if r["batch"] == "2")
+    assert summary["compute_s"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_cli_profile_cuda_without_gpu(torch, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present; the no-CUDA error cannot be exercised")
+    out = tmp_path / "x.csv"
+    assert main(["profile", "--model", "alexnet", "--batch", "1", "--device", "cuda", "-o", str(out)]) == 2
+    assert capsys.readouterr().err == ("error: device: CUDA was asked for but torch sees no GPU; "
+                                       "--device cpu, or a machine with CUDA\n")
+    assert not out.exists()
