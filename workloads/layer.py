@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 #: layer kinds; ``conv`` and ``fc`` carry weights, ``norm`` carries a scale and shift
-LAYER_KINDS = ("conv", "fc", "pool", "norm", "act", "add", "concat", "flatten", "dropout", "softmax", "lrn")
+LAYER_KINDS = ("conv", "fc", "pool", "norm", "act", "add", "concat", "flatten", "dropout", "softmax", "lrn", "attention")
 
 
 @dataclass(frozen=True)
