@@ -261,3 +261,12 @@ def test_run_without_input_shape_exit_2(tmp_path, net_py, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--model", "torch:./mynet.py:build", "--procs", "2", "--batch", "4"]) == 2
     assert capsys.readouterr().err.strip().startswith("error: input_shape: is missing")
+
+
+def test_docstring_examples():
+    import doctest
+
+    import workloads.torch_import
+
+    result = doctest.testmod(workloads.torch_import)
+    assert result.attempted > 0 and result.failed == 0
