@@ -419,8 +419,10 @@ class _Importer:
             self.producer[node] = src
             return
         if isinstance(mod, nn.Conv2d):
-            if tuple(mod.dilation) != (1, 1) or len(in_shape) != 3:
+            if tuple(mod.dilation) != (1, 1):
                 raise _unsupported(self._describe(node) + f" with dilation {tuple(mod.dilation)}")
+            if len(in_shape) != 3:
+                raise _unsupported(self._describe(node) + f" on a {_fmt(in_shape)} input")
             padding = mod.padding
             if isinstance(padding, str):
                 padding = _same_padding(mod.kernel_size) if padding == "same" else (0, 0)
@@ -495,7 +497,8 @@ class _Importer:
 
     def _attention(self, node: Any) -> None:
         mod = self.gm.get_submodule(node.target)
-        query, key, value = (list(node.args) + [node.kwargs.get(k) for k in ("query", "key", "value")])[:3]
+        query, key, value = (node.args[i] if i < len(node.args) else node.kwargs.get(k)
+                             for i, k in enumerate(("query", "key", "value")))
         if not (query is key is value) or not mod.batch_first or not mod._qkv_same_embed_dim:
             raise _unsupported(self._describe(node) + " other than self-attention with batch_first=True")
         if mod.bias_k is not None or mod.add_zero_attn:
