@@ -261,7 +261,7 @@ def load_setup(config: RunConfig) -> Setup:
     from workloads.compute import make_compute_model
     from workloads.loader import load_model
 
-    model = load_model(config.model)
+    model = load_model(config.model, config.input_shape)
     compute_model = make_compute_model(config.compute, model, config.dtype_bytes)
     graph = build_topology(config.topology, config.procs)
     analytic = make_network("analytic", graph, ecmp=config.ecmp)

@@ -67,7 +67,9 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
-    model: str = Field("alexnet", description="Model zoo name (see `dnnsim models`) or a model YAML file.")
+    model: str = Field("alexnet", description="Model zoo name (see `dnnsim models`), a model YAML file, or "
+                                              "torch:FILE_OR_MODULE:FACTORY.")
+    input_shape: str | None = Field(None, description="Per-sample input shape of a torch: model, e.g. 3x224x224.")
     batch: int = Field(256, ge=1, description="Global minibatch size B (samples per SGD iteration).")
     procs: int = Field(16, ge=1, description="Number of processes P (one per host of the topology).")
     strategy: Literal["batch", "model", "domain", "integrated"] = Field(
@@ -100,6 +102,11 @@ class RunConfig(BaseModel):
     @classmethod
     def _placement(cls, value: str) -> str:
         return parse_placement(value)
+
+    @field_validator("input_shape", mode="before")
+    @classmethod
+    def _shape_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("model", "topology", "collectives", "compute")
     @classmethod

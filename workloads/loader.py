@@ -1,4 +1,6 @@
-"""Load a model by zoo name or from a YAML file of layers, validating every field.
+"""Load a model by zoo name, from a YAML file of layers, validating every field, or from PyTorch.
+
+``torch:FILE_OR_MODULE:FACTORY`` specs with an input shape are traced by :mod:`workloads.torch_import`.
 
 A model file looks like ``examples/models/tiny-cnn.yaml``::
 
@@ -36,6 +38,7 @@ from sim.errors import UserError
 from sim.yamlfile import read_yaml_mapping
 from workloads.chain import Chain
 from workloads.layer import Model
+from workloads.torch_import import import_model, is_torch_spec
 from workloads.zoo import get_model
 
 #: kind -> (required keys, optional keys), besides ``kind``, ``name`` and ``inputs``
@@ -57,13 +60,16 @@ TOP_KEYS = ("name", "input_shape", "dataset_size", "layers", "description")
 TRANSFORMER_TOP_KEYS = ("name", "dataset_size", "transformer", "description")
 
 
-def load_model(path_or_name: str | Path) -> Model:
-    """A zoo model by name, or a model read from a ``.yaml`` / ``.yml`` file.
+def load_model(path_or_name: str | Path, input_shape: Any = None) -> Model:
+    """A zoo model by name, a model read from a ``.yaml`` / ``.yml`` file, or a PyTorch module.
 
     Parameters
     ----------
     path_or_name : str or Path
-        Zoo name (``alexnet``) or file path ending in ``.yaml`` or ``.yml``.
+        Zoo name (``alexnet``), file path ending in ``.yaml`` or ``.yml``, or
+        ``torch:FILE_OR_MODULE:FACTORY`` (:mod:`workloads.torch_import`).
+    input_shape : str or sequence of int, optional
+        Per-sample input shape (``"3x224x224"``) of a ``torch:`` model: required there, refused elsewhere.
 
     Returns
     -------
@@ -75,6 +81,11 @@ def load_model(path_or_name: str | Path) -> Model:
         Unknown name, missing or malformed file, or any invalid layer.
     """
     text = str(path_or_name)
+    if is_torch_spec(text):
+        return import_model(text, input_shape)
+    if input_shape is not None:
+        raise UserError("input_shape", f"{input_shape!r} is given but model {text!r} is not a torch: model",
+                        "leave input_shape out (zoo and YAML models state their own), or a torch: model")
     if not text.lower().endswith((".yaml", ".yml")):
         return get_model(text)
     data = read_yaml_mapping(text, "model", "a zoo name, or a model YAML file (a mapping with input_shape and layers)")

@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("sim.cli.models_cmd:models",
                "List the model zoo: name, layers, params, fwd_flops_per_sample (2 FLOPs per multiply-add)."),
     "show-model": ("sim.cli.models_cmd:show_model",
-                   "Print MODEL (a zoo name or a .yaml/.yml file) layer by layer."),
+                   "Print MODEL (a zoo name, a .yaml/.yml file or torch:FILE_OR_MODULE:FACTORY) layer by layer."),
     "topologies": ("sim.cli.topology_cmd:topologies",
                    "List topology kinds (with their keys and defaults) and presets (with their values)."),
     "show-topology": ("sim.cli.topology_cmd:show_topology",

@@ -32,16 +32,19 @@ def models(fmt: str) -> None:
 
 @click.command("show-model")
 @click.argument("model")
+@click.option("--input-shape", "input_shape", help="Per-sample input of a torch: model, e.g. 3x224x224.")
 @format_option
-def show_model(model: str, fmt: str) -> None:
-    """Print MODEL (a zoo name or a .yaml/.yml file) layer by layer.
+def show_model(model: str, input_shape: str | None, fmt: str) -> None:
+    """Print MODEL (a zoo name, a .yaml/.yml file or torch:FILE_OR_MODULE:FACTORY) layer by layer.
+
+    A torch: model needs --input-shape, the shape of one sample (CxHxW, e.g. 3x224x224).
 
     Fields: layer, kind, in_shape, out_shape (CxHxW per sample), params (incl. bias), fwd_flops_per_sample,
     out_elems_per_sample, inputs (producers when not the previous layer).
     """
     from workloads.loader import load_model
 
-    m = load_model(model)
+    m = load_model(model, input_shape)
     rows = [{"layer": layer.name, "kind": layer.kind, "in_shape": _shape(layer.in_shape),
              "out_shape": _shape(layer.out_shape), "params": layer.params,
              "fwd_flops_per_sample": layer.fwd_flops_per_sample,

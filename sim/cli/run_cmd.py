@@ -25,7 +25,8 @@ def _shared_options(with_grid: bool) -> Callable:
     """The flags shared by ``run`` and ``best`` (docs/cli.md; ``--strategy``/``--grid`` for run only)."""
     opts = [
         click.argument("config_file", required=False, type=click.Path(dir_okay=False)),
-        click.option("--model", help="Model zoo name or model YAML file (default alexnet)."),
+        click.option("--model", help="Model zoo name, model YAML file or torch:FILE_OR_MODULE:FACTORY (default alexnet)."),
+        click.option("--input-shape", "input_shape", help="Per-sample input of a torch: model, e.g. 3x224x224."),
         click.option("--batch", type=int, help="Global minibatch size B (default 256)."),
         click.option("--procs", type=int, help="Number of processes P (default 16)."),
     ]
@@ -58,7 +59,7 @@ def _shared_options(with_grid: bool) -> Callable:
 
 
 def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
-    keys = ("model", "batch", "procs", "strategy", "grid", "conv", "fc", "topology", "network", "collectives",
+    keys = ("model", "input_shape", "batch", "procs", "strategy", "grid", "conv", "fc", "topology", "network", "collectives",
             "compute", "dtype_bytes", "overlap", "placement", "ecmp", "dataset_size")
     return {k: kwargs.get(k) for k in keys if kwargs.get(k) is not None}
 
