@@ -7,10 +7,8 @@ both produce the same frame from the same facts.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-
-import pandas as pd
 
 #: columns of :attr:`EngineResult.records`, in order. ``algorithm`` is the algorithm that ran: the one the
 #: collective asked for, or the flat algorithm it fell back to on this placement (``hierarchical`` on a
@@ -36,8 +34,10 @@ def collective_row(rank: int, op: Any, key: str, group_size: int, algorithm_ran:
             group_size, arrive_s, start_s, end_s, bytes_sent)
 
 
-def records_frame(rows: Sequence[tuple]) -> pd.DataFrame:
-    """The records frame of ``rows`` (built by :func:`compute_row` and :func:`collective_row`)."""
+def records_frame(rows: Sequence[tuple]) -> Any:
+    """The records frame (pandas) of ``rows`` (built by :func:`compute_row` and :func:`collective_row`)."""
+    import pandas as pd  # not on the path of `dnnsim collective`, which needs only the makespan
+
     return pd.DataFrame.from_records(rows, columns=RECORD_COLUMNS)
 
 
@@ -47,10 +47,8 @@ class EngineResult:
 
     Attributes
     ----------
-    records : pandas.DataFrame
-        One row per rank per operation, columns :data:`RECORD_COLUMNS`: ``arrive_s`` is when the rank
-        reached the operation (its stream and deps were done), ``start_s`` when it started (a collective:
-        when its last member arrived), ``end_s`` when it ended; ``bytes_sent`` the rank's bytes in it.
+    rows : list of tuple
+        One record per rank per operation (:data:`RECORD_COLUMNS`), ranks in order, operations in list order.
     events : int
         SimPy events processed.
     makespan_s : float
@@ -59,10 +57,21 @@ class EngineResult:
         Wall-clock seconds of the run (build, run and collect).
     meter : LinkMeter or None
         The link meter the run fed (:mod:`sim.network.linkmeter`), when one was given.
+    records : pandas.DataFrame
+        The rows as a frame (built on first use): ``arrive_s`` is when the rank reached the operation (its
+        stream and deps were done), ``start_s`` when it started (a collective: when its last member
+        arrived), ``end_s`` when it ended; ``bytes_sent`` the rank's bytes in it.
     """
 
-    records: pd.DataFrame
+    rows: list
     events: int
     makespan_s: float
     wall_s: float
     meter: Any = None
+    _frame: list = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def records(self) -> Any:
+        if not self._frame:
+            self._frame.append(records_frame(self.rows))
+        return self._frame[0]

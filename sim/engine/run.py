@@ -41,7 +41,7 @@ from typing import Any
 
 import simpy
 
-from sim.engine.records import EngineResult, collective_row, compute_row, records_frame
+from sim.engine.records import RECORD_COLUMNS, EngineResult, collective_row, compute_row
 from sim.engine.rules import ready_s
 from sim.engine.validate import validate_program
 from sim.errors import UserError
@@ -49,6 +49,8 @@ from sim.program import STREAMS, Collective, Compute, Program
 from sim.simclock import Clock
 
 _Proc = Generator[simpy.Event, Any, Any]
+#: position of ``end_s`` in a record row
+END = RECORD_COLUMNS.index("end_s")
 
 
 class _Rendezvous:
@@ -197,9 +199,9 @@ class _Run:
             raise UserError("program", f"deadlock: {len(missing)} operations never ran (first: rank {r} op {i}, "
                             f"{what})", "deps on ops that can end, and members reaching each collective in a "
                             "consistent order")
-        records = records_frame([row for per_rank in self.rows for row in per_rank])
-        makespan = float(records["end_s"].max()) if len(records) else 0.0
-        return EngineResult(records, self.env.scheduled(), makespan, time.perf_counter() - wall0, self.meter)
+        rows = [row for per_rank in self.rows for row in per_rank]
+        makespan = max((row[END] for row in rows), default=0.0)
+        return EngineResult(rows, self.env.scheduled(), float(makespan), time.perf_counter() - wall0, self.meter)
 
 
 def run_program(program: Program, network: Any, meter: Any = None) -> EngineResult:
