@@ -16,6 +16,18 @@ Examples
 ((0, 2, 4), (1, 3, 5))
 >>> Grid(2, 3, "col-major").model_groups()
 ((0, 3), (1, 4), (2, 5))
+
+A grid may carry a second grid for the convolution layers (``conv``, same P and placement; ``conv_grid``
+in a run config). Its groups are the kinds ``conv_model`` and ``conv_batch``, and ``conv_fc`` groups the
+ranks of one model group of the main (fc) grid that share their position ``i`` on the conv grid: the
+group of the conv -> fc redistribution when the convolutions are model-parallel
+(:mod:`sim.strategies.layout`).
+
+>>> g = Grid(4, 2, conv=Grid(2, 4))
+>>> g.groups("conv_model")
+((0, 1), (2, 3), (4, 5), (6, 7))
+>>> g.groups("conv_fc")
+((0, 2), (1, 3), (4, 6), (5, 7))
 """
 
 from __future__ import annotations
@@ -70,11 +82,18 @@ class Grid:
     pr: int
     pc: int
     placement: str = "row-major"
+    conv: Grid | None = None  #: the convolution layers' grid, when it differs (same P and placement)
 
     def __post_init__(self) -> None:
         if self.pr < 1 or self.pc < 1:
             raise UserError("grid", f"{self.pr}x{self.pc} has a zero dimension", "Pr >= 1 and Pc >= 1")
         object.__setattr__(self, "placement", parse_placement(self.placement))
+        if self.conv is not None:
+            if self.conv.procs != self.procs:
+                raise UserError("conv_grid", f"{self.conv.pr}x{self.conv.pc} = {self.conv.procs} does not equal "
+                                             f"procs={self.procs}", f"Pr x Pc == {self.procs}")
+            if self.conv.placement != self.placement or self.conv.conv is not None:
+                raise ValueError("a conv grid shares the placement of its grid and has no conv grid itself")
 
     @property
     def procs(self) -> int:
@@ -100,3 +119,30 @@ class Grid:
 
     def all_ranks(self) -> tuple[int, ...]:
         return tuple(range(self.procs))
+
+    def groups(self, kind: str) -> tuple[tuple[int, ...], ...]:
+        """Every group of ``kind``: ``model``, ``batch``, ``all``, and with a conv grid ``conv_model``,
+        ``conv_batch`` and ``conv_fc`` (module docstring)."""
+        if kind == "model":
+            return self.model_groups()
+        if kind == "batch":
+            return self.batch_groups()
+        if kind == "all":
+            return (self.all_ranks(),)
+        if self.conv is None or kind not in ("conv_model", "conv_batch", "conv_fc"):
+            raise ValueError(f"no group kind {kind!r} on grid {self.pr}x{self.pc}")
+        if kind == "conv_model":
+            return self.conv.model_groups()
+        if kind == "conv_batch":
+            return self.conv.batch_groups()
+        out: list[tuple[int, ...]] = []
+        for members in self.model_groups():
+            by_row: dict[int, list[int]] = {}
+            for r in members:
+                by_row.setdefault(self.conv.position(r)[0], []).append(r)
+            out += [tuple(by_row[i]) for i in sorted(by_row)]
+        return tuple(out)
+
+    def group_size(self, kind: str) -> int:
+        """Members of each group of ``kind`` (all groups of a kind have the same size)."""
+        return len(self.groups(kind)[0])

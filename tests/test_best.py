@@ -36,6 +36,8 @@ def eq8_true(B, pr, pc):
 def test_best_model_model_equals_exhaustive_eq8():
     B, P = 256, 64
     table = rank_best(make_config({"batch": B, "procs": P, "strategy": "integrated", "conv": "model", "fc": "model"}))
+    # one grid for every layer (Eq. 8); candidates with a separate conv grid are tested in test_conv_grid.py
+    table = table[(table["conv_pr"] == table["pr"]) & (table["conv_pc"] == table["pc"])]
     grids = [(pr, P // pr) for pr in range(2, P + 1) if P % pr == 0 and pr <= 96]
     costs = {g: eq8_true(B, *g) for g in grids}
     best = min(costs, key=costs.get)
@@ -69,12 +71,17 @@ def test_best_all_variants_matches_simulate_of_each_candidate():
 
 def test_candidates_enumeration():
     base = make_config({"procs": 4})
-    got = [(c["strategy"], c["grid"], c["conv"], c["fc"]) for c in candidates(base, has_conv=True)]
-    assert got == [("batch", "1x4", None, None),
-                   ("integrated", "2x2", "batch", "model"), ("integrated", "2x2", "model", "batch"),
-                   ("integrated", "2x2", "model", "model"), ("integrated", "2x2", "domain", "batch"),
-                   ("integrated", "2x2", "domain", "model"),
-                   ("model", "4x1", None, None), ("domain", "4x1", None, "batch"), ("domain", "4x1", None, "model")]
+    got = [(c["strategy"], c["grid"], c["conv"], c["fc"], c["conv_grid"]) for c in candidates(base, has_conv=True)]
+    assert got == [("batch", "1x4", None, None, None),
+                   ("integrated", "2x2", "batch", "model", None), ("integrated", "2x2", "model", "batch", None),
+                   ("integrated", "2x2", "model", "model", None), ("integrated", "2x2", "domain", "batch", None),
+                   ("integrated", "2x2", "domain", "model", None),
+                   ("model", "4x1", None, None, None), ("domain", "4x1", None, "batch", None),
+                   ("domain", "4x1", None, "model", None),
+                   # a separate conv grid Pr_c x Pc_c for every Pr_c < Pr dividing the fc grid's Pr
+                   ("integrated", "2x2", "model", "model", "1x4"), ("integrated", "2x2", "domain", "model", "1x4"),
+                   ("integrated", "4x1", "model", "model", "1x4"), ("integrated", "4x1", "model", "model", "2x2"),
+                   ("integrated", "4x1", "domain", "model", "1x4"), ("integrated", "4x1", "domain", "model", "2x2")]
 
 
 def test_best_retimes_top_k_on_flow():
