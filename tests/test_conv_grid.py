@@ -62,8 +62,8 @@ def two_grid_cost(B, P, conv_grid, fc_grid):
 @pytest.mark.parametrize("B,P,conv_grid,fc_grid", [(512, 4096, (8, 512), (128, 32)), (64, 32, (2, 16), (8, 4)),
                                                      (512, 1024, (2, 512), (64, 16))])
 def test_two_grids_equal_eqs_8_and_9_plus_redistribution(B, P, conv_grid, fc_grid):
-    s = simulate({**PAPER, "batch": B, "procs": P, "grid": "%dx%d" % fc_grid,
-                  "conv_grid": "%dx%d" % conv_grid}).summary.iloc[0]
+    s = simulate({**PAPER, "batch": B, "procs": P, "grid": f"{fc_grid[0]}x{fc_grid[1]}",
+                  "conv_grid": f"{conv_grid[0]}x{conv_grid[1]}"}).summary.iloc[0]
     halo, dw_conv, fc, redistribute = two_grid_cost(B, P, conv_grid, fc_grid)
     assert s["domain_comm_s"] == pytest.approx(halo, rel=REL)
     assert s["redistribute_s"] == pytest.approx(redistribute, rel=REL)
