@@ -47,6 +47,10 @@ def _groups_of(grid: Grid, kind: str) -> tuple[tuple[int, ...], ...]:
 
 def _group_of(grid: Grid, kind: str, rank: int = 0) -> tuple[int, ...]:
     """The group of ``kind`` that ``rank`` belongs to."""
+    if kind == "conv_model" and grid.conv is not None:
+        return _group_of(grid.conv, "model", rank)
+    if kind == "conv_batch" and grid.conv is not None:
+        return _group_of(grid.conv, "batch", rank)
     return next(g for g in _groups_of(grid, kind) if rank in g)
 
 

@@ -135,14 +135,25 @@ class Grid:
             return self.conv.model_groups()
         if kind == "conv_batch":
             return self.conv.batch_groups()
+        # the ranks of a model group (in i order) with conv-grid row t: row-major r % Pr_c == i % Pr_c == t,
+        # col-major r // Pc_c == i // (Pr / Pr_c) == t (Pr_c divides Pr)
+        pr_c, k = self.conv.pr, self.pr // self.conv.pr
+        if self.pr % pr_c:
+            raise ValueError(f"conv grid Pr={pr_c} does not divide Pr={self.pr}")
         out: list[tuple[int, ...]] = []
         for members in self.model_groups():
-            by_row: dict[int, list[int]] = {}
-            for r in members:
-                by_row.setdefault(self.conv.position(r)[0], []).append(r)
-            out += [tuple(by_row[i]) for i in sorted(by_row)]
+            if self.placement == "row-major":
+                out += [members[t::pr_c] for t in range(pr_c)]
+            else:
+                out += [members[t * k:(t + 1) * k] for t in range(pr_c)]
         return tuple(out)
 
     def group_size(self, kind: str) -> int:
-        """Members of each group of ``kind`` (all groups of a kind have the same size)."""
-        return len(self.groups(kind)[0])
+        """Members of each group of ``kind`` (all groups of a kind have the same size when the conv grid's
+        Pr divides Pr, as a run config demands)."""
+        sizes = {"model": self.pr, "batch": self.pc, "all": self.procs}
+        if self.conv is not None:
+            sizes.update(conv_model=self.conv.pr, conv_batch=self.conv.pc, conv_fc=self.pr // self.conv.pr)
+        if kind not in sizes:
+            raise ValueError(f"no group kind {kind!r} on grid {self.pr}x{self.pc}")
+        return sizes[kind]
