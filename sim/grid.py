@@ -111,11 +111,17 @@ class Grid:
 
     def model_groups(self) -> tuple[tuple[int, ...], ...]:
         """The Pc model groups (grid columns), each the Pr ranks with the same j, in i order."""
-        return tuple(tuple(self.rank(i, j) for i in range(self.pr)) for j in range(self.pc))
+        pr, pc, procs = self.pr, self.pc, self.procs  # self.rank(i, j) for i in range(Pr), by ranges
+        if self.placement == "row-major":
+            return tuple(tuple(range(j * pr, (j + 1) * pr)) for j in range(pc))
+        return tuple(tuple(range(j, procs, pc)) for j in range(pc))
 
     def batch_groups(self) -> tuple[tuple[int, ...], ...]:
         """The Pr batch groups (grid rows), each the Pc ranks with the same i, in j order."""
-        return tuple(tuple(self.rank(i, j) for j in range(self.pc)) for i in range(self.pr))
+        pr, pc, procs = self.pr, self.pc, self.procs  # self.rank(i, j) for j in range(Pc), by ranges
+        if self.placement == "row-major":
+            return tuple(tuple(range(i, procs, pr)) for i in range(pr))
+        return tuple(tuple(range(i * pc, (i + 1) * pc)) for i in range(pr))
 
     def all_ranks(self) -> tuple[int, ...]:
         return tuple(range(self.procs))
