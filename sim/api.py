@@ -275,21 +275,26 @@ def plan_config(config: RunConfig, setup: Setup, paper_dx: bool = False) -> RunP
     """Validate ``config`` against the model and plan its iteration."""
     validate_against_model(config, setup.model)
     pr, pc = config.grid_dims()
-    conv, fc = config.layer_modes()
-    grid = Grid(pr, pc, config.placement)
-    return plan_run(setup.model, conv, fc, config.batch, grid, config.dtype_bytes, setup.algorithms,
+    conv_mode, fc = config.layer_modes()
+    conv_grid = config.conv_grid_dims()
+    conv = Grid(*conv_grid, config.placement) if conv_grid is not None else None
+    grid = Grid(pr, pc, config.placement, conv=conv)
+    return plan_run(setup.model, conv_mode, fc, config.batch, grid, config.dtype_bytes, setup.algorithms,
                     setup.compute_model.time, overlap=config.overlap, paper_dx=paper_dx,
                     meta={"model": setup.model.name, "strategy": config.strategy})
 
 
 def _fields(config: RunConfig, setup: Setup, plan: RunPlan) -> dict[str, Any]:
     conv, fc = config.layer_modes()
+    conv_grid = plan.grid.conv or plan.grid
     return {"model": setup.model.name, "batch": config.batch, "procs": config.procs,
             "strategy": config.strategy, "pr": plan.grid.pr, "pc": plan.grid.pc, "topology": config.topology,
             "network": config.network, "compute": getattr(setup.compute_model, "name", config.compute),
             "conv": conv, "fc": fc, "placement": config.placement, "collectives": config.collectives,
             "overlap": config.overlap, "dtype_bytes": config.dtype_bytes, "dataset_size": setup.dataset_size,
-            "memory_per_rank_bytes": memory_per_rank_bytes(plan.plans, config.dtype_bytes, plan.grid.pr)}
+            "memory_per_rank_bytes": memory_per_rank_bytes(plan.plans, config.dtype_bytes, plan.grid.pr,
+                                                           conv_grid.pr),
+            "conv_pr": conv_grid.pr, "conv_pc": conv_grid.pc}
 
 
 def run_planned(config: RunConfig, setup: Setup, plan: RunPlan, engine: str = "auto",
@@ -321,7 +326,7 @@ def run_planned(config: RunConfig, setup: Setup, plan: RunPlan, engine: str = "a
         from sim.fastpath import check_algorithms
         from sim.network import make_network
 
-        check_algorithms(plan.steps, plan.grid.pr, plan.grid.pc)
+        check_algorithms(plan.steps, plan.grid.pr, plan.grid.pc, plan.grid)
         network = setup.analytic if config.network == "analytic" else make_network(
             config.network, setup.graph, placement=None, ecmp=config.ecmp)
         program = plan.program()

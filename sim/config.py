@@ -17,6 +17,11 @@ Strategies and grids (docs/paper-model.md, docs/cli.md)
     Default ``conv=model, fc=model``: every weight layer on the grid, which is Eq. 8. The paper's other
     variants are ``conv=batch`` (convolutions pure batch over all P, fc on the grid) and
     ``conv=domain`` (Eq. 9).
+``conv_grid``
+    ``"PrxPc"``: a grid of its own for the convolutions (strategy ``integrated``, conv ``domain`` or
+    ``model``, fc ``model``), while ``grid`` stays the fully connected layers' grid; its Pr must divide the
+    fc grid's Pr (see :mod:`sim.strategies.layout` for the redistribution between the two). Omitted, or
+    equal to ``grid``: one grid for every layer, as before.
 ``grid``
     ``"PrxPc"``; when omitted: ``batch`` -> ``1xP``, ``model``/``domain`` -> ``Px1``, ``integrated`` ->
     the most nearly square factorization with Pr <= Pc.
@@ -59,6 +64,7 @@ _ALLOWED: dict[str, str] = {
     "seed": "an integer",
     "overlap": "true or false",
     "ecmp": "true or false",
+    "conv_grid": "PrxPc with Pr*Pc == procs, e.g. 8x512, or null for the grid of every layer",
 }
 
 
@@ -77,6 +83,9 @@ class RunConfig(BaseModel):
     grid: str | None = Field(
         None, description="Process grid PrxPc (Pr: model/domain dimension, Pc: batch dimension); "
                           "default: batch 1xP, model/domain Px1, integrated the squarest Pr<=Pc.")
+    conv_grid: str | None = Field(
+        None, description="Grid PrxPc of the convolution layers when it differs from the fc layers' grid "
+                          "(strategy integrated, conv domain or model, fc model); default: grid.")
     conv: Literal["batch", "model", "domain"] | None = Field(
         None, description="Mode of convolution layers; default from the strategy (integrated: model).")
     fc: Literal["batch", "model"] | None = Field(
@@ -134,6 +143,30 @@ class RunConfig(BaseModel):
                                     "dimension", f"{self.procs}x1, or strategy integrated")
         return pr, pc
 
+    def conv_grid_dims(self) -> tuple[int, int] | None:
+        """``(Pr_c, Pc_c)`` of a separate conv grid, or None when there is none (not given, or equal to the
+        grid). Raises :class:`UserError` for a conv grid the config cannot use."""
+        if self.conv_grid is None:
+            return None
+        pr_c, pc_c = parse_grid(self.conv_grid, self.procs, field="conv_grid")
+        pr, pc = self.grid_dims()
+        if (pr_c, pc_c) == (pr, pc):
+            return None
+        conv, fc = self.layer_modes()
+        if self.strategy != "integrated":
+            raise UserError("conv_grid", f"a separate conv grid needs strategy integrated, not {self.strategy}",
+                            "strategy integrated with conv domain or model and fc model, or no conv_grid")
+        if conv not in ("domain", "model") or fc != "model":
+            raise UserError("conv_grid", f"a separate conv grid needs conv domain or model and fc model, not "
+                                         f"conv {conv} and fc {fc}",
+                            "conv domain or model with fc model, or no conv_grid (batch layers use all P)")
+        if pr % pr_c:
+            raise UserError("conv_grid", f"{pr_c}x{pc_c}: its Pr={pr_c} does not divide the fc grid's Pr={pr} "
+                                         f"(grid {pr}x{pc})",
+                            "a conv grid whose Pr divides the fc grid's Pr, so that every fc model group holds "
+                            "whole conv grid columns")
+        return pr_c, pc_c
+
     def layer_modes(self) -> tuple[str, str]:
         """``(conv_mode, fc_mode)`` after the strategy's defaults and consistency checks."""
         defaults = {"batch": ("batch", "batch"), "model": ("model", "model"),
@@ -158,6 +191,8 @@ class RunConfig(BaseModel):
         pr, pc = self.grid_dims()
         out["grid"] = f"{pr}x{pc}"
         out["conv"], out["fc"] = self.layer_modes()
+        conv_grid = self.conv_grid_dims()
+        out["conv_grid"] = None if conv_grid is None else f"{conv_grid[0]}x{conv_grid[1]}"
         return out
 
 
@@ -191,6 +226,7 @@ def make_config(data: dict[str, Any] | RunConfig) -> RunConfig:
         raise _field_error(exc) from None
     config.grid_dims()
     config.layer_modes()
+    config.conv_grid_dims()
     return config
 
 
@@ -257,9 +293,12 @@ def validate_against_model(config: RunConfig, model: Any) -> None:
     * a ``conv`` mode other than the default needs a model with convolutions;
     * B must be a multiple of Pc (model/domain layers) and of P (batch layers over all P);
     * a model layer needs at least Pr output rows of W (output channels or features);
-    * a domain layer needs at least Pr output image rows.
+    * a domain layer needs at least Pr output image rows;
+    * with a separate conv grid (Pr_c x Pc_c): the model has convolutions, all of them before its first
+      fc layer; B a multiple of Pc_c; the conv layers checked as above against Pr_c.
     """
     pr, pc = config.grid_dims()
+    conv_grid = config.conv_grid_dims()
     conv_mode, fc_mode = config.layer_modes()
     kinds = {layer.kind for layer in model.layers if layer.kind in ("conv", "fc")}
     default_conv = {"batch": "batch", "model": "model", "domain": "domain", "integrated": "model"}[config.strategy]
@@ -270,6 +309,8 @@ def validate_against_model(config: RunConfig, model: Any) -> None:
     if kinds - {"conv"}:
         used.add(fc_mode)
     B, P = config.batch, config.procs
+    if conv_grid is not None:
+        _check_conv_grid(config, model, conv_grid)
     if used & {"model", "domain"}:
         if pc > B:
             raise UserError("grid", f"Pc={pc} exceeds batch={B}",
@@ -288,19 +329,38 @@ def validate_against_model(config: RunConfig, model: Any) -> None:
         if layer.kind not in ("conv", "fc"):
             continue
         mode = conv_mode if layer.kind == "conv" else fc_mode
+        name, lpr = ("grid", pr) if conv_grid is None or layer.kind != "conv" else ("conv_grid", conv_grid[0])
         if mode == "model":
             rows = layer.out_shape[0]
-            if rows < pr:
-                raise UserError("grid", f"Pr={pr} exceeds the {rows} output rows of W of layer {layer.name!r}",
+            if rows < lpr:
+                raise UserError(name, f"Pr={lpr} exceeds the {rows} output rows of W of layer {layer.name!r}",
                                 f"Pr <= {rows} for model-parallel layers")
         elif mode == "domain":
             if len(layer.out_shape) < 3:
                 raise UserError("conv", f"layer {layer.name!r} ({layer.kind}) cannot be domain-parallel",
                                 "domain applies to convolutions only")
             height = layer.out_shape[1]
-            if height < pr:
-                raise UserError("grid", f"Pr={pr} exceeds the {height} image rows of layer {layer.name!r}",
+            if height < lpr:
+                raise UserError(name, f"Pr={lpr} exceeds the {height} image rows of layer {layer.name!r}",
                                 f"Pr <= {height} for domain-parallel layers")
+
+
+def _check_conv_grid(config: RunConfig, model: Any, conv_grid: tuple[int, int]) -> None:
+    """The model-level checks of a separate conv grid (see :func:`validate_against_model`)."""
+    pr_c, pc_c = conv_grid
+    kinds = [layer.kind for layer in model.layers if layer.kind in ("conv", "fc")]
+    if "conv" not in kinds:
+        raise UserError("conv_grid", f"model {model.name!r} has no convolution layers",
+                        "no conv_grid for this model")
+    if "fc" in kinds and kinds.index("fc") < len(kinds) - 1 - kinds[::-1].index("conv"):
+        raise UserError("conv_grid", f"model {model.name!r} has a fully connected layer before a convolution",
+                        "a model whose convolutions all come before its fully connected layers, or no conv_grid")
+    B = config.batch
+    if pc_c > B:
+        raise UserError("conv_grid", f"Pc={pc_c} exceeds batch={B}", "Pc <= batch (one sample per grid column at least)")
+    if B % pc_c:
+        raise UserError("conv_grid", f"batch={B} is not a multiple of Pc={pc_c}",
+                        "a batch divisible by the conv grid's Pc (uneven splits are not modelled)")
 
 
 def squarest_grid(procs: int) -> tuple[int, int]:

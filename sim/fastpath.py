@@ -41,16 +41,16 @@ class FastResult:
 
 
 def _groups_of(grid: Grid, kind: str) -> tuple[tuple[int, ...], ...]:
-    """Every group of ``kind`` (``model``, ``batch`` or ``all``)."""
-    if kind == "model":
-        return grid.model_groups()
-    if kind == "batch":
-        return grid.batch_groups()
-    return (grid.all_ranks(),)
+    """Every group of ``kind`` (``model``, ``batch``, ``all``, or a conv-grid kind: :meth:`Grid.groups`)."""
+    return grid.groups(kind)
 
 
 def _group_of(grid: Grid, kind: str, rank: int = 0) -> tuple[int, ...]:
     """The group of ``kind`` that ``rank`` belongs to."""
+    if kind == "conv_model" and grid.conv is not None:
+        return _group_of(grid.conv, "model", rank)
+    if kind == "conv_batch" and grid.conv is not None:
+        return _group_of(grid.conv, "batch", rank)
     return next(g for g in _groups_of(grid, kind) if rank in g)
 
 
@@ -69,14 +69,16 @@ def is_symmetric(steps: list[Step], grid: Grid, network: Any) -> bool:
     return True
 
 
-def check_algorithms(steps: list[Step], pr: int, pc: int) -> None:
-    """Let each algorithm reject its group sizes (``check(p)`` raises a UserError)."""
+def check_algorithms(steps: list[Step], pr: int, pc: int, grid: Grid | None = None) -> None:
+    """Let each algorithm reject its group sizes (``check(p)`` raises a UserError); ``grid`` sizes the
+    conv-grid group kinds when there is a conv grid."""
     from sim.network.base import get_algo
 
     seen = set()
     for step in steps:
         if step.kind == "collective":
-            key = (step.op, step.algorithm, group_size(step.group, pr, pc))
+            size = grid.group_size(step.group) if grid is not None else group_size(step.group, pr, pc)
+            key = (step.op, step.algorithm, size)
             if key not in seen:
                 seen.add(key)
                 get_algo(step.op, step.algorithm).check(key[2])
@@ -87,8 +89,9 @@ def run_fast(steps: list[Step], grid: Grid, network: Any) -> FastResult:
     cached costs, keywords and bytes the analytic network model gives the engine)."""
     from sim.network.base import cached_cost
 
-    check_algorithms(steps, grid.pr, grid.pc)
-    groups = {kind: _group_of(grid, kind) for kind in ("model", "batch", "all")}
+    check_algorithms(steps, grid.pr, grid.pc, grid if grid.conv is not None else None)
+    kinds = ("model", "batch", "all") + (("conv_model", "conv_batch", "conv_fc") if grid.conv is not None else ())
+    groups = {kind: _group_of(grid, kind) for kind in kinds}
     alpha_s, bandwidth_Bps = network.alpha_s, network.bandwidth_Bps
     free = {"compute": 0.0, "comm": 0.0}
     ends: list[float] = []

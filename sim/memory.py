@@ -9,6 +9,8 @@ For momentum SGD a rank holds, at ``dtype_bytes`` per word:
   local batch and share: batch mode ``B/P x d_i``; model mode ``B/Pc x d_i`` (the all-gathered Y is
   replicated over the model group, it is the next layer's X); domain mode ``B/Pc x d_i / Pr``.
 
+With a separate conv grid, Pr is the conv grid's for the layers on it (``conv_pr``).
+
 Workspace, communication buffers and framework overheads are not counted.
 """
 
@@ -24,25 +26,29 @@ def _activation_share(plan: LayerPlan, pr: int) -> float:
     return 1.0 / pr if plan.mode == "domain" else 1.0
 
 
-def memory_breakdown(plans: list[LayerPlan], dtype_bytes: int, pr: int) -> dict[str, float]:
+def memory_breakdown(plans: list[LayerPlan], dtype_bytes: int, pr: int,
+                     conv_pr: int | None = None) -> dict[str, float]:
     """Bytes per rank: ``weights``, ``gradients``, ``momentum``, ``activations`` and ``total``."""
+    def pr_of(plan: LayerPlan) -> int:
+        return conv_pr if plan.on_conv_grid and conv_pr is not None else pr
+
     weights = 0.0
     for plan in plans:
         if plan.layer.has_weights:
             split = plan.mode == "model" and is_split(plan.layer)
-            weights += plan.layer.params / pr if split else plan.layer.params
+            weights += plan.layer.params / pr_of(plan) if split else plan.layer.params
     acts = 0.0
     if plans:
         first = plans[0]
-        acts += first.layer.in_elems_per_sample * first.local_batch * _activation_share(first, pr)
+        acts += first.layer.in_elems_per_sample * first.local_batch * _activation_share(first, pr_of(first))
     for plan in plans:
-        acts += plan.layer.out_elems_per_sample * plan.local_batch * _activation_share(plan, pr)
+        acts += plan.layer.out_elems_per_sample * plan.local_batch * _activation_share(plan, pr_of(plan))
     out = {"weights": weights * dtype_bytes, "gradients": weights * dtype_bytes,
            "momentum": weights * dtype_bytes, "activations": acts * dtype_bytes}
     out["total"] = out["weights"] * STATE_COPIES + out["activations"]
     return out
 
 
-def memory_per_rank_bytes(plans: list[LayerPlan], dtype_bytes: int, pr: int) -> float:
+def memory_per_rank_bytes(plans: list[LayerPlan], dtype_bytes: int, pr: int, conv_pr: int | None = None) -> float:
     """Total bytes per rank (see the module docstring)."""
-    return memory_breakdown(plans, dtype_bytes, pr)["total"]
+    return memory_breakdown(plans, dtype_bytes, pr, conv_pr)["total"]

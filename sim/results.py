@@ -10,7 +10,8 @@ waiting at the rendezvous excluded) of its collectives; ``batch_comm_s``, ``mode
 ``reduce_scatter_s``, ``allreduce_s``, ``halo_s`` by op; ``exposed_comm_s = iteration_s - compute_s``
 (the time the critical rank is not computing). ``bytes_sent_per_rank`` is the mean over ranks of the
 bytes each sent. ``epoch_s = iteration_s * N / B``. In the analytic fast path only rank 0 is timed (all
-ranks are alike there), so rank 0 is the critical rank.
+ranks are alike there), so rank 0 is the critical rank. ``pr``, ``pc`` are the (fc layers') grid,
+``conv_pr``, ``conv_pc`` the grid of the convolutions: the same unless a separate ``conv_grid`` is set.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ SUMMARY_FIELDS = ["model", "batch", "procs", "strategy", "pr", "pc", "topology",
                   "model_comm_s", "domain_comm_s", "allgather_s", "reduce_scatter_s", "allreduce_s", "halo_s",
                   "bytes_sent_per_rank", "memory_per_rank_bytes", "events", "wall_s",
                   "redistribute_s", "conv", "fc", "placement", "collectives", "overlap", "dtype_bytes",
-                  "dataset_size", "critical_compute_s", "critical_comm_s", "critical_wait_s"]
+                  "dataset_size", "conv_pr", "conv_pc", "critical_compute_s", "critical_comm_s", "critical_wait_s"]
 
 CATEGORY_FIELDS = {"batch": "batch_comm_s", "model": "model_comm_s", "domain": "domain_comm_s",
                    "redistribute": "redistribute_s"}

@@ -39,9 +39,16 @@ def _modes(row):
     return row["strategy"], int(row["pr"]), int(row["pc"]), row["conv"], row["fc"]
 
 
+def one_grid(table):
+    """The rows with one grid for every layer (separate conv grids are tested in test_conv_grid.py)."""
+    return table[(table["conv_pr"] == table["pr"]) & (table["conv_pc"] == table["pc"])].reset_index(drop=True)
+
+
 def test_best_model_model_equals_exhaustive_eq8():
     B, P = 256, 64
     table = rank_best(make_config({"batch": B, "procs": P, "strategy": "integrated", "conv": "model", "fc": "model"}))
+    # one grid for every layer (Eq. 8); candidates with a separate conv grid are tested in test_conv_grid.py
+    table = table[(table["conv_pr"] == table["pr"]) & (table["conv_pc"] == table["pc"])]
     grids = [(pr, P // pr) for pr in range(2, P + 1) if P % pr == 0 and pr <= 96]  # Pr <= conv1's 96 filters
     costs = {g: eq8_true(WS, B, *g) for g in grids}
     best = min(costs, key=costs.get)
@@ -61,6 +68,7 @@ def test_best_fc_model_every_conv_mode_equals_eq8_eq9():
     have no domain row; 64x1 keeps only pure model."""
     B, P = 256, 64
     table = rank_best(make_config({"batch": B, "procs": P, "strategy": "integrated", "fc": "model"}))
+    table = one_grid(table)
     expected = {("model", 64, 1, "model", "model"): None}
     for pr in (2, 4, 8, 16, 32):
         for conv in ("batch", "model", "domain"):
@@ -79,7 +87,7 @@ def test_best_all_variants_equal_the_equations():
     """B = 64, P = 8, no restriction: the 14 candidates of the four grids, each timed by the equations,
     ranked by them; the winner is domain conv + model fc on 8x1."""
     B, P = 64, 8
-    table = rank_best(make_config({"batch": B, "procs": P}))
+    table = rank_best(make_config({"batch": B, "procs": P}), conv_grids=False)
     assert list(table["rank"]) == list(range(1, len(table) + 1))
     expected = {("batch", 1, 8, "batch", "batch"): 0.0, ("model", 8, 1, "model", "model"): 0.0,
                 ("domain", 8, 1, "domain", "batch"): 0.0, ("domain", 8, 1, "domain", "model"): 0.0}
@@ -98,17 +106,22 @@ def test_best_all_variants_equal_the_equations():
 
 def test_candidates_enumeration():
     base = make_config({"procs": 4})
-    got = [(c["strategy"], c["grid"], c["conv"], c["fc"]) for c in candidates(base, has_conv=True)]
-    assert got == [("batch", "1x4", None, None),
-                   ("integrated", "2x2", "batch", "model"), ("integrated", "2x2", "model", "batch"),
-                   ("integrated", "2x2", "model", "model"), ("integrated", "2x2", "domain", "batch"),
-                   ("integrated", "2x2", "domain", "model"),
-                   ("model", "4x1", None, None), ("domain", "4x1", None, "batch"), ("domain", "4x1", None, "model")]
+    got = [(c["strategy"], c["grid"], c["conv"], c["fc"], c["conv_grid"]) for c in candidates(base, has_conv=True)]
+    assert got == [("batch", "1x4", None, None, None),
+                   ("integrated", "2x2", "batch", "model", None), ("integrated", "2x2", "model", "batch", None),
+                   ("integrated", "2x2", "model", "model", None), ("integrated", "2x2", "domain", "batch", None),
+                   ("integrated", "2x2", "domain", "model", None),
+                   ("model", "4x1", None, None, None), ("domain", "4x1", None, "batch", None),
+                   ("domain", "4x1", None, "model", None),
+                   # a separate conv grid Pr_c x Pc_c for every Pr_c < Pr dividing the fc grid's Pr
+                   ("integrated", "2x2", "model", "model", "1x4"), ("integrated", "2x2", "domain", "model", "1x4"),
+                   ("integrated", "4x1", "model", "model", "1x4"), ("integrated", "4x1", "model", "model", "2x2"),
+                   ("integrated", "4x1", "domain", "model", "1x4"), ("integrated", "4x1", "domain", "model", "2x2")]
 
 
 def test_best_retimes_top_k_on_flow():
     table = rank_best(make_config({"batch": 64, "procs": 8, "network": "flow",
-                                   "topology": "star:bandwidth=6GiB/s,latency=1us"}), top=2)
+                                   "topology": "star:bandwidth=6GiB/s,latency=1us"}), top=2, conv_grids=False)
     assert len(table) == 2
     assert (table["network"] == "flow").all()
     # the two best by the equations (test_best_all_variants_equal_the_equations), then retimed on the star

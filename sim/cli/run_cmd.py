@@ -34,6 +34,9 @@ def _shared_options(with_grid: bool) -> Callable:
         opts += [
             click.option("--strategy", help="batch | model | domain | integrated (default batch)."),
             click.option("--grid", help="PrxPc, e.g. 16x32 (Pr: model/domain, Pc: batch); default from the strategy."),
+            click.option("--conv-grid", "conv_grid",
+                         help="PrxPc of the convolution layers when it differs from --grid (which then is the fc "
+                              "layers' grid), e.g. 8x512; needs --strategy integrated, --conv domain|model, fc model."),
         ]
     opts += [
         click.option("--conv", help="Mode of convolution layers: batch | model | domain."),
@@ -59,7 +62,8 @@ def _shared_options(with_grid: bool) -> Callable:
 
 
 def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
-    keys = ("model", "input_shape", "batch", "procs", "strategy", "grid", "conv", "fc", "topology", "network", "collectives",
+    keys = ("model", "input_shape", "batch", "procs", "strategy", "grid", "conv_grid", "conv", "fc", "topology",
+            "network", "collectives",
             "compute", "dtype_bytes", "overlap", "placement", "ecmp", "dataset_size")
     return {k: kwargs.get(k) for k in keys if kwargs.get(k) is not None}
 
@@ -117,10 +121,10 @@ def best(config_file: str | None, sets: tuple[str, ...], top: int | None, fmt: s
 
     overrides = _overrides(kwargs)
     overrides["strategy"] = "integrated"  # accepts every conv/fc restriction; best tries all strategies
-    config = load_config(config_file, overrides, sets, ignore=("grid",))
+    config = load_config(config_file, overrides, sets, ignore=("grid", "conv_grid"))
     table = rank_best(config, top)
     if fmt == "table":
-        cols = ["rank", "strategy", "pr", "pc", "conv", "fc", "analytic_iteration_s", "iteration_s", "epoch_s",
+        cols = ["rank", "strategy", "pr", "pc", "conv_pr", "conv_pc", "conv", "fc", "analytic_iteration_s", "iteration_s", "epoch_s",
                 "compute_s", "batch_comm_s", "model_comm_s", "domain_comm_s", "redistribute_s",
                 "memory_per_rank_bytes"]
         emit(table[cols], "table")

@@ -60,9 +60,13 @@ class _Buckets:
         self.layers: list[str] = []
         self.dep = -1
 
-    def add(self, grad: Gradient, compute_index: int, steps: list[Step]) -> None:
-        if self.group is not None and grad.group != self.group:
+    def add(self, grad: Gradient, compute_index: int, steps: list[Step], ctx: Context | None = None) -> None:
+        """Add ``grad``, whose layer was built with ``ctx`` (default: the bucket's), closing the open
+        bucket first if that gradient is all-reduced over another group."""
+        ctx = ctx or self.ctx
+        if self.group is not None and (grad.group != self.group or ctx.prefix != self.ctx.prefix):
             self.flush(steps)
+        self.ctx = ctx
         self.group = grad.group
         self.nbytes += grad.nbytes
         self.layers.append(grad.layer)
@@ -80,35 +84,41 @@ class _Buckets:
 
 
 def build_steps(model: Model, plans: list[LayerPlan], ctx: Context, compute_time, overlap: bool = False,
-                bucket_bytes: float = BUCKET_BYTES) -> list[Step]:
+                bucket_bytes: float = BUCKET_BYTES, conv_ctx: Context | None = None) -> list[Step]:
     """Steps of one iteration.
 
     Parameters
     ----------
     compute_time : callable
         ``compute_time(layer, phase, local_batch, shard) -> seconds`` (a compute model's ``time``).
+    conv_ctx : Context, optional
+        The context of the layers on a separate conv grid (``plan.on_conv_grid``).
     """
+    def ctx_of(plan: LayerPlan) -> Context:
+        return conv_ctx if plan.on_conv_grid and conv_ctx is not None else ctx
+
     steps: list[Step] = []
     for plan in plans:
         layer = plan.layer
         if plan.redistribute_fwd:
-            steps += ctx.collective("allgather", "model", layer.in_elems_per_sample * ctx.batch / ctx.pc,
+            steps += ctx.collective("allgather", plan.redistribute_group, layer.in_elems_per_sample * ctx.batch / ctx.pc,
                                     "redistribute", layer.name, "fwd")
         seconds = compute_time(layer, "fwd", plan.local_batch, plan.shard)
-        steps += _MODES[plan.mode].forward(plan, ctx, seconds)
+        steps += _MODES[plan.mode].forward(plan, ctx_of(plan), seconds)
     buckets = _Buckets(ctx, bucket_bytes)
     for plan in reversed(plans):
         layer = plan.layer
         seconds = compute_time(layer, "bwd", plan.local_batch, plan.shard)
-        layer_steps, compute_offset, grad = _MODES[plan.mode].backward(plan, ctx, seconds)
+        layer_ctx = ctx_of(plan)
+        layer_steps, compute_offset, grad = _MODES[plan.mode].backward(plan, layer_ctx, seconds)
         compute_index = len(steps) + compute_offset
         steps += layer_steps
         if grad is not None:
             if overlap:
-                buckets.add(grad, compute_index, steps)
+                buckets.add(grad, compute_index, steps, layer_ctx)
             else:
-                steps += ctx.collective("allreduce", grad.group, grad.nbytes / ctx.dtype_bytes, "batch",
-                                        layer.name, "bwd")
+                steps += layer_ctx.collective("allreduce", grad.group, grad.nbytes / ctx.dtype_bytes, "batch",
+                                              layer.name, "bwd")
         if plan.redistribute_bwd:
             steps += ctx.collective("allgather", "model", layer.in_elems_per_sample * ctx.batch / ctx.pc,
                                     "redistribute", layer.name, "bwd")
@@ -119,8 +129,14 @@ def build_steps(model: Model, plans: list[LayerPlan], ctx: Context, compute_time
 def plan_run(model: Model, conv_mode: str, fc_mode: str, batch: int, grid: Grid, dtype_bytes: int,
              algorithms: dict[str, str], compute_time, overlap: bool = False, paper_dx: bool = False,
              meta: dict | None = None) -> RunPlan:
-    """Plan one iteration of ``model`` on ``grid`` (see the module docstring)."""
-    ctx = Context(batch, grid.pr, grid.pc, dtype_bytes, dict(algorithms), paper_dx)
-    plans = plan_layers(model, conv_mode, fc_mode, batch, grid.pr, grid.pc)
-    steps = build_steps(model, plans, ctx, compute_time, overlap)
+    """Plan one iteration of ``model`` on ``grid`` (see the module docstring); a ``grid.conv`` puts the
+    convolutions on that grid."""
+    conv = grid.conv
+    ctx = Context(batch, grid.pr, grid.pc, dtype_bytes, dict(algorithms), paper_dx,
+                  conv_pr=0 if conv is None else conv.pr)
+    conv_ctx = None if conv is None else Context(batch, conv.pr, conv.pc, dtype_bytes, dict(algorithms), paper_dx,
+                                                 prefix="conv_")
+    conv_dims = None if conv is None else (conv.pr, conv.pc)
+    plans = plan_layers(model, conv_mode, fc_mode, batch, grid.pr, grid.pc, conv_grid=conv_dims)
+    steps = build_steps(model, plans, ctx, compute_time, overlap, conv_ctx=conv_ctx)
     return RunPlan(plans, steps, grid, dict(meta or {}))

@@ -5,6 +5,9 @@ collective op, and ``paper_dx``: with it the backward ΔX all-reduce of model la
 and charged for the first layer too, as the paper's Eqs. 3 and 8 print it; without it (the default, the
 only choice a :class:`~sim.config.RunConfig` reaches) it has its true size ``d_{i-1} x B/Pc`` and the
 first layer, whose ΔX nobody needs, has none. ``paper_dx`` exists so tests can show both forms.
+
+With a separate conv grid the layers on it get a context of the conv grid's Pr x Pc and ``prefix="conv_"``:
+their ``model`` and ``batch`` groups become the conv grid's (``conv_model``, ``conv_batch``); ``all`` stays.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ class Context:
     dtype_bytes: int
     algorithms: dict[str, str] = field(default_factory=dict)
     paper_dx: bool = False
+    prefix: str = ""  #: ``conv_`` for the layers on a separate conv grid (module docstring)
+    conv_pr: int = 0  #: the conv grid's Pr, in the fc grid's context when there is a conv grid (sizes ``conv_fc``)
 
     @property
     def procs(self) -> int:
@@ -36,8 +41,11 @@ class Context:
                    stream: str = "compute", deps: tuple[int, ...] = ()) -> list[Step]:
         """A one-step list for a collective of ``words`` words, or ``[]`` if its group has one member
         or it moves nothing."""
-        if group_size(group, self.pr, self.pc) < 2 or words <= 0:
+        size = self.pr // self.conv_pr if group == "conv_fc" else group_size(group, self.pr, self.pc)
+        if size < 2 or words <= 0:
             return []
+        if self.prefix and group != "all":
+            group = self.prefix + group
         return [Step("collective", layer, phase, op=op, group=group, nbytes=float(words) * self.dtype_bytes,
                      algorithm=self.algorithm(op), category=category, stream=stream, deps=deps)]
 

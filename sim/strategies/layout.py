@@ -32,6 +32,25 @@ really an all-to-all inside the model group; it is charged as the all-gather of 
 Model -> batch and model -> domain forward are local selections and free. Nothing is charged when
 Pr = 1. The paper calls redistribution "asymptotically free" and leaves it out of Eqs. 3-9, so the
 summary reports it apart (``redistribute_s``), never inside batch/model/domain communication.
+
+A separate conv grid (``conv_grid``, Pr_c x Pc_c; the fc layers stay on the Pr x Pc grid, fc mode model)
+puts the convolutions, and the layers that follow them up to the first fc layer, on that grid: local
+batch B/Pc_c, shard 1/Pr_c. Every convolution must come before every fc layer and Pr_c must divide Pr
+(:func:`sim.config.validate_against_model`); then, with either placement, each fc model group (Pr ranks)
+is a union of whole conv-grid columns, and the fc sample block of a model group is the union of the
+conv sample blocks its ranks hold. At the conv -> fc boundary (the last conv/pool output, d words per
+sample) the forward pass needs, on every rank, d x B/Pc words, replicated over its fc model group:
+
+* conv ``domain``: each rank holds B/Pc_c samples x 1/Pr_c of the rows = d B/P words, and the Pr ranks of
+  its fc model group hold disjoint pieces that make up the block: one all-gather over the fc model group
+  (``model``) of d x B/Pc words. Each rank receives (Pr-1)/Pr of it = d B/Pc - d B/P, exactly what it lacks.
+* conv ``model``: each rank holds all d features of B/Pc_c samples, replicated Pr_c times in the fc model
+  group; the Pr/Pr_c ranks of the group with the same conv-grid row hold the distinct blocks: one
+  all-gather over that group (``conv_fc``) of d x B/Pc words; each receives d B/Pc - d B/Pc_c.
+
+Backward, the first fc layer's ΔX all-reduce over its model group (charged as model communication, Eq. 8)
+leaves the whole d x B/Pc gradient on every rank of the group, so each conv-grid rank selects its part
+locally: nothing is charged.
 """
 
 from __future__ import annotations
@@ -72,6 +91,11 @@ class LayerPlan:
         True for the first weight layer of the model (it needs no ΔX).
     redistribute_fwd, redistribute_bwd : bool
         Charge an Eq. 6 all-gather in front of this layer in the forward / after it in the backward pass.
+    on_conv_grid : bool
+        The layer runs on the separate conv grid (module docstring).
+    redistribute_group : str
+        The group kind of the forward redistribution (``model``; ``conv_fc`` from model-parallel
+        convolutions on a conv grid).
     """
 
     layer: Layer
@@ -81,6 +105,8 @@ class LayerPlan:
     first_weight: bool = False
     redistribute_fwd: bool = False
     redistribute_bwd: bool = False
+    on_conv_grid: bool = False
+    redistribute_group: str = "model"
 
 
 def weight_mode(layer: Layer, conv_mode: str, fc_mode: str) -> str:
@@ -88,29 +114,40 @@ def weight_mode(layer: Layer, conv_mode: str, fc_mode: str) -> str:
     return conv_mode if layer.kind == "conv" else fc_mode
 
 
-def plan_layers(model: Model, conv_mode: str, fc_mode: str, batch: int, pr: int, pc: int) -> list[LayerPlan]:
-    """One :class:`LayerPlan` per layer of ``model``, in model order (module docstring for the rules)."""
+def plan_layers(model: Model, conv_mode: str, fc_mode: str, batch: int, pr: int, pc: int,
+                conv_grid: tuple[int, int] | None = None) -> list[LayerPlan]:
+    """One :class:`LayerPlan` per layer of ``model``, in model order (module docstring for the rules);
+    ``conv_grid`` ``(Pr_c, Pc_c)`` puts the convolutions on their own grid."""
     procs = pr * pc
     weights = [layer for layer in model.layers if is_split(layer)]
     current = weight_mode(weights[0], conv_mode, fc_mode) if weights else "batch"
     previous_weight_mode: str | None = None
+    on_conv = conv_grid is not None and bool(weights) and weights[0].kind == "conv"
     plans: list[LayerPlan] = []
     for layer in model.layers:
         first = False
         redistribute_fwd = redistribute_bwd = False
+        group = "model"
         if is_split(layer):
             mode = weight_mode(layer, conv_mode, fc_mode)
             first = previous_weight_mode is None
-            if previous_weight_mode is not None and pr > 1 and mode != previous_weight_mode:
+            layer_on_conv = conv_grid is not None and layer.kind == "conv"
+            if conv_grid is not None and on_conv and not layer_on_conv:
+                redistribute_fwd = True  # conv grid -> fc grid (module docstring)
+                group = "conv_fc" if previous_weight_mode == "model" else "model"
+            elif previous_weight_mode is not None and pr > 1 and mode != previous_weight_mode:
                 redistribute_fwd = (previous_weight_mode, mode) in FWD_REDISTRIBUTE
                 redistribute_bwd = (previous_weight_mode, mode) in BWD_REDISTRIBUTE
             previous_weight_mode = current = mode
+            on_conv = layer_on_conv
         mode = current
+        rows, cols = conv_grid if on_conv and conv_grid is not None else (pr, pc)
         if mode == "batch":
             local_batch, shard = batch / procs, 1.0
         elif mode == "model":
-            local_batch, shard = batch / pc, (1.0 / pr if is_split(layer) else 1.0)
+            local_batch, shard = batch / cols, (1.0 / rows if is_split(layer) else 1.0)
         else:
-            local_batch, shard = batch / pc, 1.0 / pr
-        plans.append(LayerPlan(layer, mode, local_batch, shard, first, redistribute_fwd, redistribute_bwd))
+            local_batch, shard = batch / cols, 1.0 / rows
+        plans.append(LayerPlan(layer, mode, local_batch, shard, first, redistribute_fwd, redistribute_bwd,
+                               on_conv, group))
     return plans

@@ -2,7 +2,8 @@
 
 All ranks of a Pr x Pc grid run the same sequence of operations; only the members of their groups differ.
 A :class:`Step` names its group by kind (``model``: the rank's grid column of Pr ranks, ``batch``: its grid
-row of Pc ranks, ``all``: all P ranks). :func:`materialize` turns steps into a :class:`~sim.program.Program`
+row of Pc ranks, ``all``: all P ranks; with a separate conv grid also ``conv_model``, ``conv_batch`` and
+``conv_fc``, see :class:`~sim.grid.Grid`). :func:`materialize` turns steps into a :class:`~sim.program.Program`
 with real groups (one shared :class:`~sim.program.Collective` per group and step); the analytic fast path
 (:mod:`sim.fastpath`) evaluates the steps of one representative rank directly.
 """
@@ -39,18 +40,14 @@ class Step:
 
 
 def group_size(kind: str, pr: int, pc: int) -> int:
-    """Members of a group of ``kind`` on a Pr x Pc grid."""
+    """Members of a group of ``kind`` on a Pr x Pc grid (the three kinds of one grid; a grid with a conv
+    grid answers for every kind with :meth:`~sim.grid.Grid.group_size`)."""
     return {"model": pr, "batch": pc, "all": pr * pc}[kind]
 
 
 def _groups(grid: Grid, kind: str) -> tuple[tuple[tuple[int, ...], ...], list[int]]:
     """The groups of ``kind`` and, per rank, the index of its group."""
-    if kind == "model":
-        groups = grid.model_groups()
-    elif kind == "batch":
-        groups = grid.batch_groups()
-    else:
-        groups = (grid.all_ranks(),)
+    groups = grid.groups(kind)
     index = [0] * grid.procs
     for g, members in enumerate(groups):
         for r in members:
@@ -63,7 +60,8 @@ def materialize(steps: list[Step], grid: Grid, meta: dict | None = None) -> Prog
 
     Collective keys are ``"<step>:<layer>:<op>:<group kind><group index>"``, unique per program.
     """
-    layouts = {kind: _groups(grid, kind) for kind in GROUP_KINDS}
+    kinds = dict.fromkeys([*GROUP_KINDS, *(step.group for step in steps if step.kind == "collective")])
+    layouts = {kind: _groups(grid, kind) for kind in kinds}
     per_step: list[list[Op]] = []
     for s, step in enumerate(steps):
         if step.kind == "compute":
@@ -75,7 +73,7 @@ def materialize(steps: list[Step], grid: Grid, meta: dict | None = None) -> Prog
                        step.layer, step.phase, step.category, (len(members),) if step.op == "halo" else (),
                        step.stream, step.deps)
             for g, members in enumerate(groups)])
-    index_of = {kind: layouts[kind][1] for kind in GROUP_KINDS}
+    index_of = {kind: layouts[kind][1] for kind in kinds}
     choose = [(ops, index_of[step.group] if step.kind == "collective" else None) for ops, step in zip(per_step, steps, strict=True)]
     rank_ops = tuple(
         tuple(ops[idx[r]] if idx is not None else ops[0] for ops, idx in choose)
