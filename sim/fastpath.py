@@ -19,6 +19,7 @@ phases, so that it is the same for every rank.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -82,9 +83,14 @@ def check_algorithms(steps: list[Step], pr: int, pc: int) -> None:
                 get_algo(step.op, step.algorithm).check(key[2])
 
 
-def run_fast(steps: list[Step], grid: Grid, network: Any) -> FastResult:
+def run_fast(steps: list[Step], grid: Grid, network: Any,
+             collective_s: Callable[[Step, Grid], float] | None = None) -> FastResult:
     """Schedule ``steps`` on rank 0 with the closed-form costs of the ``analytic`` ``network`` (the same
-    cached costs, keywords and bytes the analytic network model gives the engine)."""
+    cached costs, keywords and bytes the analytic network model gives the engine).
+
+    ``collective_s(step, grid)``, when given, prices each collective instead of the closed form (the
+    routed screen of ``dnnsim best``, :class:`sim.screen.RoutedScreen`); records, algorithms and bytes
+    still come from ``network``. The schedule is then a screen, not the engine's result."""
     from sim.network.base import cached_cost
 
     check_algorithms(steps, grid.pr, grid.pc)
@@ -101,8 +107,11 @@ def run_fast(steps: list[Step], grid: Grid, network: Any) -> FastResult:
         else:
             group = groups[step.group]
             p, nbytes = len(group), float(step.nbytes)
-            kw = network.algo_kwargs(step.op, step.algorithm, group)
-            end = start + cached_cost(step.op, step.algorithm, p, nbytes, alpha_s, bandwidth_Bps, kw)
+            if collective_s is None:
+                kw = network.algo_kwargs(step.op, step.algorithm, group)
+                end = start + cached_cost(step.op, step.algorithm, p, nbytes, alpha_s, bandwidth_Bps, kw)
+            else:
+                end = start + collective_s(step, grid)
             sent = float(network.bytes_sent(step.op, step.algorithm, group, nbytes).sum()) / p
             rows.append(collective_row(0, step, f"{s}:{step.layer}:{step.op}:{step.group}0", p,
                                        network.effective_algorithm(step.op, step.algorithm, group),
