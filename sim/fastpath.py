@@ -51,20 +51,29 @@ def _groups_of(grid: Grid, kind: str) -> tuple[tuple[int, ...], ...]:
 
 
 def _group_of(grid: Grid, kind: str, rank: int = 0) -> tuple[int, ...]:
-    """The group of ``kind`` that ``rank`` belongs to."""
-    return next(g for g in _groups_of(grid, kind) if rank in g)
+    """The group of ``kind`` that ``rank`` belongs to (the grid column or row of its position)."""
+    if kind == "all":
+        return grid.all_ranks()
+    i, j = grid.position(rank)
+    if kind == "model":
+        return tuple(grid.rank(k, j) for k in range(grid.pr))
+    return tuple(grid.rank(i, k) for k in range(grid.pc))
 
 
 def is_symmetric(steps: list[Step], grid: Grid, network: Any) -> bool:
     """False when an algorithm's placement keywords (:meth:`~sim.network.base.NetworkModel.algo_kwargs`)
     differ between the groups of one kind (``hierarchical`` on groups of which only some are
     node-aligned): then ranks are not alike and the fast path does not apply."""
+    from sim.network.base import get_algo
+
     seen = set()
     for step in steps:
         key = (step.op, step.algorithm, step.group)
         if step.kind != "collective" or key in seen:
             continue
         seen.add(key)
+        if not getattr(get_algo(step.op, step.algorithm), "placement_facts", ()):
+            continue  # no placement keywords: the same (none) for every group
         if len({network.algo_kwargs(step.op, step.algorithm, g) for g in _groups_of(grid, step.group)}) > 1:
             return False
     return True
