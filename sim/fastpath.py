@@ -19,6 +19,7 @@ phases, so that it is the same for every rank.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,11 +47,18 @@ def _groups_of(grid: Grid, kind: str) -> tuple[tuple[int, ...], ...]:
 
 
 def _group_of(grid: Grid, kind: str, rank: int = 0) -> tuple[int, ...]:
-    """The group of ``kind`` that ``rank`` belongs to."""
+    """The group of ``kind`` that ``rank`` belongs to (the grid column or row of its position)."""
     if kind == "conv_model" and grid.conv is not None:
         return _group_of(grid.conv, "model", rank)
     if kind == "conv_batch" and grid.conv is not None:
         return _group_of(grid.conv, "batch", rank)
+    if kind == "all":
+        return grid.all_ranks()
+    if kind in ("model", "batch"):
+        i, j = grid.position(rank)
+        if kind == "model":
+            return tuple(grid.rank(k, j) for k in range(grid.pr))
+        return tuple(grid.rank(i, k) for k in range(grid.pc))
     return next(g for g in _groups_of(grid, kind) if rank in g)
 
 
@@ -58,12 +66,16 @@ def is_symmetric(steps: list[Step], grid: Grid, network: Any) -> bool:
     """False when an algorithm's placement keywords (:meth:`~sim.network.base.NetworkModel.algo_kwargs`)
     differ between the groups of one kind (``hierarchical`` on groups of which only some are
     node-aligned): then ranks are not alike and the fast path does not apply."""
+    from sim.network.base import get_algo
+
     seen = set()
     for step in steps:
         key = (step.op, step.algorithm, step.group)
         if step.kind != "collective" or key in seen:
             continue
         seen.add(key)
+        if not getattr(get_algo(step.op, step.algorithm), "placement_facts", ()):
+            continue  # no placement keywords: the same (none) for every group
         if len({network.algo_kwargs(step.op, step.algorithm, g) for g in _groups_of(grid, step.group)}) > 1:
             return False
     return True
@@ -84,9 +96,14 @@ def check_algorithms(steps: list[Step], pr: int, pc: int, grid: Grid | None = No
                 get_algo(step.op, step.algorithm).check(key[2])
 
 
-def run_fast(steps: list[Step], grid: Grid, network: Any) -> FastResult:
+def run_fast(steps: list[Step], grid: Grid, network: Any,
+             collective_s: Callable[[Step, Grid], float] | None = None) -> FastResult:
     """Schedule ``steps`` on rank 0 with the closed-form costs of the ``analytic`` ``network`` (the same
-    cached costs, keywords and bytes the analytic network model gives the engine)."""
+    cached costs, keywords and bytes the analytic network model gives the engine).
+
+    ``collective_s(step, grid)``, when given, prices each collective instead of the closed form (the
+    routed screen of ``dnnsim best``, :class:`sim.screen.RoutedScreen`); records, algorithms and bytes
+    still come from ``network``. The schedule is then a screen, not the engine's result."""
     from sim.network.base import cached_cost
 
     check_algorithms(steps, grid.pr, grid.pc, grid if grid.conv is not None else None)
@@ -104,8 +121,11 @@ def run_fast(steps: list[Step], grid: Grid, network: Any) -> FastResult:
         else:
             group = groups[step.group]
             p, nbytes = len(group), float(step.nbytes)
-            kw = network.algo_kwargs(step.op, step.algorithm, group)
-            end = start + cached_cost(step.op, step.algorithm, p, nbytes, alpha_s, bandwidth_Bps, kw)
+            if collective_s is None:
+                kw = network.algo_kwargs(step.op, step.algorithm, group)
+                end = start + cached_cost(step.op, step.algorithm, p, nbytes, alpha_s, bandwidth_Bps, kw)
+            else:
+                end = start + collective_s(step, grid)
             sent = float(network.bytes_sent(step.op, step.algorithm, group, nbytes).sum()) / p
             rows.append(collective_row(0, step, f"{s}:{step.layer}:{step.op}:{step.group}0", p,
                                        network.effective_algorithm(step.op, step.algorithm, group),

@@ -113,20 +113,35 @@ def run(config_file: str | None, sets: tuple[str, ...], out: str | None, overwri
 @click.command("best")
 @_shared_options(with_grid=False)
 @click.option("--top", type=int, default=None,
-              help="Rows to keep; with a non-analytic network, how many of the analytic best to re-time (default 5).")
+              help="Rows to show (the pure-batch row is shown as well); above --exact-up-to candidates on a "
+                   "network other than analytic, also how many of the screen's best are re-timed (default 5).")
+@click.option("--exact-up-to", "exact_up_to", type=int, default=None, metavar="N",
+              help="Re-time every candidate on --network when there are at most N (default 32; 0: never).")
 @format_option
-def best(config_file: str | None, sets: tuple[str, ...], top: int | None, fmt: str, **kwargs: Any) -> None:
-    """Rank every strategy and grid of CONFIG_FILE and/or the flags by iteration time."""
-    from sim.best import rank_best
+def best(config_file: str | None, sets: tuple[str, ...], top: int | None, exact_up_to: int | None, fmt: str,
+         **kwargs: Any) -> None:
+    """Rank every strategy and grid of CONFIG_FILE and/or the flags by iteration time.
+
+    \b
+    Every candidate is screened by the fast path (screen_iteration_s): under --network analytic by the
+    closed forms, which is the result; otherwise with each collective priced on its groups' actual routes
+    and link classes (NVLink inside a node, NICs between nodes, ...), the slowest group of each kind.
+    Guarantee: with at most N candidates (--exact-up-to, default 32) every one is re-timed on --network,
+    so the first row is the best an exhaustive `dnnsim run` over every candidate finds. Above N, the top K
+    (--top, default 5) of the routed screen are re-timed; the screen ignores contention between groups,
+    so the best may be missed. The pure-batch row (1xP) is always listed; speedup_vs_batch is its
+    iteration_s over each row's.
+    """
+    from sim.best import EXACT_UP_TO, rank_best
 
     overrides = _overrides(kwargs)
     overrides["strategy"] = "integrated"  # accepts every conv/fc restriction; best tries all strategies
     config = load_config(config_file, overrides, sets, ignore=("grid", "conv_grid"))
-    table = rank_best(config, top)
+    table = rank_best(config, top, EXACT_UP_TO if exact_up_to is None else exact_up_to)
     if fmt == "table":
-        cols = ["rank", "strategy", "pr", "pc", "conv_pr", "conv_pc", "conv", "fc", "analytic_iteration_s", "iteration_s", "epoch_s",
-                "compute_s", "batch_comm_s", "model_comm_s", "domain_comm_s", "redistribute_s",
-                "memory_per_rank_bytes"]
+        cols = ["rank", "strategy", "pr", "pc", "conv_pr", "conv_pc", "conv", "fc", "screen_iteration_s",
+                "iteration_s", "speedup_vs_batch", "epoch_s", "compute_s", "batch_comm_s", "model_comm_s",
+                "domain_comm_s", "redistribute_s", "memory_per_rank_bytes"]
         emit(table[cols], "table")
     else:
         emit(table, fmt)

@@ -12,6 +12,10 @@ names coincide (``model`` is the model's name, ``compute`` the compute model's, 
 layer modes used) and ``grid`` is the grid used, ``PrxPc``. An error row carries its config columns and
 leaves every result column empty (NaN when read by pandas). Values are plain Python scalars, so floats
 are written with ``repr`` and read back bit for bit.
+
+A point of a ``select: best`` sweep (:mod:`sim.sweep.spec`) is evaluated by :func:`best_point` instead
+of the point function: ``dnnsim best`` on its config, keeping the best row; its sweep's header adds
+:data:`BEST_COLUMNS` (:func:`extra_columns`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from sim.errors import UserError
 from sim.sweep.spec import CONFIG_KEYS, Point
 
 STATUS_COLUMNS = ("status", "error", "point_id")
+#: the columns a ``select: best`` sweep adds: the winner's screen estimate and its gain over pure batch
+BEST_COLUMNS = ("screen_iteration_s", "speedup_vs_batch")
 PointFn = Callable[[dict[str, Any]], dict[str, Any]]
 
 
@@ -62,6 +68,28 @@ def simulate_point(config: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def best_point(config: dict[str, Any]) -> dict[str, Any]:
+    """The best row of :func:`sim.best.rank_best` on ``config`` (``strategy``/``grid`` ignored,
+    ``conv``/``fc`` restricting), as a dict without ``rank``; ``wall_s`` is the whole search's seconds."""
+    import time
+
+    from sim.api import make_config
+    from sim.best import rank_best
+
+    start = time.perf_counter()
+    cfg = make_config({**config, "strategy": "integrated", "grid": None})
+    row = rank_best(cfg).iloc[0].to_dict()
+    del row["rank"]
+    row["wall_s"] = time.perf_counter() - start
+    return row
+
+
+def extra_columns(points: Sequence[Point]) -> tuple[str, ...]:
+    """Columns beyond :func:`columns`' defaults that these points' rows fill: :data:`BEST_COLUMNS` when
+    any point is a ``select: best`` point."""
+    return BEST_COLUMNS if any(p.select == "best" for p in points) else ()
+
+
 def error_message(exc: BaseException) -> str:
     """One line: a :class:`UserError`'s own text, else ``TypeName: message`` (first line)."""
     if isinstance(exc, UserError):
@@ -99,11 +127,12 @@ def error_row(point: Point, message: str) -> dict[str, Any]:
 
 
 def run_point(fn: PointFn, point: Point) -> dict[str, Any]:
-    """Evaluate one point; any exception becomes an error row."""
+    """Evaluate one point (``fn``, or :func:`best_point` for a ``select: best`` point); any exception
+    becomes an error row."""
     if point.error is not None:
         return error_row(point, point.error)
     try:
-        summary = fn(dict(point.config))
+        summary = (best_point if point.select == "best" else fn)(dict(point.config))
     except Exception as exc:  # a failing point is recorded, the sweep goes on
         return error_row(point, error_message(exc))
     return ok_row(point, summary)
@@ -114,5 +143,6 @@ def run_chunk(fn: PointFn, points: list[Point]) -> list[dict[str, Any]]:
     return [run_point(fn, p) for p in points]
 
 
-__all__ = ["STATUS_COLUMNS", "PointFn", "columns", "error_message", "error_row", "ok_row", "result_columns",
+__all__ = ["BEST_COLUMNS", "STATUS_COLUMNS", "PointFn", "best_point", "columns", "error_message", "error_row",
+           "extra_columns", "ok_row", "result_columns",
            "run_chunk", "run_point", "simulate_point"]

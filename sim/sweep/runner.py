@@ -28,7 +28,7 @@ from typing import Any
 from sim.errors import UserError
 from sim.sweep.csvsink import open_sink, rewrite_sorted
 from sim.sweep.progress import SweepProgress
-from sim.sweep.rows import PointFn, columns, simulate_point
+from sim.sweep.rows import PointFn, columns, extra_columns, simulate_point
 from sim.sweep.spec import Point, SweepSpec, expand, load_sweep, resolve_point
 
 
@@ -157,7 +157,7 @@ def run_sweep(sweep: SweepSpec | str | Path | dict | Sequence[dict], out: str | 
     try:
         # the backend first: a scheduler that cannot be reached leaves no results file behind
         with backend:
-            sink, done = open_sink(out, columns(), resume=resume, overwrite=overwrite)
+            sink, done = open_sink(out, columns(extra_columns(points)), resume=resume, overwrite=overwrite)
             todo = [p for p in points if p.point_id not in done]
             skipped = len(points) - len(todo)
             with sink, SweepProgress(len(todo), enabled=progress) as bar:

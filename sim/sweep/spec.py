@@ -12,6 +12,7 @@ A sweep file has three parts, all optional except that it must define at least o
       - batch: [512, 2048, 8192]      # one more axis of the product, after the ``vary`` keys
         procs: [128, 512, 2048]
     name: weak-scaling    # optional label; ``description`` is optional too
+    select: best          # optional: each point keeps only the best strategy, grid and modes (below)
 
 ``grid: all`` (in ``base`` or among a ``vary``/``zip`` list) expands, innermost, into every valid grid of
 that point's ``procs`` and ``strategy``: all factorizations Pr x Pc (Pr ascending) for ``integrated``,
@@ -22,6 +23,15 @@ no spaces) of its *resolved* config — :meth:`sim.config.RunConfig.resolved`, d
 layer modes filled in — so two spellings of the same run share an id. A point whose config is invalid
 (say a grid that does not factor procs) is hashed from its keys over the defaults and carries its error;
 the runner records it as an error row without running it. Points with equal ids are kept once (the first).
+
+``select: best`` makes every point of the other axes a search: it runs :func:`sim.best.rank_best`
+(``dnnsim best``: every strategy, grid and layer-mode candidate, re-timed exactly on small lists) and
+records its best row, with the winner's ``strategy``, ``grid``, ``conv``, ``fc`` and
+``speedup_vs_batch``. ``strategy`` and ``grid`` may then not be set (the search picks them);
+``conv``/``fc`` restrict the candidates as in ``dnnsim best``. Such a point's config has ``strategy``
+``integrated`` and no ``grid``; its id hashes ``select: best`` too, so it never collides with an
+ordinary point. Resume, errors and workers work as for ordinary points (:mod:`sim.sweep.rows`).
+``select: all`` (the default) runs every point as given.
 
 Mistakes in the file itself (malformed YAML, unknown keys, empty lists, unequal zip lengths, a key set in
 two places) raise :class:`~sim.errors.UserError`.
@@ -51,7 +61,11 @@ from sim.errors import UserError
 from sim.grid import all_grids
 from sim.yamlfile import read_yaml_mapping
 
-TOP_KEYS = ("base", "vary", "zip", "name", "description")
+TOP_KEYS = ("base", "vary", "zip", "name", "description", "select")
+#: values of ``select``: every point as given, or the best strategy/grid/modes per point
+SELECT_MODES = ("all", "best")
+#: keys a ``select: best`` sweep may not set (the search picks them)
+BEST_PICKS = ("strategy", "grid")
 CONFIG_KEYS: tuple[str, ...] = tuple(RunConfig.model_fields)
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -66,6 +80,7 @@ class SweepSpec:
     name: str | None = None
     description: str | None = None
     source: str = "sweep"
+    select: str = "all"
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "sweep") -> SweepSpec:
@@ -91,7 +106,17 @@ class SweepSpec:
         for key in ("name", "description"):
             if data.get(key) is not None and not isinstance(data[key], str):
                 raise UserError(key, f"{data[key]!r} is not a string", "a string")
-        return cls(base, vary, zip_groups, data.get("name"), data.get("description"), source)
+        select = data.get("select", "all")
+        if select not in SELECT_MODES:
+            raise UserError("select", f"{select!r} is not a selection", " | ".join(SELECT_MODES))
+        if select == "best":
+            for key in BEST_PICKS:
+                where = "base" if key in base else seen.get(key)
+                if where is not None:
+                    raise UserError(f"{where}.{key}", f"select: best picks the {key} itself",
+                                    f"no {key} with select: best (conv/fc restrict the candidates), "
+                                    "or select: all")
+        return cls(base, vary, zip_groups, data.get("name"), data.get("description"), source, select)
 
     def axes(self) -> list[list[dict[str, Any]]]:
         """The axes of the product: one per ``vary`` key, then one per zip group; each a list of
@@ -115,11 +140,14 @@ class Point:
         The resolved config (every RunConfig field), or, for an invalid point, its keys over the defaults.
     error : str or None
         The one-line error of an invalid point (it is recorded, not run).
+    select : str
+        ``all`` (run the config) or ``best`` (run ``dnnsim best`` on it and keep the best row).
     """
 
     point_id: str
     config: dict[str, Any]
     error: str | None = None
+    select: str = "all"  #: ``best``: evaluate by the best-per-point search (module docstring)
 
 
 def _normalize_key(key: Any) -> str:
@@ -205,8 +233,18 @@ def canonical_hash(config: dict[str, Any], digits: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:digits]
 
 
-def resolve_point(raw: dict[str, Any]) -> Point:
-    """The :class:`Point` of a raw point dict: resolved config and id, or its error."""
+def resolve_point(raw: dict[str, Any], select: str = "all") -> Point:
+    """The :class:`Point` of a raw point dict: resolved config and id, or its error. With ``select ==
+    "best"`` the config is the search's base (``strategy: integrated``, no grid, ``conv``/``fc`` as given)
+    and the id hashes ``select`` too."""
+    if select == "best":
+        raw = {**raw, "strategy": "integrated"}
+        try:
+            config = make_config(raw).model_dump()
+        except UserError as exc:
+            config = {**_DEFAULTS, **raw}
+            return Point(canonical_hash({**config, "select": select}), config, str(exc), select)
+        return Point(canonical_hash({**config, "select": select}), config, None, select)
     try:
         config = make_config(raw).resolved()
     except UserError as exc:
@@ -249,12 +287,12 @@ def expand(spec: SweepSpec) -> list[Point]:
     seen: set[str] = set()
     out = []
     for raw in raw_points(spec):
-        point = resolve_point(raw)
+        point = resolve_point(raw, spec.select)
         if point.point_id not in seen:
             seen.add(point.point_id)
             out.append(point)
     return out
 
 
-__all__ = ["CONFIG_KEYS", "Point", "SweepSpec", "canonical_hash", "expand", "grids_for", "load_sweep",
+__all__ = ["BEST_PICKS", "CONFIG_KEYS", "SELECT_MODES", "Point", "SweepSpec", "canonical_hash", "expand", "grids_for", "load_sweep",
            "raw_points", "resolve_point"]
