@@ -26,8 +26,16 @@ network, ``compute: none`` — the paper's Eqs. 3-9 count communication only, so
 run's ``iteration_s`` is exactly those equations; ``compute: paper-knl`` adds the paper's measured KNL
 compute (its Fig. 4 table).
 
-Uneven splits are not modelled: B must be a multiple of Pc when any layer is model- or domain-parallel,
-and of P when any layer is batch-parallel over all P (a :class:`UserError` says so).
+Uneven splits (``uneven``)
+    ``allow`` (the default): B need not be a multiple of Pc (or of P), nor a layer's rows or image
+    height a multiple of Pr; the critical rank holds the larger share, ⌈B/Pc⌉ samples, ⌈rows/Pr⌉ rows,
+    ⌈H/Pr⌉ image rows (:mod:`sim.strategies.layout` for compute, :mod:`sim.strategies.common` for
+    message sizes: real B/Pc under the paper's costs, padded blocks with real algorithms). An epoch is
+    still N/B iterations. ``reject``: every split must be even — B a multiple of Pc (model/domain
+    layers) and of P (batch layers over all P), a model layer's rows and a domain layer's output
+    height multiples of Pr — as in frameworks that require divisibility (Megatron-LM's tensor
+    parallelism); anything else is a :class:`UserError`. Either way Pc <= B, P <= B for batch layers,
+    and Pr <= rows, Pr <= height.
 """
 
 from __future__ import annotations
@@ -46,12 +54,14 @@ STRATEGIES = ("batch", "model", "domain", "integrated")
 CONV_MODES = ("batch", "model", "domain")
 FC_MODES = ("batch", "model")
 NETWORKS = ("analytic", "flow", "step")
+UNEVEN = ("allow", "reject")
 
 _ALLOWED: dict[str, str] = {
     "strategy": ", ".join(STRATEGIES),
     "conv": ", ".join(CONV_MODES),
     "fc": ", ".join(FC_MODES),
     "network": ", ".join(NETWORKS),
+    "uneven": ", ".join(UNEVEN),
     "batch": "an integer >= 1",
     "procs": "an integer >= 1",
     "dtype_bytes": "an integer >= 1 (4 for fp32, 2 for fp16/bf16)",
@@ -95,6 +105,9 @@ class RunConfig(BaseModel):
     dataset_size: int | None = Field(None, ge=1, description="Training samples N per epoch; default the "
                                                              "model's own (ImageNet: 1.2M).")
     seed: int = Field(0, description="Seed for everything random (ECMP hashing).")
+    uneven: Literal["allow", "reject"] = Field(
+        "allow", description="Uneven splits (B not a multiple of Pc, rows or image height not of Pr): allow "
+                             "(the critical rank holds the larger share) or reject.")
 
     @field_validator("placement")
     @classmethod
@@ -248,9 +261,10 @@ def validate_against_model(config: RunConfig, model: Any) -> None:
     """Check the grid and modes against the model's layers and the batch (raises :class:`UserError`).
 
     * a ``conv`` mode other than the default needs a model with convolutions;
-    * B must be a multiple of Pc (model/domain layers) and of P (batch layers over all P);
+    * Pc <= B (model/domain layers) and P <= B (batch layers over all P);
     * a model layer needs at least Pr output rows of W (output channels or features);
-    * a domain layer needs at least Pr output image rows.
+    * a domain layer needs at least Pr output image rows;
+    * with ``uneven: reject``, B a multiple of Pc and of P, and rows and image heights multiples of Pr.
     """
     pr, pc = config.grid_dims()
     conv_mode, fc_mode = config.layer_modes()
@@ -263,20 +277,21 @@ def validate_against_model(config: RunConfig, model: Any) -> None:
     if kinds - {"conv"}:
         used.add(fc_mode)
     B, P = config.batch, config.procs
+    even = config.uneven == "reject"
     if used & {"model", "domain"}:
         if pc > B:
             raise UserError("grid", f"Pc={pc} exceeds batch={B}",
                             "Pc <= batch (one sample per grid column at least)")
-        if B % pc:
-            raise UserError("batch", f"batch={B} is not a multiple of Pc={pc}",
-                            "a batch divisible by Pc (uneven splits are not modelled)")
+        if B % pc and even:
+            raise UserError("batch", f"batch={B} is not a multiple of Pc={pc} (uneven: reject)",
+                            "a batch divisible by Pc, or uneven: allow")
     if "batch" in used:
         if P > B:
             raise UserError("procs", f"procs={P} exceeds batch={B} for batch-parallel layers",
                             "procs <= batch, or model/domain parallel layers (conv domain, fc model)")
-        if B % P:
-            raise UserError("batch", f"batch={B} is not a multiple of procs={P} for batch-parallel layers",
-                            "a batch divisible by procs (uneven splits are not modelled)")
+        if B % P and even:
+            raise UserError("batch", f"batch={B} is not a multiple of procs={P} for batch-parallel layers "
+                                     "(uneven: reject)", "a batch divisible by procs, or uneven: allow")
     for layer in model.layers:
         if layer.kind not in ("conv", "fc"):
             continue
@@ -286,6 +301,10 @@ def validate_against_model(config: RunConfig, model: Any) -> None:
             if rows < pr:
                 raise UserError("grid", f"Pr={pr} exceeds the {rows} output rows of W of layer {layer.name!r}",
                                 f"Pr <= {rows} for model-parallel layers")
+            if rows % pr and even:
+                raise UserError("grid", f"Pr={pr} does not divide the {rows} output rows of W of layer "
+                                        f"{layer.name!r} (uneven: reject)",
+                                f"a Pr that divides {rows}, or uneven: allow")
         elif mode == "domain":
             if len(layer.out_shape) < 3:
                 raise UserError("conv", f"layer {layer.name!r} ({layer.kind}) cannot be domain-parallel",
@@ -294,6 +313,10 @@ def validate_against_model(config: RunConfig, model: Any) -> None:
             if height < pr:
                 raise UserError("grid", f"Pr={pr} exceeds the {height} image rows of layer {layer.name!r}",
                                 f"Pr <= {height} for domain-parallel layers")
+            if height % pr and even:
+                raise UserError("grid", f"Pr={pr} does not divide the {height} image rows of layer "
+                                        f"{layer.name!r} (uneven: reject)",
+                                f"a Pr that divides {height}, or uneven: allow")
 
 
 def squarest_grid(procs: int) -> tuple[int, int]:
