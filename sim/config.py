@@ -34,8 +34,8 @@ Uneven splits (``uneven``)
     still N/B iterations. ``reject``: every split must be even — B a multiple of Pc (model/domain
     layers) and of P (batch layers over all P), a model layer's rows and a domain layer's output
     height multiples of Pr — as in frameworks that require divisibility (Megatron-LM's tensor
-    parallelism); anything else is a :class:`UserError`. Either way Pc <= B, P <= B for batch layers,
-    and Pr <= rows, Pr <= height.
+    parallelism asserts it, ``ensure_divisibility`` in megatron/core/utils.py); anything else is a
+    :class:`UserError`. Either way Pc <= B, P <= B for batch layers, and Pr <= rows, Pr <= height.
 """
 
 from __future__ import annotations
