@@ -31,8 +31,16 @@ network, ``compute: none`` — the paper's Eqs. 3-9 count communication only, so
 run's ``iteration_s`` is exactly those equations; ``compute: paper-knl`` adds the paper's measured KNL
 compute (its Fig. 4 table).
 
-Uneven splits are not modelled: B must be a multiple of Pc when any layer is model- or domain-parallel,
-and of P when any layer is batch-parallel over all P (a :class:`UserError` says so).
+Uneven splits (``uneven``)
+    ``allow`` (the default): B need not be a multiple of Pc (or of P), nor a layer's rows or image
+    height a multiple of Pr; the critical rank holds the larger share, ⌈B/Pc⌉ samples, ⌈rows/Pr⌉ rows,
+    ⌈H/Pr⌉ image rows (:mod:`sim.strategies.layout` for compute, :mod:`sim.strategies.common` for
+    message sizes: real B/Pc under the paper's costs, padded blocks with real algorithms). An epoch is
+    still N/B iterations. ``reject``: every split must be even — B a multiple of Pc (model/domain
+    layers) and of P (batch layers over all P), a model layer's rows and a domain layer's output
+    height multiples of Pr — as in frameworks that require divisibility (Megatron-LM's tensor
+    parallelism asserts it, ``ensure_divisibility`` in megatron/core/utils.py); anything else is a
+    :class:`UserError`. Either way Pc <= B, P <= B for batch layers, and Pr <= rows, Pr <= height.
 """
 
 from __future__ import annotations
@@ -51,12 +59,14 @@ STRATEGIES = ("batch", "model", "domain", "integrated")
 CONV_MODES = ("batch", "model", "domain")
 FC_MODES = ("batch", "model")
 NETWORKS = ("analytic", "flow", "step")
+UNEVEN = ("allow", "reject")
 
 _ALLOWED: dict[str, str] = {
     "strategy": ", ".join(STRATEGIES),
     "conv": ", ".join(CONV_MODES),
     "fc": ", ".join(FC_MODES),
     "network": ", ".join(NETWORKS),
+    "uneven": ", ".join(UNEVEN),
     "batch": "an integer >= 1",
     "procs": "an integer >= 1",
     "dtype_bytes": "an integer >= 1 (4 for fp32, 2 for fp16/bf16)",
@@ -106,6 +116,9 @@ class RunConfig(BaseModel):
     dataset_size: int | None = Field(None, ge=1, description="Training samples N per epoch; default the "
                                                              "model's own (ImageNet: 1.2M).")
     seed: int = Field(0, description="Seed for everything random (ECMP hashing).")
+    uneven: Literal["allow", "reject"] = Field(
+        "allow", description="Uneven splits (B not a multiple of Pc, rows or image height not of Pr): allow "
+                             "(the critical rank holds the larger share) or reject.")
 
     @field_validator("placement")
     @classmethod
@@ -291,11 +304,12 @@ def validate_against_model(config: RunConfig, model: Any) -> None:
     """Check the grid and modes against the model's layers and the batch (raises :class:`UserError`).
 
     * a ``conv`` mode other than the default needs a model with convolutions;
-    * B must be a multiple of Pc (model/domain layers) and of P (batch layers over all P);
+    * Pc <= B (model/domain layers) and P <= B (batch layers over all P);
     * a model layer needs at least Pr output rows of W (output channels or features);
     * a domain layer needs at least Pr output image rows;
     * with a separate conv grid (Pr_c x Pc_c): the model has convolutions, all of them before its first
       fc layer; B a multiple of Pc_c; the conv layers checked as above against Pr_c.
+    * with ``uneven: reject``, B a multiple of Pc and of P, and rows and image heights multiples of Pr.
     """
     pr, pc = config.grid_dims()
     conv_grid = config.conv_grid_dims()
@@ -311,20 +325,21 @@ def validate_against_model(config: RunConfig, model: Any) -> None:
     B, P = config.batch, config.procs
     if conv_grid is not None:
         _check_conv_grid(config, model, conv_grid)
+    even = config.uneven == "reject"
     if used & {"model", "domain"}:
         if pc > B:
             raise UserError("grid", f"Pc={pc} exceeds batch={B}",
                             "Pc <= batch (one sample per grid column at least)")
-        if B % pc:
-            raise UserError("batch", f"batch={B} is not a multiple of Pc={pc}",
-                            "a batch divisible by Pc (uneven splits are not modelled)")
+        if B % pc and even:
+            raise UserError("batch", f"batch={B} is not a multiple of Pc={pc} (uneven: reject)",
+                            "a batch divisible by Pc, or uneven: allow")
     if "batch" in used:
         if P > B:
             raise UserError("procs", f"procs={P} exceeds batch={B} for batch-parallel layers",
                             "procs <= batch, or model/domain parallel layers (conv domain, fc model)")
-        if B % P:
-            raise UserError("batch", f"batch={B} is not a multiple of procs={P} for batch-parallel layers",
-                            "a batch divisible by procs (uneven splits are not modelled)")
+        if B % P and even:
+            raise UserError("batch", f"batch={B} is not a multiple of procs={P} for batch-parallel layers "
+                                     "(uneven: reject)", "a batch divisible by procs, or uneven: allow")
     for layer in model.layers:
         if layer.kind not in ("conv", "fc"):
             continue
@@ -335,6 +350,10 @@ def validate_against_model(config: RunConfig, model: Any) -> None:
             if rows < lpr:
                 raise UserError(name, f"Pr={lpr} exceeds the {rows} output rows of W of layer {layer.name!r}",
                                 f"Pr <= {rows} for model-parallel layers")
+            if rows % pr and even:
+                raise UserError("grid", f"Pr={pr} does not divide the {rows} output rows of W of layer "
+                                        f"{layer.name!r} (uneven: reject)",
+                                f"a Pr that divides {rows}, or uneven: allow")
         elif mode == "domain":
             if len(layer.out_shape) < 3:
                 raise UserError("conv", f"layer {layer.name!r} ({layer.kind}) cannot be domain-parallel",
@@ -343,6 +362,10 @@ def validate_against_model(config: RunConfig, model: Any) -> None:
             if height < lpr:
                 raise UserError(name, f"Pr={lpr} exceeds the {height} image rows of layer {layer.name!r}",
                                 f"Pr <= {height} for domain-parallel layers")
+            if height % pr and even:
+                raise UserError("grid", f"Pr={pr} does not divide the {height} image rows of layer "
+                                        f"{layer.name!r} (uneven: reject)",
+                                f"a Pr that divides {height}, or uneven: allow")
 
 
 def _check_conv_grid(config: RunConfig, model: Any, conv_grid: tuple[int, int]) -> None:

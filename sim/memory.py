@@ -10,20 +10,23 @@ For momentum SGD a rank holds, at ``dtype_bytes`` per word:
   replicated over the model group, it is the next layer's X); domain mode ``B/Pc x d_i / Pr``.
 
 With a separate conv grid, Pr is the conv grid's for the layers on it (``conv_pr``).
+With uneven splits these are the critical rank's (:mod:`sim.strategies.layout`): ⌈B/P⌉ or ⌈B/Pc⌉
+samples (``local_batch``), ⌈rows/Pr⌉ of a model layer's rows, ⌈H/Pr⌉ of a domain layer's image rows
+(``shard``); the padding frameworks add to communication buffers is not counted.
 
 Workspace, communication buffers and framework overheads are not counted.
 """
 
 from __future__ import annotations
 
-from sim.strategies.layout import LayerPlan, is_split
+from sim.strategies.layout import LayerPlan, critical_share, is_split
 
 #: weights + gradients + momentum
 STATE_COPIES = 3
 
 
 def _activation_share(plan: LayerPlan, pr: int) -> float:
-    return 1.0 / pr if plan.mode == "domain" else 1.0
+    return plan.shard if plan.mode == "domain" else 1.0
 
 
 def memory_breakdown(plans: list[LayerPlan], dtype_bytes: int, pr: int,
@@ -36,11 +39,19 @@ def memory_breakdown(plans: list[LayerPlan], dtype_bytes: int, pr: int,
     for plan in plans:
         if plan.layer.has_weights:
             split = plan.mode == "model" and is_split(plan.layer)
-            weights += plan.layer.params / pr_of(plan) if split else plan.layer.params
+            if split:
+                rows = plan.layer.out_shape[0]
+                weights += plan.layer.params * critical_share(rows, pr_of(plan)) / rows
+            else:
+                weights += plan.layer.params
     acts = 0.0
     if plans:
         first = plans[0]
-        acts += first.layer.in_elems_per_sample * first.local_batch * _activation_share(first, pr_of(first))
+        in_shape = first.layer.in_shape
+        p0 = pr_of(first)
+        share = (critical_share(in_shape[1], p0) / in_shape[1] if first.mode == "domain" and len(in_shape) == 3
+                 else _activation_share(first, p0))
+        acts += first.layer.in_elems_per_sample * first.local_batch * share
     for plan in plans:
         acts += plan.layer.out_elems_per_sample * plan.local_batch * _activation_share(plan, pr_of(plan))
     out = {"weights": weights * dtype_bytes, "gradients": weights * dtype_bytes,

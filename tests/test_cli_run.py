@@ -74,7 +74,7 @@ def test_out_into_an_existing_empty_directory(tmp_path, capsys):
     (["--strategy", "integrated", "--grid", "3x3"], "grid"),
     (["--strategy", "integrated", "--grid", "2x2x2"], "grid"),
     (["--batch", "2"], "procs=8 exceeds batch=2"),
-    (["--batch", "12"], "not a multiple of procs"),
+    (["--batch", "12", "--set", "uneven=reject"], "not a multiple of procs"),
     (["--batch", "4", "--strategy", "integrated", "--grid", "1x8", "--conv", "model"], "Pc=8 exceeds batch=4"),
     (["--procs", "128", "--batch", "128", "--strategy", "model"], "exceeds the 96 output rows"),
     (["--procs", "16", "--batch", "16", "--strategy", "domain", "--fc", "model"], "image rows"),

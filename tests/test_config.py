@@ -98,9 +98,12 @@ def _toy(conv: bool = True) -> Model:
 
 @pytest.mark.parametrize("data, field, text", [
     ({"batch": 8, "procs": 16}, "procs", "exceeds batch"),
-    ({"batch": 12, "procs": 8}, "batch", "not a multiple of procs"),
+    ({"batch": 12, "procs": 8, "uneven": "reject"}, "batch", "not a multiple of procs"),
     ({"batch": 2, "procs": 16, "strategy": "integrated", "grid": "4x4"}, "grid", "Pc=4 exceeds batch=2"),
-    ({"batch": 6, "procs": 16, "strategy": "integrated", "grid": "4x4"}, "batch", "not a multiple of Pc"),
+    ({"batch": 6, "procs": 16, "strategy": "integrated", "grid": "4x4", "uneven": "reject"}, "batch",
+     "not a multiple of Pc"),
+    ({"batch": 16, "procs": 4, "strategy": "model", "uneven": "reject"}, "grid", "does not divide the 6 output rows"),
+    ({"batch": 15, "procs": 3, "strategy": "domain", "uneven": "reject"}, "grid", "does not divide the 8 image rows"),
     ({"batch": 16, "procs": 8, "strategy": "model"}, "grid", "exceeds the 4 output rows"),
     ({"batch": 16, "procs": 16, "strategy": "domain", "fc": "model"}, "grid", "exceeds the 8 image rows"),
 ])

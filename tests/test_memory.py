@@ -20,14 +20,15 @@ def test_batch_parallel_hand_formula():
 def test_integrated_model_and_domain_hand_formula():
     B, pr, pc, word = 64, 4, 2, 2
     # model everywhere: W / Pr, activations B/Pc x d (replicated along the model group)
-    params = (224 + 72 + 65568 + 330) / pr
+    # f2's 10 rows do not split evenly over Pr = 4: the critical rank holds ⌈10/4⌉ = 3 rows of 32 + 1 params
+    params = (224 + 72 + 65568) / pr + 3 * 33
     acts = (768 + 4 * 2048 + 32 + 10) * (B / pc)
     parts = memory_breakdown(plan_layers(toy(), "model", "model", B, pr, pc), word, pr)
     assert parts["weights"] == parts["gradients"] == parts["momentum"] == params * word
     assert parts["activations"] == acts * word
     assert parts["total"] == (3 * params + acts) * word
     # domain conv (full conv W, activations split by Pr) + model fc
-    params = 224 + 72 + (65568 + 330) / pr
+    params = 224 + 72 + 65568 / pr + 3 * 33
     acts = (768 + 4 * 2048) * (B / pc) / pr + (32 + 10) * (B / pc)
     got = memory_per_rank_bytes(plan_layers(toy(), "domain", "model", B, pr, pc), word, pr)
     assert got == (3 * params + acts) * word

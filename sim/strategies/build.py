@@ -101,7 +101,8 @@ def build_steps(model: Model, plans: list[LayerPlan], ctx: Context, compute_time
     for plan in plans:
         layer = plan.layer
         if plan.redistribute_fwd:
-            steps += ctx.collective("allgather", plan.redistribute_group, layer.in_elems_per_sample * ctx.batch / ctx.pc,
+            steps += ctx.collective("allgather", plan.redistribute_group,
+                                    ctx.column_words(layer.in_elems_per_sample, "allgather"),
                                     "redistribute", layer.name, "fwd")
         seconds = compute_time(layer, "fwd", plan.local_batch, plan.shard)
         steps += _MODES[plan.mode].forward(plan, ctx_of(plan), seconds)
@@ -120,7 +121,7 @@ def build_steps(model: Model, plans: list[LayerPlan], ctx: Context, compute_time
                 steps += layer_ctx.collective("allreduce", grad.group, grad.nbytes / ctx.dtype_bytes, "batch",
                                               layer.name, "bwd")
         if plan.redistribute_bwd:
-            steps += ctx.collective("allgather", "model", layer.in_elems_per_sample * ctx.batch / ctx.pc,
+            steps += ctx.collective("allgather", "model", ctx.column_words(layer.in_elems_per_sample, "allgather"),
                                     "redistribute", layer.name, "bwd")
     buckets.flush(steps)
     return steps

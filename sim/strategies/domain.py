@@ -11,6 +11,8 @@ Per iteration, for a convolution with input X_C x X_H x X_W, output Y_C x Y_H x 
   domain layer has it, the first one included, as Eqs. 7 and 9 sum it over all domain layers;
 * backward: ΔW_i, ``|W_i|`` words, all-reduced over all P ranks (category ``batch``).
 
+With B not a multiple of Pc, B/Pc is real under ``paper`` and the critical column's ⌈B/Pc⌉ with a real
+halo algorithm (:mod:`sim.strategies.common`); the halo is ⌊k/2⌋ rows however unevenly H is split.
 1 x 1 kernels have no halo. Layers without weights in a domain region (pooling, activations) work on their
 slab locally: no communication (the halo a pooling window may need is not charged, as in the paper).
 """
@@ -32,7 +34,7 @@ def halo_words(plan: LayerPlan, ctx: Context, phase: str) -> float:
     else:
         channels, _, width = layer.out_shape
         rows = kw // 2
-    return ctx.batch / ctx.pc * width * channels * rows
+    return ctx.column_batch("halo") * width * channels * rows
 
 
 def forward(plan: LayerPlan, ctx: Context, seconds: float) -> list[Step]:

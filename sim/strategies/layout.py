@@ -51,6 +51,17 @@ sample) the forward pass needs, on every rank, d x B/Pc words, replicated over i
 Backward, the first fc layer's ΔX all-reduce over its model group (charged as model communication, Eq. 8)
 leaves the whole d x B/Pc gradient on every rank of the group, so each conv-grid rank selects its part
 locally: nothing is charged.
+
+Uneven splits
+-------------
+B need not be a multiple of Pc (or of P), nor a layer's rows or image height a multiple of Pr. Items are
+split as ``torch.chunk`` / ``torch.tensor_split`` split them: some ranks get ⌈n/p⌉, the others ⌊n/p⌋.
+Every rank runs the same steps, so dnnsim times the *critical rank*, the one with the larger share
+(:func:`critical_share`): ``local_batch`` is ⌈B/P⌉ (batch mode) or ⌈B/Pc⌉ (model, domain), an integer
+given to the compute model; ``shard`` is ⌈rows/Pr⌉ / rows for a model-split weight layer (rows = output
+channels or features) and ⌈H/Pr⌉ / H for a domain layer (H = its output image height; 1/Pr for a layer
+without one). Communication sizes are set in :mod:`sim.strategies.common` (:meth:`Context.column_batch`).
+When everything divides, these are exactly B/P, B/Pc and 1/Pr, bit for bit.
 """
 
 from __future__ import annotations
@@ -83,10 +94,10 @@ class LayerPlan:
     mode : str
         One of :data:`MODES`.
     local_batch : float
-        Samples per rank (B/P for batch mode, B/Pc otherwise).
+        Samples of the critical rank (⌈B/P⌉ for batch mode, ⌈B/Pc⌉ otherwise; B/P, B/Pc when even).
     shard : float
-        Fraction of the layer's work per sample done by one rank (1/Pr for model weight layers and
-        domain layers, 1 otherwise).
+        Fraction of the layer's work per sample done by the critical rank (⌈rows/Pr⌉/rows for model
+        weight layers, ⌈H/Pr⌉/H for domain layers, 1 otherwise; 1/Pr when even).
     first_weight : bool
         True for the first weight layer of the model (it needs no ΔX).
     redistribute_fwd, redistribute_bwd : bool
@@ -107,6 +118,26 @@ class LayerPlan:
     redistribute_bwd: bool = False
     on_conv_grid: bool = False
     redistribute_group: str = "model"
+
+
+def critical_share(items: int, parts: int) -> int:
+    """The larger share ⌈items/parts⌉ of ``items`` split over ``parts`` ranks (the critical rank's).
+
+    >>> critical_share(100, 24), critical_share(4096, 3), critical_share(55, 2), critical_share(256, 16)
+    (5, 1366, 28, 16)
+    """
+    return -(-int(items) // int(parts))
+
+
+def _split_shard(items: int, parts: int) -> float:
+    """The critical rank's fraction ⌈items/parts⌉ / items (exactly 1/parts when parts divides items)."""
+    return critical_share(items, parts) / items
+
+
+def _domain_shard(layer: Layer, pr: int) -> float:
+    """Fraction of a domain layer's image rows on the critical rank (1/Pr for a layer with no image)."""
+    shape = layer.out_shape if len(layer.out_shape) == 3 else layer.in_shape
+    return _split_shard(shape[1], pr) if len(shape) == 3 else 1.0 / pr
 
 
 def weight_mode(layer: Layer, conv_mode: str, fc_mode: str) -> str:
@@ -143,11 +174,12 @@ def plan_layers(model: Model, conv_mode: str, fc_mode: str, batch: int, pr: int,
         mode = current
         rows, cols = conv_grid if on_conv and conv_grid is not None else (pr, pc)
         if mode == "batch":
-            local_batch, shard = batch / procs, 1.0
+            local_batch, shard = float(critical_share(batch, procs)), 1.0
         elif mode == "model":
-            local_batch, shard = batch / cols, (1.0 / rows if is_split(layer) else 1.0)
+            local_batch = float(critical_share(batch, cols))
+            shard = _split_shard(layer.out_shape[0], rows) if is_split(layer) else 1.0
         else:
-            local_batch, shard = batch / cols, 1.0 / rows
+            local_batch, shard = float(critical_share(batch, cols)), _domain_shard(layer, rows)
         plans.append(LayerPlan(layer, mode, local_batch, shard, first, redistribute_fwd, redistribute_bwd,
                                on_conv, group))
     return plans
