@@ -34,14 +34,10 @@ def read_profile(path: str | Path) -> dict[str, tuple[list[float], list[float], 
         ``compute`` field: missing file, unreadable CSV, missing columns, non-positive batch, negative or
         non-finite time, a (layer, batch) pair measured twice.
     """
+    from sim.csvfile import read_csv_file
+
     path = Path(path)
-    if not path.is_file():
-        raise UserError("compute", f"profile file {str(path)!r} does not exist", "profile:FILE with an existing CSV")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError("compute", f"profile {str(path)!r} is not a readable CSV ({type(exc).__name__})",
-                        f"a CSV with columns {', '.join(COLUMNS)}") from None
+    frame = read_csv_file(path, "compute", "profile", f"profile:FILE, a CSV with columns {', '.join(COLUMNS)}")
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise UserError("compute", f"profile {str(path)!r} lacks column(s) {', '.join(missing)}",

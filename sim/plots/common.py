@@ -53,14 +53,10 @@ def require(frame: pd.DataFrame, needed: Iterable[str], source: str) -> None:
 
 def read_results(path: str | Path) -> tuple[pd.DataFrame, str]:
     """The ok rows of a results CSV (all rows when it has no ``status`` column) and its file name."""
+    from sim.csvfile import read_csv_file
+
     p = Path(path)
-    if not p.is_file():
-        raise UserError("results", f"file {str(p)!r} does not exist", "a CSV written by dnnsim sweep")
-    try:
-        frame = pd.read_csv(p)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError("results", f"{str(p)!r} is not a readable CSV ({' '.join(str(exc).split())})",
-                        "a CSV written by dnnsim sweep") from None
+    frame = read_csv_file(p, "results", "results", "a CSV written by dnnsim sweep")
     return ok_rows(frame, p.name), p.name
 
 
