@@ -12,8 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sim.errors import UserError
 
 
@@ -35,6 +33,8 @@ def read_yaml_mapping(path: str | Path, field: str, allowed: str) -> dict[str, A
         If the file does not exist or cannot be read, is not valid YAML, holds nothing (empty, blank or
         only comments), or does not hold a mapping.
     """
+    import yaml  # only when a file is read: not on the start-up path of commands that read none
+
     p = Path(path)
     if not p.is_file():
         raise UserError(field, f"file {str(p)!r} does not exist", allowed)

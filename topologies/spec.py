@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
-import yaml
 
 from sim.errors import UserError
 from sim.units import parse_rate, parse_time
@@ -264,6 +263,8 @@ def load_preset(name: str) -> dict[str, Any]:
     if not path.is_file():
         raise UserError("topology", f"unknown preset {name!r}", "one of " + ", ".join(list_presets()))
     with path.open(encoding="utf-8") as fh:
+        import yaml  # only when a preset file is read
+
         return yaml.safe_load(fh)
 
 
