@@ -108,3 +108,26 @@ def test_cli_prints_the_busiest_links(capsys):
     out = capsys.readouterr().out
     tail = out[out.index("busiest links"):].splitlines()
     assert tail[1].split()[:3] == ["src", "dst", "bytes"] and len(tail) == 2 + 3
+
+
+def test_show_topology_colours_links_by_a_runs_load(tmp_path, capsys):
+    from sim.cli import main
+    from topologies import build_topology
+    from topologies.draw import read_link_load
+
+    spec = "fattree:k=4,oversubscription=2"
+    assert main(["run", "--network", "flow", "--topology", spec, "--procs", "8", "--strategy", "integrated",
+                 "--grid", "2x4", "--out", str(tmp_path / "run")]) == 0
+    load = read_link_load(tmp_path / "run" / "links.csv")
+    names = {str(v) for v in build_topology(spec, 8).nodes}
+    assert load and all(u in names and v in names and 0.0 < x <= 1.0 for (u, v), x in load.items())
+    png = tmp_path / "load.png"
+    assert main(["show-topology", spec, "--procs", "8", "--draw", str(png), "--load",
+                 str(tmp_path / "run" / "links.csv")]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+    # a links.csv of another topology names links this one does not have
+    assert main(["show-topology", "ring", "--procs", "8", "--draw", str(png), "--load",
+                 str(tmp_path / "run" / "links.csv")]) == 2
+    assert capsys.readouterr().err.startswith("error: load: link ")
+    assert main(["show-topology", spec, "--load", str(tmp_path / "run" / "links.csv")]) == 2

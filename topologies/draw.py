@@ -1,15 +1,16 @@
-"""Draw a topology to PNG, SVG or PDF with matplotlib: hosts and switches in different colours.
+"""Draw a topology to PNG, SVG or PDF with matplotlib: hosts and switches in different colours, and
+optionally each link coloured by the load a run put on it (``links.csv`` of ``dnnsim run --out``).
 
 Layouts: switched networks in layers by hop distance from the hosts (hosts at the bottom, then edge,
 aggregation and core switches, as a fat-tree is usually drawn); rings on a circle; tori by coordinates
 (a 3-D torus as its 2-D slices side by side); an implicit full mesh on a circle, with its links drawn up to
-64 hosts. The file is written atomically (a temporary file in the same folder, then renamed).
+64 hosts. The file is written atomically (a temporary file in the same folder, then renamed), with the
+permissions the umask allows.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import networkx as nx
@@ -60,8 +61,26 @@ def _wraps(G: nx.Graph) -> list:
                                                                         strict=True)) > 1]
 
 
-def draw_topology(G: nx.Graph, path: str | Path, title: str | None = None) -> Path:
-    """Draw ``G`` to ``path`` (format from the suffix: .png, .svg or .pdf) and return the path."""
+def read_link_load(path: str | Path) -> dict[tuple[str, str], float]:
+    """``{(src, dst): mean_util}`` from a ``links.csv`` written by ``dnnsim run --out`` (node names as text)."""
+    from sim.csvfile import read_csv_file
+
+    frame = read_csv_file(path, "load", "links", "a links.csv written by dnnsim run --out (flow or step)")
+    missing = [c for c in ("src", "dst", "mean_util") if c not in frame.columns]
+    if missing:
+        raise UserError("load", f"{str(path)!r} lacks column(s) {', '.join(missing)}",
+                        "a links.csv written by dnnsim run --out (columns src, dst, mean_util)")
+    return {(str(u), str(v)): float(x) for u, v, x in zip(frame["src"], frame["dst"], frame["mean_util"],
+                                                          strict=True)}
+
+
+def draw_topology(G: nx.Graph, path: str | Path, title: str | None = None,
+                  load: Mapping[tuple[str, str], float] | None = None) -> Path:
+    """Draw ``G`` to ``path`` (format from the suffix: .png, .svg or .pdf) and return the path.
+
+    ``load`` maps directed links ``(src, dst)`` (node names as text) to their mean utilisation; each drawn
+    link is then coloured by the larger of its two directions (links of the map not in ``G`` are refused).
+    """
     from matplotlib.figure import Figure
 
     path = Path(path)
@@ -80,10 +99,33 @@ def draw_topology(G: nx.Graph, path: str | Path, title: str | None = None) -> Pa
     colours = [SWITCH_COLOUR if H.nodes[v].get("kind") == "switch" else HOST_COLOUR for v in H.nodes]
     wraps = _wraps(H)
     straight = [e for e in H.edges if e not in set(wraps)]
-    nx.draw_networkx_edges(H, pos, edgelist=straight, ax=ax, width=0.5, alpha=0.5)
+    style: dict = {"width": 0.5, "alpha": 0.5}
+    if load is not None:
+        names = {str(v) for v in H.nodes}
+        unknown = [f"{u}->{v}" for u, v in load if u not in names or v not in names]
+        if unknown:
+            raise UserError("load", f"link {unknown[0]} is not in this topology",
+                            "the links.csv of a run on the same topology and procs")
+        from matplotlib import colormaps
+        from matplotlib.colors import Normalize
+
+        norm, cmap = Normalize(0.0, 1.0), colormaps["plasma_r"]
+
+        def edge_style(edges: list) -> dict:
+            util = [max(load.get((str(u), str(v)), 0.0), load.get((str(v), str(u)), 0.0)) for u, v in edges]
+            return {"edge_color": [cmap(norm(x)) for x in util], "width": [0.6 + 3.0 * x for x in util],
+                    "alpha": 0.9}
+
+        from matplotlib.cm import ScalarMappable
+
+        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6,
+                     label="mean link utilisation (busier direction)")
+    nx.draw_networkx_edges(H, pos, edgelist=straight, ax=ax,
+                           **(edge_style(straight) if load is not None else style))
     if wraps:
-        nx.draw_networkx_edges(H, pos, edgelist=wraps, ax=ax, width=0.5, alpha=0.35, arrows=True,
-                               arrowstyle="-", connectionstyle="arc3,rad=0.25")
+        nx.draw_networkx_edges(H, pos, edgelist=wraps, ax=ax, arrows=True, arrowstyle="-",
+                               connectionstyle="arc3,rad=0.25",
+                               **(edge_style(wraps) if load is not None else {"width": 0.5, "alpha": 0.35}))
     nx.draw_networkx_nodes(H, pos, ax=ax, node_color=colours, node_size=node_size,
                            node_shape="o", linewidths=0)
     if n <= 80:
@@ -94,12 +136,7 @@ def draw_topology(G: nx.Graph, path: str | Path, title: str | None = None) -> Pa
 
     ax.legend(handles=[Line2D([], [], marker="o", ls="", color=HOST_COLOUR, label="host"),
                        Line2D([], [], marker="o", ls="", color=SWITCH_COLOUR, label="switch")], loc="best")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format=path.suffix.lower()[1:])
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from sim.plots.common import save_figure
+
+    save_figure(fig, path)
     return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from sim.cli.output import emit, format_option
+from sim.errors import UserError
 
 
 @click.command("topologies")
@@ -33,8 +34,11 @@ def topologies(fmt: str) -> None:
               help="Hosts needed: sized kinds create this many, fixed-size kinds must have at least this many.")
 @click.option("--draw", "draw", type=click.Path(dir_okay=False), default=None,
               help="Also draw the topology to this .png/.svg/.pdf file.")
+@click.option("--load", "load", type=click.Path(dir_okay=False), default=None,
+              help="With --draw: colour each link by its mean utilisation in this links.csv (written by "
+                   "dnnsim run --out on the same topology, flow or step network).")
 @format_option
-def show_topology(spec: str, procs: int | None, draw: str | None, fmt: str) -> None:
+def show_topology(spec: str, procs: int | None, draw: str | None, load: str | None, fmt: str) -> None:
     """Print hosts, switches, links, diameter_hops and bisection_Bps of SPEC (plus α and 1/β)."""
     from topologies.routing import Router
     from topologies.spec import build_topology
@@ -44,8 +48,10 @@ def show_topology(spec: str, procs: int | None, draw: str | None, fmt: str) -> N
     router = Router(G)
     row = {"topology": spec, "kind": G.graph.get("kind", "file"), **topology_stats(G),
            "alpha_s": router.alpha_s, "bandwidth_Bps": router.bandwidth_Bps}
+    if load is not None and draw is None:
+        raise UserError("load", "--load colours a drawing", "--draw FILE.png with --load")
     if draw is not None:
-        from topologies.draw import draw_topology
+        from topologies.draw import draw_topology, read_link_load
 
-        draw_topology(G, draw, title=spec)
+        draw_topology(G, draw, title=spec, load=read_link_load(load) if load is not None else None)
     emit([row], fmt, single=True)
