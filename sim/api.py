@@ -281,7 +281,9 @@ def plan_config(config: RunConfig, setup: Setup, paper_dx: bool = False) -> RunP
     grid = Grid(pr, pc, config.placement, conv=conv)
     return plan_run(setup.model, conv_mode, fc, config.batch, grid, config.dtype_bytes, setup.algorithms,
                     setup.compute_model.time, overlap=config.overlap, paper_dx=paper_dx,
-                    meta={"model": setup.model.name, "strategy": config.strategy})
+                    meta={"model": setup.model.name, "strategy": config.strategy},
+                    bucket_bytes=None if config.bucket_mb is None else float(config.bucket_mb) * 2**20,
+                    host_overhead_s=config.host_overhead)
 
 
 def _fields(config: RunConfig, setup: Setup, plan: RunPlan) -> dict[str, Any]:
@@ -294,7 +296,8 @@ def _fields(config: RunConfig, setup: Setup, plan: RunPlan) -> dict[str, Any]:
             "overlap": config.overlap, "dtype_bytes": config.dtype_bytes, "dataset_size": setup.dataset_size,
             "memory_per_rank_bytes": memory_per_rank_bytes(plan.plans, config.dtype_bytes, plan.grid.pr,
                                                            conv_grid.pr),
-            "conv_pr": conv_grid.pr, "conv_pc": conv_grid.pc}
+            "conv_pr": conv_grid.pr, "conv_pc": conv_grid.pc, "bucket_mb": config.bucket_mb,
+            "host_overhead_s": config.host_overhead}
 
 
 def run_planned(config: RunConfig, setup: Setup, plan: RunPlan, engine: str = "auto",

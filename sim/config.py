@@ -41,6 +41,15 @@ Uneven splits (``uneven``)
     height multiples of Pr — as in frameworks that require divisibility (Megatron-LM's tensor
     parallelism asserts it, ``ensure_divisibility`` in megatron/core/utils.py); anything else is a
     :class:`UserError`. Either way Pc <= B, P <= B for batch layers, and Pr <= rows, Pr <= height.
+
+Framework behaviour (``overlap``, ``bucket_mb``, ``host_overhead``)
+    ``overlap`` and gradient bucketing are separate choices. ``bucket_mb`` is the bucket size in MiB
+    (PyTorch DDP's ``bucket_cap_mb``, 25 by default there). With ``overlap: true`` ΔW all-reduces run in
+    buckets of ``bucket_mb`` (25 when not given) on the comm stream; with ``overlap: false`` they run
+    bucketed but blocking when ``bucket_mb`` is given, and one per layer (today's default, the paper's
+    sums) when it is not. ``host_overhead`` (a time, e.g. ``2ms``; default 0) is a fixed host cost per
+    iteration (optimizer step, data loading), run after the last ΔW all-reduce has finished and
+    reported as ``host_overhead_s`` in the summary. The defaults leave every earlier result unchanged.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sim.errors import UserError
 from sim.grid import all_grids, parse_grid, parse_placement
+from sim.units import parse_time
 from sim.yamlfile import read_yaml_mapping
 
 STRATEGIES = ("batch", "model", "domain", "integrated")
@@ -75,6 +85,8 @@ _ALLOWED: dict[str, str] = {
     "overlap": "true or false",
     "ecmp": "true or false",
     "conv_grid": "PrxPc with Pr*Pc == procs, e.g. 8x512, or null for the grid of every layer",
+    "bucket_mb": "a bucket size in MiB > 0 (PyTorch DDP's bucket_cap_mb, e.g. 25), or null",
+    "host_overhead": "a time >= 0 such as 2ms, or seconds as a number",
 }
 
 
@@ -108,8 +120,15 @@ class RunConfig(BaseModel):
     compute: str = Field("none", description="Compute model: none (communication only, as the paper's "
                                              "equations), roofline:DEVICE, profile:FILE or paper-knl.")
     dtype_bytes: int = Field(4, ge=1, description="Bytes per word (4 = fp32, the paper's choice).")
-    overlap: bool = Field(False, description="Overlap backward ΔW all-reduces (25 MiB buckets, like "
-                                             "PyTorch DDP) with the remaining backward compute.")
+    overlap: bool = Field(False, description="Overlap backward ΔW all-reduces (in buckets of bucket_mb, 25 MiB "
+                                             "when not given, like PyTorch DDP) with the remaining backward "
+                                             "compute.")
+    bucket_mb: float | None = Field(
+        None, gt=0, description="Gradient bucket size in MiB (DDP's bucket_cap_mb); default: 25 with overlap, "
+                                "none without (one ΔW all-reduce per layer); given without overlap: blocking "
+                                "buckets.")
+    host_overhead: float = Field(0.0, ge=0, description="Fixed host cost per iteration in seconds (optimizer "
+                                                       "step, data loading); accepts units, e.g. 2ms.")
     placement: str = Field("row-major", description="Grid placement: row-major (model groups on "
                                                     "consecutive hosts) or col-major.")
     ecmp: bool = Field(False, description="Spread flows over equal-cost paths (flow and step networks).")
@@ -124,6 +143,11 @@ class RunConfig(BaseModel):
     @classmethod
     def _placement(cls, value: str) -> str:
         return parse_placement(value)
+
+    @field_validator("host_overhead", mode="before")
+    @classmethod
+    def _host_overhead(cls, value: Any) -> Any:
+        return parse_time(value, field="host_overhead", allow_zero=True)
 
     @field_validator("input_shape", mode="before")
     @classmethod

@@ -8,7 +8,9 @@ number of the summary is that rank's. ``iteration_s`` is the makespan (the criti
 waiting at the rendezvous excluded) of its collectives; ``batch_comm_s``, ``model_comm_s``,
 ``domain_comm_s``, ``redistribute_s`` split ``comm_s`` by category and ``allgather_s``,
 ``reduce_scatter_s``, ``allreduce_s``, ``halo_s`` by op; ``exposed_comm_s = iteration_s - compute_s``
-(the time the critical rank is not computing). ``bytes_sent_per_rank`` is the mean over ranks of the
+(the time the critical rank is neither computing nor in its fixed host cost). ``host_overhead_s`` is
+the configured per-iteration host cost (optimizer step, data loading; compute spans of phase ``host``),
+kept out of ``compute_s``. ``bytes_sent_per_rank`` is the mean over ranks of the
 bytes each sent. ``epoch_s = iteration_s * N / B``. In the analytic fast path only rank 0 is timed (all
 ranks are alike there), so rank 0 is the critical rank. ``pr``, ``pc`` are the (fc layers') grid,
 ``conv_pr``, ``conv_pc`` the grid of the convolutions: the same unless a separate ``conv_grid`` is set.
@@ -29,7 +31,8 @@ SUMMARY_FIELDS = ["model", "batch", "procs", "strategy", "pr", "pc", "topology",
                   "model_comm_s", "domain_comm_s", "allgather_s", "reduce_scatter_s", "allreduce_s", "halo_s",
                   "bytes_sent_per_rank", "memory_per_rank_bytes", "events", "wall_s",
                   "redistribute_s", "conv", "fc", "placement", "collectives", "overlap", "dtype_bytes",
-                  "dataset_size", "conv_pr", "conv_pc", "critical_compute_s", "critical_comm_s", "critical_wait_s"]
+                  "dataset_size", "conv_pr", "conv_pc", "critical_compute_s", "critical_comm_s", "critical_wait_s",
+                  "host_overhead_s", "bucket_mb"]
 
 CATEGORY_FIELDS = {"batch": "batch_comm_s", "model": "model_comm_s", "domain": "domain_comm_s",
                    "redistribute": "redistribute_s"}
@@ -59,7 +62,9 @@ def comm_breakdown(records: pd.DataFrame, rank: int) -> dict[str, float]:
     is_comm = mine["kind"] != "compute"
     comm, comp = mine[is_comm], mine[~is_comm]
     dur = _durations(comm)
-    out = {"compute_s": float(_durations(comp).sum()), "comm_s": float(dur.sum())}
+    host = (comp["phase"] == "host").to_numpy()
+    comp_dur = _durations(comp)
+    out = {"compute_s": float(comp_dur[~host].sum()), "comm_s": float(dur.sum())}
     for cat, name in CATEGORY_FIELDS.items():
         out[name] = float(dur[comm["category"] == cat].sum())
     for op, name in OP_FIELDS.items():
@@ -81,7 +86,7 @@ def summarize(records: pd.DataFrame, makespan_s: float, fields: dict[str, Any], 
     row.update(comm_breakdown(records, rank))
     row["iteration_s"] = float(makespan_s)
     row["epoch_s"] = float(makespan_s) * dataset_size / batch
-    row["exposed_comm_s"] = float(makespan_s) - row["compute_s"]
+    row["exposed_comm_s"] = float(makespan_s) - row["compute_s"] - float(row.get("host_overhead_s", 0.0))
     row["bytes_sent_per_rank"] = bytes_sent_per_rank(records, procs, fast)
     return pd.DataFrame([{k: row.get(k) for k in SUMMARY_FIELDS}], columns=SUMMARY_FIELDS)
 

@@ -47,6 +47,11 @@ def _shared_options(with_grid: bool) -> Callable:
         click.option("--compute", help="none | roofline:DEVICE | profile:FILE | paper-knl (default none)."),
         click.option("--dtype-bytes", "dtype_bytes", type=int, help="Bytes per word (default 4, fp32)."),
         click.option("--overlap/--no-overlap", default=None, help="Overlap ΔW all-reduces with backward compute."),
+        click.option("--bucket-mb", "bucket_mb", type=float,
+                     help="ΔW bucket size in MiB (DDP's bucket_cap_mb); default 25 with --overlap, none (one "
+                          "all-reduce per layer) without; given with --no-overlap: blocking buckets."),
+        click.option("--host-overhead", "host_overhead",
+                     help="Fixed host time per iteration (optimizer step, data loading), e.g. 2ms (default 0)."),
         click.option("--placement", help="row-major (model-contiguous) | col-major (batch-contiguous)."),
         click.option("--ecmp/--no-ecmp", default=None, help="Spread flows over equal-cost paths."),
         click.option("--dataset-size", "dataset_size", type=int, help="Samples per epoch N (default the model's)."),
@@ -64,7 +69,7 @@ def _shared_options(with_grid: bool) -> Callable:
 def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
     keys = ("model", "input_shape", "batch", "procs", "strategy", "grid", "conv_grid", "conv", "fc", "topology",
             "network", "collectives",
-            "compute", "dtype_bytes", "overlap", "placement", "ecmp", "dataset_size")
+            "compute", "dtype_bytes", "overlap", "bucket_mb", "host_overhead", "placement", "ecmp", "dataset_size")
     return {k: kwargs.get(k) for k in keys if kwargs.get(k) is not None}
 
 

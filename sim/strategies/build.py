@@ -14,6 +14,14 @@ compute model with the layer's local batch and shard.
     all-reduced over a different group (batch-mode layers over all P, model-mode layers over their grid
     row); a bucket's all-reduce waits for the backward compute of the last layer added to it. Forward
     all-gathers, ΔX all-reduces, halos and redistributions stay blocking on the compute stream.
+    Bucketing is a choice of its own (``bucket_bytes``): given without overlap, the same buckets are
+    all-reduced blocking on the compute stream, where the bucket closes (frameworks bucket even when
+    nothing overlaps); not given, overlap buckets by 25 MiB and no overlap all-reduces every layer alone.
+
+Host overhead
+    A fixed per-iteration host cost (optimizer step, data loading) is one compute step, layer and phase
+    ``host``, at the end of the iteration after every ΔW all-reduce (the optimizer needs them); it is
+    added only when it is > 0, so the default program is unchanged.
 """
 
 from __future__ import annotations
@@ -60,35 +68,47 @@ class _Buckets:
         self.layers: list[str] = []
         self.dep = -1
 
-    def add(self, grad: Gradient, compute_index: int, steps: list[Step], ctx: Context | None = None) -> None:
+    def add(self, grad: Gradient, compute_index: int, steps: list[Step], ctx: Context | None = None,
+            blocking: bool = False) -> None:
         """Add ``grad``, whose layer was built with ``ctx`` (default: the bucket's), closing the open
         bucket first if that gradient is all-reduced over another group."""
         ctx = ctx or self.ctx
         if self.group is not None and (grad.group != self.group or ctx.prefix != self.ctx.prefix):
-            self.flush(steps)
+            self.flush(steps, blocking)
         self.ctx = ctx
         self.group = grad.group
         self.nbytes += grad.nbytes
         self.layers.append(grad.layer)
         self.dep = compute_index
         if self.nbytes >= self.cap:
-            self.flush(steps)
+            self.flush(steps, blocking)
 
-    def flush(self, steps: list[Step]) -> None:
+    def flush(self, steps: list[Step], blocking: bool = False) -> None:
+        """All-reduce the open bucket: on the comm stream after its last layer's backward, or (``blocking``)
+        on the compute stream in program order."""
         if self.group is None:
             return
         name = self.layers[0] if len(self.layers) == 1 else f"{self.layers[0]}..{self.layers[-1]}"
-        steps += self.ctx.collective("allreduce", self.group, self.nbytes / self.ctx.dtype_bytes, "batch",
-                                     name, "bwd", stream="comm", deps=(self.dep,))
+        if blocking:
+            steps += self.ctx.collective("allreduce", self.group, self.nbytes / self.ctx.dtype_bytes, "batch",
+                                         name, "bwd")
+        else:
+            steps += self.ctx.collective("allreduce", self.group, self.nbytes / self.ctx.dtype_bytes, "batch",
+                                         name, "bwd", stream="comm", deps=(self.dep,))
         self.group, self.nbytes, self.layers, self.dep = None, 0.0, [], -1
 
 
 def build_steps(model: Model, plans: list[LayerPlan], ctx: Context, compute_time, overlap: bool = False,
-                bucket_bytes: float = BUCKET_BYTES, conv_ctx: Context | None = None) -> list[Step]:
+                bucket_bytes: float | None = None, conv_ctx: Context | None = None,
+                host_overhead_s: float = 0.0) -> list[Step]:
     """Steps of one iteration.
 
     Parameters
     ----------
+    bucket_bytes : float, optional
+        ΔW bucket size; None: :data:`BUCKET_BYTES` with ``overlap``, one all-reduce per layer without.
+    host_overhead_s : float
+        Fixed host seconds per iteration, one ``host`` compute step at the end (none when 0).
     compute_time : callable
         ``compute_time(layer, phase, local_batch, shard) -> seconds`` (a compute model's ``time``).
     conv_ctx : Context, optional
@@ -106,7 +126,9 @@ def build_steps(model: Model, plans: list[LayerPlan], ctx: Context, compute_time
                                     "redistribute", layer.name, "fwd")
         seconds = compute_time(layer, "fwd", plan.local_batch, plan.shard)
         steps += _MODES[plan.mode].forward(plan, ctx_of(plan), seconds)
-    buckets = _Buckets(ctx, bucket_bytes)
+    bucketed = overlap or bucket_bytes is not None
+    buckets = _Buckets(ctx, BUCKET_BYTES if bucket_bytes is None else bucket_bytes)
+    blocking = not overlap
     for plan in reversed(plans):
         layer = plan.layer
         seconds = compute_time(layer, "bwd", plan.local_batch, plan.shard)
@@ -115,21 +137,25 @@ def build_steps(model: Model, plans: list[LayerPlan], ctx: Context, compute_time
         compute_index = len(steps) + compute_offset
         steps += layer_steps
         if grad is not None:
-            if overlap:
-                buckets.add(grad, compute_index, steps, layer_ctx)
+            if bucketed:
+                buckets.add(grad, compute_index, steps, layer_ctx, blocking)
             else:
                 steps += layer_ctx.collective("allreduce", grad.group, grad.nbytes / ctx.dtype_bytes, "batch",
                                               layer.name, "bwd")
         if plan.redistribute_bwd:
             steps += ctx.collective("allgather", "model", ctx.column_words(layer.in_elems_per_sample, "allgather"),
                                     "redistribute", layer.name, "bwd")
-    buckets.flush(steps)
+    buckets.flush(steps, blocking)
+    if host_overhead_s > 0:
+        comm = tuple(i for i, step in enumerate(steps) if step.stream == "comm")
+        steps.append(Step("compute", "host", "host", seconds=float(host_overhead_s), deps=comm))
     return steps
 
 
 def plan_run(model: Model, conv_mode: str, fc_mode: str, batch: int, grid: Grid, dtype_bytes: int,
              algorithms: dict[str, str], compute_time, overlap: bool = False, paper_dx: bool = False,
-             meta: dict | None = None) -> RunPlan:
+             meta: dict | None = None, bucket_bytes: float | None = None,
+             host_overhead_s: float = 0.0) -> RunPlan:
     """Plan one iteration of ``model`` on ``grid`` (see the module docstring); a ``grid.conv`` puts the
     convolutions on that grid."""
     conv = grid.conv
@@ -139,5 +165,6 @@ def plan_run(model: Model, conv_mode: str, fc_mode: str, batch: int, grid: Grid,
                                                  prefix="conv_")
     conv_dims = None if conv is None else (conv.pr, conv.pc)
     plans = plan_layers(model, conv_mode, fc_mode, batch, grid.pr, grid.pc, conv_grid=conv_dims)
-    steps = build_steps(model, plans, ctx, compute_time, overlap, conv_ctx=conv_ctx)
+    steps = build_steps(model, plans, ctx, compute_time, overlap, bucket_bytes=bucket_bytes, conv_ctx=conv_ctx,
+                        host_overhead_s=host_overhead_s)
     return RunPlan(plans, steps, grid, dict(meta or {}))
