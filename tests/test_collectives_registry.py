@@ -45,7 +45,7 @@ def test_unknown_op_and_algorithm():
     with pytest.raises(UserError) as e:
         get_algorithm("allgather", "rabenseifner")
     assert e.value.field == "algorithm" and "allgather" in e.value.problem
-    assert e.value.allowed == "one of ring, recursive_doubling, bruck, paper"
+    assert e.value.allowed == "one of ring, recursive_doubling, bruck, paper, nccl"
     with pytest.raises(UserError):
         algorithms_for("nope")
 

@@ -14,9 +14,18 @@ fabrics). NICs:
 Routing ``"hier"``: inside a node through its NVSwitch, between nodes through the source GPU's NIC, the
 fabric and the destination GPU's NIC (never through another node's GPUs). ``G.graph["gpus_per_node"]``
 gives hierarchical collectives the node boundaries: host r is on node ``r // gpus_per_node``.
+
+``G.graph["fabric"]`` describes the link classes for the ``nccl`` collective model (sim.collectives.nccl,
+docs/nccl.md): NVLink (``intra``) and NIC (``inter``) bandwidths and latencies, NICs per node, and the
+``nccl`` parameters of a preset (:func:`nccl_params`): ``base_latency_us``, ``bus_efficiency`` per link
+class (``nvlink``, ``nic``), ``arch``, ``cpu_vendor``, ``nvls``, ``ll128``, ``channels``. Nothing else reads it.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
 
 import networkx as nx
 
@@ -26,7 +35,7 @@ from topologies._graph import add_links, check_positive, check_positive_int, new
 
 def hier(n_nodes: int, gpus_per_node: int, intra_Bps: float, inter_Bps: float,
          intra_latency_s: float = 1e-6, inter_latency_s: float = 2e-6,
-         nics_per_node: int | None = None) -> nx.Graph:
+         nics_per_node: int | None = None, nccl: Mapping[str, Any] | None = None) -> nx.Graph:
     """Nodes of ``gpus_per_node`` GPUs on an NVSwitch, joined by NICs through a non-blocking fabric.
 
     Parameters
@@ -41,6 +50,8 @@ def hier(n_nodes: int, gpus_per_node: int, intra_Bps: float, inter_Bps: float,
         Latency of a GPU-NVSwitch (and GPU-NIC) link and of a NIC-fabric link.
     nics_per_node : int, optional
         m NICs per node, dividing g (default g: one NIC per GPU).
+    nccl : mapping, optional
+        The ``nccl`` collective model's parameters (:func:`nccl_params`); defaults where absent.
 
     Returns
     -------
@@ -82,6 +93,9 @@ def hier(n_nodes: int, gpus_per_node: int, intra_Bps: float, inter_Bps: float,
                   alpha_s=alpha, bandwidth_Bps=bandwidth, diameter_hops=diameter)
     if bisection is not None:
         G.graph["bisection_Bps"] = bisection
+    G.graph["fabric"] = tuple(sorted({"gpus_per_node": g, "nics_per_node": m, "intra_Bps": intra,
+                                      "inter_Bps": inter, "intra_latency_s": lat_in,
+                                      "inter_latency_s": lat_out, **nccl_params(nccl)}.items()))
     nx.set_node_attributes(G, {h: h // g for h in range(n)}, "node_id")
     G.add_nodes_from((f"nvs{k}" for k in range(N)), kind="switch")
     add_links(G, ((h, f"nvs{h // g}") for h in range(n)), intra, lat_in)
@@ -113,3 +127,73 @@ def hier_path(G: nx.Graph, src: int, dst: int, ecmp_hash: int | None = None) -> 
         return [src, "fabric", dst]
     share = g // m
     return [src, f"nic{ns}.{(src % g) // share}", "fabric", f"nic{nd}.{(dst % g) // share}", dst]
+
+
+#: the ``nccl:`` keys of a topology and their defaults (sim.collectives.nccl reads them from the fabric)
+NCCL_DEFAULTS: dict[str, Any] = {"base_latency_us": 0.0, "eff_nvlink": 1.0, "eff_nic": 1.0, "arch": "hopper",
+                                 "cpu_vendor": "intel", "nvls": False, "ll128": True, "channels": 0}
+_NCCL_KEYS = "base_latency_us, bus_efficiency {nvlink, nic}, arch, cpu_vendor, nvls, ll128, channels"
+
+
+def nccl_params(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``nccl:`` block of a topology, checked, with defaults: flat keys (``eff_nvlink``, ``eff_nic``).
+
+    Examples
+    --------
+    >>> p = nccl_params({"base_latency_us": 5, "bus_efficiency": {"nvlink": 0.8}, "arch": "ampere"})
+    >>> p["base_latency_us"], p["eff_nvlink"], p["eff_nic"], p["arch"]
+    (5.0, 0.8, 1.0, 'ampere')
+    """
+    out = dict(NCCL_DEFAULTS)
+    if raw is None:
+        return out
+    if not isinstance(raw, Mapping):
+        raise UserError("topology.nccl", f"{raw!r} is not a mapping", _NCCL_KEYS)
+    for key, value in raw.items():
+        field = f"topology.nccl.{key}"
+        if key == "bus_efficiency":
+            if not isinstance(value, Mapping):
+                raise UserError(field, f"{value!r} is not a mapping", "{nvlink: E, nic: E} with 0 < E <= 1")
+            for cls, e in value.items():
+                if cls not in ("nvlink", "nic"):
+                    raise UserError(f"{field}.{cls}", "unknown link class", "nvlink, nic")
+                out[f"eff_{cls}"] = _fraction(e, f"{field}.{cls}")
+        elif key == "base_latency_us":
+            v = _number(value, field)
+            if v < 0:
+                raise UserError(field, f"{value!r} is negative", "microseconds >= 0")
+            out[key] = v
+        elif key == "arch":
+            if value not in ("volta", "ampere", "hopper"):
+                raise UserError(field, f"unknown GPU generation {value!r}", "volta, ampere, hopper")
+            out[key] = value
+        elif key == "cpu_vendor":
+            if value not in ("intel", "amd"):
+                raise UserError(field, f"unknown CPU vendor {value!r}", "intel, amd")
+            out[key] = value
+        elif key in ("nvls", "ll128"):
+            if not isinstance(value, bool):
+                raise UserError(field, f"{value!r} is not true/false", "true, false")
+            out[key] = value
+        elif key == "channels":
+            out[key] = check_positive_int(value, field)
+        else:
+            raise UserError(field, "unknown key", _NCCL_KEYS)
+    return out
+
+
+def _number(value: Any, field: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise UserError(field, f"{value!r} is not a number", "a finite number") from None
+    if isinstance(value, bool) or not math.isfinite(v):
+        raise UserError(field, f"{value!r} is not a number", "a finite number")
+    return v
+
+
+def _fraction(value: Any, field: str) -> float:
+    v = _number(value, field)
+    if not 0 < v <= 1:
+        raise UserError(field, f"{value!r} is not an efficiency", "0 < E <= 1")
+    return v

@@ -189,7 +189,8 @@ def _make_hier(p: dict[str, Any], n: int | None) -> nx.Graph:
     from topologies.hier import hier
     g = p["gpus_per_node"]
     nodes = p["nodes"] if p["nodes"] is not None else (math.ceil(n / g) if n is not None else 2)
-    return hier(nodes, g, p["intra"], p["inter"], p["intra_latency"], p["inter_latency"], p["nics_per_node"])
+    return hier(nodes, g, p["intra"], p["inter"], p["intra_latency"], p["inter_latency"], p["nics_per_node"],
+                nccl=p.get("nccl"))
 
 
 KINDS: dict[str, Kind] = {
@@ -299,11 +300,15 @@ def _build_kind(kind_name: str, raw: dict[str, Any], n_hosts: int | None, label:
         raise UserError("topology", f"unknown topology {label!r}",
                         "a kind (" + ", ".join(KINDS) + "), a preset (" + ", ".join(list_presets())
                         + ") or a .yaml/.yml/.graphml file")
+    nccl = raw.get("nccl") if kind_name == "hier" else None
+    raw = {k: v for k, v in raw.items() if not (k == "nccl" and kind_name == "hier")}
     unknown = sorted(set(raw) - set(kind.keys))
     if unknown:
         raise UserError(f"topology.{unknown[0]}", f"unknown key for {kind_name}", "keys: " + ", ".join(kind.keys))
     params = {name: (key.parse(raw[name], f"topology.{name}") if name in raw else key.default)
               for name, key in kind.keys.items()}
+    if nccl is not None:
+        params["nccl"] = nccl
     return kind.make(params, n_hosts)
 
 
@@ -342,6 +347,8 @@ def build_topology(spec: str | nx.Graph, n_hosts: int | None = None) -> nx.Graph
                 preset = load_preset(name)
                 merged = {k: v for k, v in (preset.get("params") or {}).items()}
                 merged.update(raw)
+                if preset.get("nccl") is not None:  # the nccl collective model's parameters (docs/nccl.md)
+                    merged["nccl"] = preset["nccl"]
                 G = _build_kind(preset["kind"], merged, n_hosts, label)
                 G.graph["preset"] = name
     have = len(G.graph.get("hosts") or [n for n, k in G.nodes(data="kind") if k == "host"])

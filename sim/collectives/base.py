@@ -44,12 +44,17 @@ class Phase:
         Bytes of each transfer in *one* step.
     steps : int
         How many times the pattern repeats (ring: p - 1).
+    latency_s : float
+        Extra seconds every transfer of every step pays on top of its path latency (a protocol's
+        per-hop software latency and a share of a per-call launch cost, as the ``nccl`` model charges);
+        0 for every MPI-style algorithm.
     """
 
     src: np.ndarray
     dst: np.ndarray
     nbytes: np.ndarray
     steps: int = 1
+    latency_s: float = 0.0
 
 
 class Algorithm(Protocol):
@@ -122,14 +127,14 @@ def require_power_of_two(p: int, op: str, name: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ phases
-def make_phase(src, dst, nbytes, steps: int = 1) -> Phase:
+def make_phase(src, dst, nbytes, steps: int = 1, latency_s: float = 0.0) -> Phase:
     """A :class:`Phase` with int64 ``src``/``dst`` and float64 ``nbytes`` (a scalar is broadcast), read-only."""
     s = np.ascontiguousarray(src, dtype=np.int64)
     d = np.ascontiguousarray(dst, dtype=np.int64)
     b = np.array(np.broadcast_to(np.asarray(nbytes, dtype=np.float64), s.shape))
     for a in (s, d, b):
         a.flags.writeable = False
-    return Phase(s, d, b, int(steps))
+    return Phase(s, d, b, int(steps), float(latency_s))
 
 
 def bytes_sent_per_rank(phases: Sequence[Phase], p: int) -> np.ndarray:
@@ -155,12 +160,16 @@ def bytes_received_per_rank(phases: Sequence[Phase], p: int) -> np.ndarray:
 
 
 def ideal_time_s(phases: Sequence[Phase], alpha_s: float, bandwidth_Bps: float) -> float:
-    """Time of ``phases`` on the uncontended ``ideal`` network: ``Σ steps × (α + max(nbytes) / bandwidth)``.
+    """Time of ``phases`` on the uncontended ``ideal`` network: ``Σ steps × (α + max(nbytes) / bandwidth)``
+    (plus ``steps × latency_s`` for a phase with an extra per-step latency).
 
     Phases run one after another; within a step every transfer starts together on its own link.
     """
     total = 0.0
     for ph in phases:
         if len(ph.nbytes):
-            total += ph.steps * (alpha_s + float(ph.nbytes.max()) / bandwidth_Bps)
+            if ph.latency_s:
+                total += ph.steps * (alpha_s + ph.latency_s + float(ph.nbytes.max()) / bandwidth_Bps)
+            else:
+                total += ph.steps * (alpha_s + float(ph.nbytes.max()) / bandwidth_Bps)
     return total

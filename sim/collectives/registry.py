@@ -4,6 +4,12 @@
 the default: the costs the paper assumes (docs/paper-model.md) (Bruck all-gather, 2× that for all-reduce, α + βh halos), with
 documented stand-ins for the ops the paper never costs (reduce-scatter: half its all-reduce; broadcast and
 reduce: binomial tree; all-to-all: pairwise exchange).
+
+``nccl`` (:mod:`sim.collectives.nccl`, docs/nccl.md) is a *model* rather than one schedule: per call it
+picks NCCL's algorithm and protocol and runs a multi-channel schedule that depends on the topology. It is
+looked up like an algorithm (``get_algorithm(op, "nccl")``, ``--collectives nccl``) for the ops it models
+(:data:`MODELS`), but is not listed in ``ALGORITHMS``/``algorithms_for`` (the MPI-style schedules, each
+one send and one receive per rank per step).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from sim.collectives.allreduce import (
 )
 from sim.collectives.alltoall import BruckAlltoall, DirectAlltoall, PaperAlltoall
 from sim.collectives.halo import DirectHalo, PaperHalo
+from sim.collectives.nccl import NCCL
 from sim.collectives.reduce_scatter import REDUCE_SCATTER
 from sim.collectives.rooted import REDUCE, PaperBroadcast, TreeBroadcast
 from sim.errors import UserError
@@ -52,6 +59,15 @@ ALGORITHMS: MappingProxyType = MappingProxyType({
 
 #: every algorithm name, in first-seen order
 ALGORITHM_NAMES: tuple[str, ...] = tuple(dict.fromkeys(a.name for a in _ALL))
+
+#: ``MODELS[op][name]``: collective models (``nccl``) of the ops they cover
+MODELS: MappingProxyType = MappingProxyType({
+    op: MappingProxyType({"nccl": NCCL[op]} if op in NCCL else {}) for op in OPS})
+
+
+def _lookup(op: str) -> dict:
+    """Every name ``op`` accepts: its algorithms, then its models."""
+    return {**ALGORITHMS[op], **MODELS[op]}
 
 
 def _norm(text: str) -> str:
@@ -85,7 +101,7 @@ def get_algorithm(op: str, name: str) -> CollectiveAlgorithm:
     0.006
     """
     key = _op(op)
-    algs = ALGORITHMS[key]
+    algs = _lookup(key)
     alg = _norm(name)
     if alg not in algs:
         raise UserError("algorithm", f"{name!r} is not an algorithm for {key}", "one of " + ", ".join(algs))
@@ -121,7 +137,8 @@ def parse_collectives(spec: str | None) -> dict[str, str]:
     >>> r["allreduce"], r["allgather"], r["halo"]
     ('ring', 'bruck', 'paper')
     """
-    allowed = "one ALG for every op (" + "|".join(ALGORITHM_NAMES) + ") or op=ALG,... with op in " + \
+    names = (*ALGORITHM_NAMES, "nccl")
+    allowed = "one ALG for every op (" + "|".join(names) + ") or op=ALG,... with op in " + \
         "|".join(OPS)
     bare: str | None = None
     explicit: dict[str, str] = {}
@@ -135,18 +152,18 @@ def parse_collectives(spec: str | None) -> dict[str, str]:
             if op not in ALGORITHMS:
                 raise UserError("collectives", f"unknown op {op_text.strip()!r} in {spec!r}", allowed)
             alg = _norm(alg_text)
-            if alg not in ALGORITHMS[op]:
+            if alg not in _lookup(op):
                 raise UserError("collectives", f"{alg_text.strip()!r} is not an algorithm for {op}",
-                                f"for {op}: " + "|".join(ALGORITHMS[op]))
+                                f"for {op}: " + "|".join(_lookup(op)))
             if op in explicit:
                 raise UserError("collectives", f"{op} is given twice in {spec!r}", "each op at most once")
             explicit[op] = alg
         else:
             alg = _norm(item)
-            if alg not in ALGORITHM_NAMES:
+            if alg not in names:
                 raise UserError("collectives", f"unknown algorithm {item!r}", allowed)
             if bare is not None:
                 raise UserError("collectives", f"two algorithms for every op in {spec!r}",
                                 "at most one bare ALG, plus op=ALG pairs")
             bare = alg
-    return {op: explicit.get(op) or (bare if bare in ALGORITHMS[op] else "paper") for op in OPS}
+    return {op: explicit.get(op) or (bare if bare in _lookup(op) else "paper") for op in OPS}

@@ -170,7 +170,9 @@ class NetworkModel(ABC):
         """Keyword arguments of the algorithm for this group, frozen (hashable): one per placement fact the
         algorithm declares (its ``placement_facts``, none by default).
 
-        ``dims`` is the group's neighbour grid (``halo_dims``, ``(p,)`` by default). ``local_size`` is
+        ``fabric`` is the topology's ``graph["fabric"]`` (link classes of a ``hier`` topology and its
+        ``nccl`` parameters, a hashable tuple of pairs) where it has one. ``dims`` is the group's neighbour
+        grid (``halo_dims``, ``(p,)`` by default). ``local_size`` is
         given only on a topology with ``gpus_per_node`` (``hier``): the GPUs per node when the group is
         node-aligned (consecutive members fill whole nodes, one node after another), else 1 (every member
         treated as its own node); elsewhere the algorithm's default (one node).
@@ -182,6 +184,9 @@ class NetworkModel(ABC):
             elif fact == "local_size":
                 if self.gpus_per_node:
                     kw["local_size"] = self.local_size(group)
+            elif fact == "fabric":
+                if self.graph.graph.get("fabric"):
+                    kw["fabric"] = self.graph.graph["fabric"]
             else:
                 raise ValueError(f"{op} {algorithm} needs placement fact {fact!r}, which no network model gives")
         return _freeze(kw)

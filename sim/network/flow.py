@@ -378,6 +378,8 @@ class FlowNetwork(FluidNetwork):
         for ph in cached_phases(op, algorithm, len(group), nbytes, kw):
             inc_flow, inc_link, lat = self.pattern(group, ph.src, ph.dst)
             nb = np.broadcast_to(np.asarray(ph.nbytes, dtype=np.float64), lat.shape)
+            if ph.latency_s:  # an extra per-step latency (the nccl model's protocol latency)
+                lat = lat + ph.latency_s
             out.append((inc_flow, inc_link, np.ascontiguousarray(nb), lat, int(ph.steps)))
         return tuple(out)
 

@@ -119,8 +119,9 @@ class StepNetwork(FluidNetwork):
             touch.append(per_rank)
             routes = self.router.routes(hosts[src], hosts[dst])
             lat_arr = self.router.latency_s
-            transfers.append([(r, float(nb[t]), float(lat_arr[r].sum()) if len(r) else 0.0, int(src[t]),
-                               int(dst[t])) for t, r in enumerate(routes)])
+            extra = float(ph.latency_s)  # an extra per-step latency (the nccl model's protocol latency)
+            transfers.append([(r, float(nb[t]), (float(lat_arr[r].sum()) if len(r) else 0.0) + extra,
+                               int(src[t]), int(dst[t])) for t, r in enumerate(routes)])
         return {"p": p, "steps": steps, "next_step_of_phase": next_step_of_phase, "involved": involved,
                 "touch": touch, "transfers": transfers}
 

@@ -1,0 +1,264 @@
+"""The ``nccl`` collective model: NCCL's per-call choice, multi-channel rail-aligned schedules, its costs.
+
+For each call (op, ranks, bytes) the algorithm and protocol are those NCCL's tuning model picks
+(:mod:`sim.collectives.nccl_tuning`, a port of ``src/graph/tuning.cc``), for a graph derived from the
+topology's ``fabric`` (a ``hier`` topology, its preset's ``nccl:`` block). The chosen schedule is then
+written as phases of transfers, which the ``flow``/``step`` models run on the topology's links:
+
+* ``ring`` — C channels (C = NICs per node unless ``nccl.channels`` says otherwise), each a ring over all
+  ranks. Rail-aligned: channel c enters every node at a GPU on NIC c mod m and leaves it from a GPU on
+  the same NIC (the next GPU when every GPU has its own NIC), so the C rings cross the fabric through all
+  NICs of a node at once. All-reduce: a reduce-scatter phase and an all-gather phase of p − 1 steps,
+  chunks of n/(C·p); all-gather and reduce-scatter: one such phase.
+* ``tree`` (all-reduce) — per channel, a chain through the GPUs of each node headed by the channel's rail
+  GPU, and a binary tree over the nodes' heads; reduce (up) and broadcast (down) pipelined over K chunks
+  of at most :data:`CHUNK_BYTES` per channel: one phase of K − 1 + 2D steps (D = L − 1 + ⌊log2 N⌋ hops),
+  every tree edge carrying one chunk per step in each direction.
+* ``nvls`` (all-reduce, one node whose NVSwitch reduces, ``nccl.nvls: true``) — every GPU moves n up to
+  the switch and n back: one phase where each GPU sends n/(L − 1) to each other GPU (the same bytes on
+  each GPU's switch link; the switch's reduction itself is not a transfer).
+
+Costs beyond the wire, all from NCCL's own model, none fitted here: the protocol's bandwidth (each
+transfer carries ``bytes / f``, f = NCCL's bus bandwidth for the protocol over that of ring/Simple: LL
+≤ 1/4, LL128 0.92 with per-channel caps, tree's 0.92 and caps), a per-link-class bus efficiency
+(``nccl.bus_efficiency.nvlink`` / ``.nic``: bytes / e on transfers inside / across nodes), and the
+latency NCCL predicts for the call (``baseLat`` + per-hop ``hwLat`` of the protocol and link class, the
+ring plateau factor) plus ``nccl.base_latency_us``, spread evenly over the steps (``Phase.latency_s``).
+NCCL's hop latency includes the wire, so a phase's extra latency per step is that share less the
+phase's longest path latency (which the network models charge anyway), never below 0.
+
+Closed form (:meth:`NcclCollective.cost_s`, what ``analytic`` charges): per phase, steps × the slowest
+transfer's (path latency + ``latency_s`` + the most loaded link on its route / that link's bandwidth),
+on a switched fabric where each GPU has one link per class (NVSwitch, NIC): the time ``flow`` gives on a
+``hier`` topology (tests hold it to that). Without a fabric every rank is its own node with one link of
+the given α and bandwidth, and NCCL's choice assumes :data:`DEFAULT_FABRIC`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from sim.collectives import nccl_tuning as tune
+from sim.collectives.base import Phase, check_link, check_nbytes, check_procs, make_phase
+from sim.errors import UserError
+
+#: bytes per channel a pipelined tree moves per step: NCCL's default buffer (NCCL_BUFFSIZE, 4 MiB)
+#: over its NCCL_STEPS = 8 slots (src/include/device.h)
+CHUNK_BYTES = 4 * 2**20 / 8
+
+#: the fabric assumed without a ``hier`` topology: one 400 Gbit/s NIC per rank, H100 generation
+DEFAULT_FABRIC: dict = {"gpus_per_node": 1, "nics_per_node": 1, "intra_Bps": 450e9, "inter_Bps": 50e9,
+                        "intra_latency_s": 0.0, "inter_latency_s": 0.0, "arch": "hopper",
+                        "cpu_vendor": "intel", "nvls": False, "ll128": True, "channels": 0,
+                        "base_latency_us": 0.0, "eff_nvlink": 1.0, "eff_nic": 1.0}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One call as NCCL runs it here: the choice, the channels, the phases and the link model."""
+
+    algo: str
+    proto: str
+    channels: int
+    phases: tuple[Phase, ...]
+    predicted_us: float
+
+
+def _fabric(fabric) -> dict:
+    out = dict(DEFAULT_FABRIC)
+    if fabric:
+        out.update(dict(fabric))
+    return out
+
+
+def _node_order(L: int, share: int, c: int) -> list[int]:
+    """Local GPUs of one node in channel c's order: enter at the rail GPU, leave from one on the same NIC."""
+    if L == 1:
+        return [0]
+    nics = L // share
+    if share == 1:
+        s = c % L
+        return [(s + i) % L for i in range(L)]
+    s = (c % nics) * share
+    e = s + 1
+    rest = [(e + i) % L for i in range(1, L) if (e + i) % L not in (s, e)]
+    return [s, *rest, e]
+
+
+class NcclCollective:
+    """The ``nccl`` algorithm of one op (``allreduce``, ``allgather`` or ``reduce_scatter``)."""
+
+    name: str = "nccl"
+    placement_facts: ClassVar[tuple[str, ...]] = ("local_size", "fabric")
+
+    def __init__(self, op: str) -> None:
+        self.op = op
+
+    def __repr__(self) -> str:
+        return f"NcclCollective({self.op!r})"
+
+    # ------------------------------------------------------------------ the Algorithm protocol
+    def check(self, p: int, *, local_size: int | None = None, fabric=None, **_kw) -> None:
+        p = check_procs(p)
+        if local_size is not None and (int(local_size) < 1 or p % int(local_size)):
+            raise UserError("local_size", f"{local_size!r} ranks per node does not divide p={p}",
+                            "a positive divisor of the group size (GPUs per node)")
+
+    def phases(self, p: int, nbytes: float, *, local_size: int | None = None, fabric=None, **_kw) -> list[Phase]:
+        self.check(p, local_size=local_size)
+        n = check_nbytes(nbytes)
+        return [] if p == 1 else list(self.plan(int(p), n, local_size, fabric).phases)
+
+    def cost_s(self, p: int, nbytes: float, alpha_s: float, bandwidth_Bps: float, *,
+               local_size: int | None = None, fabric=None, **_kw) -> float:
+        self.check(p, local_size=local_size)
+        n = check_nbytes(nbytes)
+        a, bw = check_link(alpha_s, bandwidth_Bps)
+        if p == 1:
+            return 0.0
+        plan = self.plan(int(p), n, local_size, fabric)
+        return switched_time_s(plan.phases, int(p), self._L(int(p), local_size, fabric), _fabric(fabric),
+                               None if fabric else (a, bw))
+
+    # ------------------------------------------------------------------ the model
+    @staticmethod
+    def _L(p: int, local_size: int | None, fabric) -> int:
+        return int(local_size) if (fabric and local_size) else 1
+
+    def graph(self, p: int, local_size: int | None, fabric) -> tuple[tune.NcclGraph, dict, int, int, int]:
+        """NCCL's graph for this group, the fabric facts, channels C, ranks per node L, nodes N."""
+        f = _fabric(fabric)
+        L = self._L(p, local_size, fabric)
+        N = p // L
+        m = max(1, min(int(f["nics_per_node"]), L)) if L > 1 else 1
+        C = int(f["channels"]) or m
+        bw_intra = f["intra_Bps"] / 1e9 / C
+        bw_inter = f["inter_Bps"] / 1e9 * m / C
+        if N == 1:
+            bw_inter = bw_intra
+        g = tune.NcclGraph(n_ranks=p, n_nodes=N, channels=C, bw_intra_GBps=bw_intra, bw_inter_GBps=bw_inter,
+                           arch=f["arch"], cpu_vendor=f["cpu_vendor"], ll128=bool(f["ll128"]),
+                           nvls=bool(f["nvls"]))
+        return g, f, C, L, N
+
+    def plan(self, p: int, n: float, local_size: int | None, fabric) -> Plan:
+        """NCCL's choice for this call and its phases."""
+        g, f, C, L, N = self.graph(p, local_size, fabric)
+        algo, proto, predicted = tune.choose(self.op, n, g)
+        lat_us = tune.latency_us(self.op, algo, proto, g) + float(f["base_latency_us"])
+        if algo == "ring" and proto == "Simple":
+            lat_us = tune.latency_us(self.op, algo, proto, g) * tune.ring_plateau(self.op, n, g) \
+                + float(f["base_latency_us"])
+        bw = tune.bus_bandwidth_GBps(self.op, algo, proto, g)
+        if algo == "ring":
+            factor = bw / tune.bus_bandwidth_GBps(self.op, "ring", "Simple", g)
+        elif algo == "tree":
+            factor = bw / (C * (g.bw_intra_GBps if N <= 2 else g.bw_inter_GBps) * 0.5)
+        else:
+            factor = 1.0
+        share = max(1, L // max(1, min(int(f["nics_per_node"]), L)))
+        nodes = np.arange(p, dtype=np.int64).reshape(N, L)
+        if algo == "ring":
+            raw = self._ring(p, n, C, L, N, share, nodes)
+        elif algo == "tree":
+            raw = self._tree(n, C, L, N, share, nodes)
+        else:
+            raw = self._nvls(n, L)
+        total_steps = sum(st for _s, _d, _b, st in raw)
+        per_step_s = lat_us * 1e-6 / total_steps
+        lat_in, lat_out = float(f["intra_latency_s"]), float(f["inter_latency_s"])
+        lat_x = 2 * lat_out + (2 * lat_in if share > 1 else 0.0)
+        phases = []
+        for src, dst, b, steps in raw:
+            cross = (src // L) != (dst // L)
+            eff = np.where(cross, float(f["eff_nic"]), float(f["eff_nvlink"]))
+            # NCCL's hop latency includes the wire: charge only what the path latency does not already
+            path_s = lat_x if cross.any() else 2 * lat_in
+            phases.append(make_phase(src, dst, b / (factor * eff), steps, max(0.0, per_step_s - path_s)))
+        return Plan(algo, proto, C, tuple(phases), predicted)
+
+    def _ring(self, p, n, C, L, N, share, nodes):
+        src, dst = [], []
+        for c in range(C):
+            order = _node_order(L, share, c)
+            seq = nodes[:, order].ravel()
+            src.append(seq)
+            dst.append(np.roll(seq, -1))
+        s, d = np.concatenate(src), np.concatenate(dst)
+        chunk = n / (C * p)
+        count = 2 if self.op == "allreduce" else 1
+        return [(s, d, chunk, p - 1)] * count
+
+    def _tree(self, n, C, L, N, share, nodes):
+        src, dst = [], []
+        for c in range(C):
+            order = _node_order(L, share, c)
+            chain = nodes[:, order]                       # (N, L): head first
+            up_s, up_d = chain[:, 1:].ravel(), chain[:, :-1].ravel()
+            heads = chain[:, 0]
+            kids = np.arange(1, N)
+            up_s = np.concatenate([up_s, heads[kids]])
+            up_d = np.concatenate([up_d, heads[(kids - 1) // 2]])
+            src += [up_s, up_d]
+            dst += [up_d, up_s]
+        depth = (L - 1) + tune.log2i(N)
+        chunks = max(1, math.ceil(n / C / CHUNK_BYTES))
+        return [(np.concatenate(src), np.concatenate(dst), n / (C * chunks), chunks - 1 + 2 * depth)]
+
+    def _nvls(self, n, L):
+        i, j = np.meshgrid(np.arange(L), np.arange(L), indexing="ij")
+        mask = i != j
+        return [(i[mask].astype(np.int64), j[mask].astype(np.int64), n / (L - 1), 1)]
+
+
+def switched_time_s(phases, p: int, L: int, f: dict, single: tuple[float, float] | None) -> float:
+    """Σ over phases of steps × max over transfers (path latency + ``latency_s`` + the most loaded link of
+    its route / its bandwidth), each GPU with one NVSwitch link and one NIC link (shared by g/m GPUs when
+    m < g); ``single = (α, bw)``: every rank its own node behind one link of that α and bandwidth."""
+    total = 0.0
+    for ph in phases:
+        src, dst, nb = ph.src, ph.dst, ph.nbytes
+        if not len(src):
+            continue
+        if single is not None:
+            a, bw = single
+            up = np.bincount(src, weights=nb, minlength=p)
+            down = np.bincount(dst, weights=nb, minlength=p)
+            per = np.maximum(up[src], down[dst]) / bw + a
+        else:
+            per = _hier_transfer_times(src, dst, nb, p, L, f)
+        total += ph.steps * (float(per.max()) + ph.latency_s)
+    return total
+
+
+def _hier_transfer_times(src, dst, nb, p, L, f) -> np.ndarray:
+    cross = (src // L) != (dst // L)
+    intra, inter = float(f["intra_Bps"]), float(f["inter_Bps"])
+    lat_in, lat_out = float(f["intra_latency_s"]), float(f["inter_latency_s"])
+    g = L
+    m = max(1, min(int(f["nics_per_node"]), g))
+    share = g // m
+    w_in = np.where(cross, 0.0, nb)
+    w_x = np.where(cross, nb, 0.0)
+    nv_up = np.bincount(src, weights=w_in, minlength=p)
+    nv_down = np.bincount(dst, weights=w_in, minlength=p)
+    gx_up = np.bincount(src, weights=w_x, minlength=p)      # a GPU's own link towards its NIC / the fabric
+    gx_down = np.bincount(dst, weights=w_x, minlength=p)
+    t_intra = np.maximum(nv_up[src], nv_down[dst]) / intra + 2 * lat_in
+    if share == 1:
+        t_cross = np.maximum(gx_up[src], gx_down[dst]) / inter + 2 * lat_out
+    else:
+        nic_of = lambda r: (r // g) * m + (r % g) // share  # noqa: E731
+        nic_up = np.bincount(nic_of(src), weights=w_x, minlength=p // g * m)
+        nic_down = np.bincount(nic_of(dst), weights=w_x, minlength=p // g * m)
+        t_cross = np.maximum.reduce([gx_up[src] / intra, gx_down[dst] / intra, nic_up[nic_of(src)] / inter,
+                                     nic_down[nic_of(dst)] / inter]) + 2 * lat_out + 2 * lat_in
+    return np.where(cross, t_cross, t_intra)
+
+
+#: the nccl algorithm of every op it models
+NCCL: dict[str, NcclCollective] = {op: NcclCollective(op) for op in tune.OPS}

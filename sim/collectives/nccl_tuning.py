@@ -1,0 +1,182 @@
+"""NCCL's tuning model: which algorithm and protocol NCCL picks for one call, and the time it predicts.
+
+A port of ``src/graph/tuning.cc`` of NVIDIA/nccl (commit b6475625fbcaa2c3c0e50eed2fa1255d7514d4a2,
+the 2.19/2.20 line): the tables ``baseLat``, ``hwLat`` (NVLink / PCI / NET), ``llMaxBws``,
+``perChMaxRingLL128Bws``, ``perChMaxTreeLL128Bws``, ``perChMaxTreeBws`` and ``treeCorrectionFactor``;
+``ncclTopoTuneModel`` (the bus bandwidth and latency of every algorithm × protocol) and
+``ncclTopoGetAlgoTime`` (``time = lat + bytes / (1000 · bw)``, µs and GB/s); and the choice that
+``topoGetAlgoInfo`` (``src/enqueue.cc``) makes: the smallest predicted time, algorithms in NCCL's order
+(tree, ring, …, NVLS) and protocols in theirs (LL, LL128, Simple), a strict ``<`` so the first wins a tie.
+
+What NCCL learns from its topology search is an input here (:class:`NcclGraph`): channels, per-channel
+bandwidth inside a node and across nodes, the GPU generation, whether LL128 and NVLS are enabled, the
+CPU vendor (it sets the LL cap across nodes and the network post overhead). CollNet, NVLS-tree and the
+PCI-only tables are not modelled; NCCL's arithmetic is float32, this is float64 (choices can differ only
+on an exact tie).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+ALGOS: tuple[str, ...] = ("tree", "ring", "nvls")   # NCCL's order (CollNet direct/chain skipped)
+PROTOS: tuple[str, ...] = ("LL", "LL128", "Simple")
+OPS: tuple[str, ...] = ("allreduce", "allgather", "reduce_scatter")
+
+# tuning.cc: Latencies in us; rows Tree, Ring, (CollNet Direct, Chain,) NVLS; columns LL, LL128, Simple
+BASE_LAT_US = {"tree": (6.8, 14.0, 0.0), "ring": (6.6, 14.0, 8.4), "nvls": (0.0, 0.0, 0.0)}
+# tuning.cc hwLat[NVLINK] and hwLat[NET]
+HW_LAT_NVLINK_US = {"tree": (0.6, 1.25, 28.0), "ring": (0.6, 1.9, 3.4), "nvls": (0.0, 0.0, 23.0)}
+HW_LAT_NET_US = {"tree": (5.0, 8.5, 28.0), "ring": (2.7, 4.0, 14.0), "nvls": (0.0, 0.0, 18.0)}
+# tuning.cc; rows Volta, Ampere, Hopper (for llMaxBws multi-node: row 0 Intel, row 1 AMD); cols N1, N2, N4+
+LL_MAX_BWS = ((39.0, 39.0, 20.4), (87.7, 22.5, 19.0), (87.7, 22.5, 19.0))
+PER_CH_MAX_RING_LL128_BWS = ((20.0, 20.0, 20.0), (20.0, 20.0, 20.0), (36.7, 36.7, 36.7))
+PER_CH_MAX_TREE_LL128_BWS = ((20.0, 20.0, 20.0), (20.0, 20.0, 20.0), (36.7, 36.7, 29.0))
+PER_CH_MAX_TREE_BWS = ((26.5, 18.5, 10.0), (24.0, 23.6, 17.8), (38.7, 41.4, 36.0))
+# tuning.cc treeCorrectionFactor[protocol][log2(bytes/64)], powers of two 64 B to 256 MB
+TREE_CORRECTION = (
+    (1.0, 1.0, 1.0, 1.0, .9, .8, .7, .7, .7, .7, .6, .5, .4, .4, .5, .6, .7, .8, .9, 1.0, 1.0, 1.0, 1.0),
+    (1.0, 1.0, 1.0, 1.0, 1.0, .9, .8, .8, .8, .7, .6, .6, .6, .6, .6, .6, .8, .9, .9, .9, .9, 1.0, 1.0),
+    (.9, .9, .9, .9, .9, .9, .9, .8, .7, .6, .6, .5, .5, .5, .5, .6, .7, .8, .7, .7, .8, .9, .9),
+)
+ARCHS = {"volta": 70, "ampere": 80, "hopper": 90}
+#: tuning.cc getNetOverhead: x86 Intel 1 µs, AMD 2 µs
+NET_OVERHEAD_US = {"intel": 1.0, "amd": 2.0}
+
+
+@dataclass(frozen=True)
+class NcclGraph:
+    """What NCCL's topology search hands its tuning model (one graph for every algorithm here).
+
+    ``bw_intra_GBps``/``bw_inter_GBps`` are per channel (NCCL's ``bwIntra``/``bwInter``), ``channels``
+    its ``nChannels``. ``ll128`` is NCCL's default LL128 enable (NVLink inside the node, one GPU
+    generation); ``nvls`` whether the node switch can reduce (NVLink SHARP, H100 NVSwitch).
+    """
+
+    n_ranks: int
+    n_nodes: int
+    channels: int
+    bw_intra_GBps: float
+    bw_inter_GBps: float
+    arch: str = "hopper"
+    cpu_vendor: str = "intel"
+    ll128: bool = True
+    nvls: bool = False
+    latency_inter_us: float = 0.0
+
+
+def log2i(n: int) -> int:
+    """NCCL's ``log2i``: ⌊log2 n⌋, 0 for n ≤ 1."""
+    n, out = int(n), 0
+    while n > 1:
+        n >>= 1
+        out += 1
+    return out
+
+
+def _steps(op: str, p: int, nodes: int) -> tuple[int, int]:
+    if op == "allreduce":
+        return 2 * (p - 1), (2 * nodes if nodes > 1 else 0)
+    return p - 1, nodes - 1
+
+
+def enabled(op: str, algo: str, g: NcclGraph) -> bool:
+    """Whether NCCL would consider ``algo`` for ``op`` (tuning.cc's loop and enable rules)."""
+    if algo == "tree":
+        return op == "allreduce"
+    if algo == "nvls":  # NVLS alone is single-node (tuning.cc: disabled for nNodes > 1 without CollNet)
+        return op == "allreduce" and g.nvls and g.n_nodes == 1
+    return True
+
+
+def bus_bandwidth_GBps(op: str, algo: str, proto: str, g: NcclGraph) -> float:
+    """``comm->bandwidths[coll][a][p]``: the algorithm bandwidth NCCL's model gives (GB/s), 0 if disabled."""
+    if not enabled(op, algo, g) or (algo == "nvls" and proto != "Simple") or (proto == "LL128" and not g.ll128):
+        return 0.0
+    p, nodes, ch = g.n_ranks, g.n_nodes, g.channels
+    cc = 2 if ARCHS[g.arch] >= 90 else 1 if ARCHS[g.arch] >= 80 else 0
+    i2 = nodes - 1 if nodes <= 2 else 2
+    i1 = cc if nodes == 1 else (1 if g.cpu_vendor == "amd" else 0)
+    ll_max = LL_MAX_BWS[i1][i2]
+    ppn = p / nodes
+    bw = g.bw_intra_GBps if nodes <= 2 else g.bw_inter_GBps
+    if algo == "nvls":
+        bw = min(g.bw_intra_GBps, g.bw_inter_GBps)
+    bus = ch * bw
+    if algo == "ring" and proto == "LL":
+        bus = min(ll_max, bus * (1.0 / 4.0 if nodes > 1 or op == "allreduce" else 1.0 / 3.0))
+    if algo == "ring" and proto == "LL128":
+        bus = min(bus * (0.7 if ppn < 2 else 0.92), ch * PER_CH_MAX_RING_LL128_BWS[cc][i2])
+    if algo == "tree":
+        bus = min(bus * .92, ch * PER_CH_MAX_TREE_BWS[cc][i2])
+    if algo == "tree" and proto == "LL":
+        bus = min(bus * 1.0 / 3.8, ll_max)
+    if algo == "tree" and proto == "LL128":
+        bus = min(bus * (7.0 / 9.0 if nodes == 1 else 120.0 / 128.0), ch * PER_CH_MAX_TREE_LL128_BWS[cc][i2])
+    nsteps, _ = _steps(op, p, nodes)
+    ratio = p / nsteps if algo == "ring" else 5.0 / 6.0 if algo == "nvls" else 0.5
+    return bus * ratio
+
+
+def latency_us(op: str, algo: str, proto: str, g: NcclGraph) -> float:
+    """``comm->latencies[coll][a][p]`` (µs): base latency plus the per-hop latencies of the schedule."""
+    pi = PROTOS.index(proto)
+    p, nodes = g.n_ranks, g.n_nodes
+    intra = HW_LAT_NVLINK_US[algo][pi]
+    inter = HW_LAT_NET_US[algo][pi] + g.latency_inter_us
+    if proto == "Simple":
+        inter += g.latency_inter_us
+    lat = BASE_LAT_US[algo][pi]
+    if algo == "ring":
+        nsteps, ninter = _steps(op, p, nodes)
+        overhead = 0.0
+        if nodes > 1:
+            overhead = NET_OVERHEAD_US[g.cpu_vendor] * (3 if proto == "Simple" else 1)
+        intra = max(intra, overhead)
+        return lat + (nsteps - ninter) * intra + ninter * inter
+    if algo == "tree":
+        return lat + 2 * ((p // nodes - 1) * intra + log2i(nodes) * inter)
+    return intra + (inter if nodes > 1 else 0.0)  # nvls: tuning.cc sets, not adds
+
+
+def ring_plateau(op: str, nbytes: float, g: NcclGraph) -> float:
+    """ncclTopoGetAlgoTime's "plateau effect of ring" latency factor for ring/Simple all-reduce across nodes."""
+    if op == "allreduce" and g.n_nodes > 1 and nbytes / (g.channels * g.n_ranks) >= 64:
+        return 1.9 if ARCHS[g.arch] < 80 else 1.4
+    return 1.0
+
+
+def algo_time_us(op: str, algo: str, proto: str, nbytes: float, g: NcclGraph) -> float:
+    """``ncclTopoGetAlgoTime`` for one call (numPipeOps = 1): −1 where the pair is disabled."""
+    bw = bus_bandwidth_GBps(op, algo, proto, g)
+    if bw == 0:
+        return -1.0
+    lat = latency_us(op, algo, proto, g)
+    log_size = log2i(int(nbytes) >> 6)
+    if algo == "tree" and log_size < 23:
+        bw *= TREE_CORRECTION[PROTOS.index(proto)][log_size]
+    if algo == "ring" and proto == "Simple":
+        lat *= ring_plateau(op, nbytes, g)
+    return lat + nbytes / (1000 * bw)
+
+
+def choose(op: str, nbytes: float, g: NcclGraph) -> tuple[str, str, float]:
+    """``(algorithm, protocol, predicted µs)`` NCCL picks (topoGetAlgoInfo: smallest time, first on a tie).
+
+    Examples
+    --------
+    >>> g = NcclGraph(n_ranks=8, n_nodes=1, channels=8, bw_intra_GBps=37.5, bw_inter_GBps=37.5, arch="ampere")
+    >>> choose("allreduce", 1024, g)[:2], choose("allreduce", 2**28, g)[:2]
+    (('ring', 'LL'), ('ring', 'Simple'))
+    """
+    if g.n_ranks < 2:
+        return "ring", "Simple", 0.0
+    best: tuple[str, str, float] | None = None
+    for algo in ALGOS:
+        for proto in PROTOS:
+            t = algo_time_us(op, algo, proto, nbytes, g)
+            if t >= 0 and (best is None or t < best[2]):
+                best = (algo, proto, t)
+    assert best is not None and math.isfinite(best[2])
+    return best

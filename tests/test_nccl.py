@@ -1,0 +1,147 @@
+"""The ``nccl`` collective model: NCCL's tuning choices, multi-channel bandwidth, its own closed form.
+
+Tuning cases are derived by hand from NVIDIA/nccl ``src/graph/tuning.cc`` (commit b6475625, the tables
+and formulas quoted in each test): time = lat + bytes / (1000 · bw) µs, the smallest wins.
+"""
+
+from __future__ import annotations
+
+import pytest
+import simpy
+
+from sim.collectives import get_algorithm, parse_collectives
+from sim.collectives.nccl_tuning import NcclGraph, choose
+from sim.errors import UserError
+from sim.network import make_network
+from topologies import build_topology
+from topologies.hier import hier, nccl_params
+
+A100_NODE = NcclGraph(n_ranks=8, n_nodes=1, channels=8, bw_intra_GBps=37.5, bw_inter_GBps=37.5, arch="ampere")
+
+
+def test_a100_single_node_protocol_crossovers():
+    # tuning.cc, 8 ranks, 1 node, 8 channels × 37.5 GB/s = 300 GB/s bus, Ampere, nsteps = 2(p-1) = 14:
+    # ring LL:     lat 6.6 + 14·0.6 = 15.0,  bw min(87.7, 300/4) · 8/14
+    # ring LL128:  lat 14 + 14·1.9 = 40.6,   bw min(300·0.92, 8·20) · 8/14
+    # ring Simple: lat 8.4 + 14·3.4 = 56.0,  bw 300 · 8/14
+    ll = (15.0, 75 * 8 / 14)
+    ll128 = (40.6, 160 * 8 / 14)
+    simple = (56.0, 300 * 8 / 14)
+
+    def cross(a, b):  # bytes where lat_a + x/(1000 bw_a) = lat_b + x/(1000 bw_b)
+        return (b[0] - a[0]) * 1000 / (1 / a[1] - 1 / b[1])
+
+    x1, x2 = cross(ll, ll128), cross(ll128, simple)   # ≈ 2.07 MB and ≈ 3.02 MB
+    assert 2.0e6 < x1 < x2 < 3.1e6
+    assert choose("allreduce", 1024, A100_NODE)[:2] == ("ring", "LL")
+    assert choose("allreduce", 0.98 * x1, A100_NODE)[:2] == ("ring", "LL")
+    assert choose("allreduce", (x1 + x2) / 2, A100_NODE)[:2] == ("ring", "LL128")
+    assert choose("allreduce", 1.02 * x2, A100_NODE)[:2] == ("ring", "Simple")
+    t = choose("allreduce", 2**28, A100_NODE)[2]
+    assert t == pytest.approx(simple[0] + 2**28 / (1000 * simple[1]), rel=1e-12)
+
+
+def test_ll128_disabled_and_nvls_on_h100():
+    g = NcclGraph(n_ranks=8, n_nodes=1, channels=8, bw_intra_GBps=56.25, bw_inter_GBps=56.25, arch="hopper",
+                  nvls=True)
+    # NVLS/Simple: lat hwLat[NVLINK][NVLS] = 23, bw 8 · 56.25 · 5/6 = 375; ring/Simple 56 + x/(1000·257.1)
+    assert choose("allreduce", 2**28, g) == pytest.approx(("nvls", "Simple", 23 + 2**28 / (1000 * 375.0)))
+    # 64 KiB: ring/LL lat 15, bw min(87.7, 450/4)·8/14 = 50.1: 16.3 µs < NVLS's 23.2 µs
+    assert choose("allreduce", 2**16, g)[:2] == ("ring", "LL")
+    # NVLS alone never runs across nodes (tuning.cc disables it for nNodes > 1 without CollNet)
+    g2 = NcclGraph(n_ranks=16, n_nodes=2, channels=8, bw_intra_GBps=56.25, bw_inter_GBps=6.25, nvls=True)
+    assert choose("allreduce", 2**28, g2)[0] != "nvls"
+    # without LL128 the middle band goes to LL or Simple
+    g3 = NcclGraph(**{**A100_NODE.__dict__, "ll128": False})
+    assert choose("allreduce", 2.5e6, g3)[1] != "LL128"
+
+
+def test_tree_wins_small_multinode():
+    # 2 nodes × 8: ring LL lat = 6.6 + (30-4)·max(0.6, 1 µs net overhead) + 4·2.7 = 43.4; tree LL
+    # lat = 6.8 + 2·(7·0.6 + 1·5.0) = 25.2 (tuning.cc): the tree is chosen for tiny messages
+    g = NcclGraph(n_ranks=16, n_nodes=2, channels=8, bw_intra_GBps=37.5, bw_inter_GBps=25.0, arch="ampere")
+    algo, proto, t = choose("allreduce", 64, g)
+    assert (algo, proto) == ("tree", "LL")
+    assert t < 43.4
+
+
+def _flow_time(G, op, p, nbytes, network="flow"):
+    net = make_network(network, G)
+    env = simpy.Environment()
+    net.session(env).collective(op, "nccl", tuple(range(p)), float(nbytes))
+    env.run()
+    return env.now
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_multichannel_ring_reaches_k_nics(k):
+    # 2 nodes × 4 GPUs, k NICs of B per node, NVLink 1000× faster, no link latency, NIC efficiency e:
+    # NCCL's rail-aligned rings push k channels through k NICs, so a large ring all-reduce's bus bandwidth
+    # 2(p-1)/p · n / t approaches k · B · e (less only NCCL's fixed per-call latency, < 1 % at 16 GiB).
+    B, e = 25e9, 0.9
+    G = hier(2, 4, 1000 * B, B, 0.0, 0.0, nics_per_node=k, nccl={"bus_efficiency": {"nic": e}})
+    p, n = 8, 16 * 2**30
+    t = _flow_time(G, "allreduce", p, n)
+    busbw = 2 * (p - 1) / p * n / t
+    assert 0.99 * k * B * e < busbw <= k * B * e
+
+
+def test_flat_ring_stays_one_nic():
+    # the MPI-style ring is unchanged: one ring through one NIC, bus bandwidth ≈ B (issue 10's 24.9 GB/s)
+    G = hier(2, 4, 1000 * 25e9, 25e9, 0.0, 0.0)
+    net = make_network("flow", G)
+    env = simpy.Environment()
+    n = 2**30
+    net.session(env).collective("allreduce", "ring", tuple(range(8)), float(n))
+    env.run()
+    assert 2 * 7 / 8 * n / env.now == pytest.approx(25e9, rel=1e-9)
+
+
+@pytest.mark.parametrize(("preset", "p", "nbytes"), [
+    ("dgx-a100", 8, 1e3), ("dgx-a100", 8, 2.5e6), ("dgx-a100", 8, 2**28), ("dgx-a100", 16, 2**10),
+    ("dgx-a100", 16, 2**20), ("dgx-a100", 16, 2**28), ("dgx-h100", 8, 2**28), ("dgx-h100", 32, 2**24),
+])
+def test_flow_equals_own_closed_form(preset, p, nbytes):
+    # the model's closed form (what `analytic` charges) is the time `flow` simulates on the hier fabric
+    G = build_topology(preset, p)
+    for op in ("allreduce", "allgather", "reduce_scatter"):
+        flow = _flow_time(G, op, p, nbytes)
+        analytic = _flow_time(G, op, p, nbytes, network="analytic")
+        assert flow == pytest.approx(analytic, rel=1e-9)
+
+
+def test_closed_form_components_ring_simple():
+    # 2 nodes × 8 A100 at 1 GiB: ring/Simple. Time = Σ steps (path latency + extra) + bytes term, with the
+    # bytes term 2(p-1) · n/(C p) / (e_nic · 25 GB/s) (the NIC carries one channel) — written out here.
+    G = build_topology("dgx-a100", 16)
+    algo = get_algorithm("allreduce", "nccl")
+    f = G.graph["fabric"]
+    plan = algo.plan(16, 2**30, 8, f)
+    assert (plan.algo, plan.proto, plan.channels) == ("ring", "Simple", 8)
+    bytes_term = 30 * (2**30 / (8 * 16)) / (0.9 * 25e9)
+    lat_term = sum(ph.steps * (ph.latency_s + 4e-6) for ph in plan.phases)   # inter path: 2 × 2 µs
+    assert algo.cost_s(16, 2**30, 0.0, 1.0, local_size=8, fabric=f) == pytest.approx(bytes_term + lat_term,
+                                                                                       rel=1e-12)
+
+
+def test_registry_and_flags():
+    assert parse_collectives("nccl")["allreduce"] == "nccl"
+    assert parse_collectives("nccl")["broadcast"] == "paper"
+    assert parse_collectives("allgather=nccl")["allgather"] == "nccl"
+    with pytest.raises(UserError):
+        get_algorithm("broadcast", "nccl")
+    with pytest.raises(UserError):
+        parse_collectives("halo=nccl")
+
+
+@pytest.mark.parametrize("raw", [{"arch": "pascal"}, {"bus_efficiency": {"nvlink": 1.5}},
+                                 {"bus_efficiency": {"pcie": 0.5}}, {"base_latency_us": -1}, {"nvls": "yes"},
+                                 {"foo": 1}, "text"])
+def test_bad_nccl_block(raw):
+    with pytest.raises(UserError):
+        nccl_params(raw)
+
+
+def test_deterministic():
+    G = build_topology("dgx-h100", 16)
+    assert _flow_time(G, "allreduce", 16, 3e6) == _flow_time(G, "allreduce", 16, 3e6)
