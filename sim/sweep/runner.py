@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -27,6 +28,7 @@ from typing import Any
 
 from sim.errors import UserError
 from sim.sweep.csvsink import open_sink, rewrite_sorted
+from sim.sweep.interrupts import StopSignals
 from sim.sweep.progress import SweepProgress
 from sim.sweep.rows import PointFn, columns, extra_columns, simulate_point
 from sim.sweep.spec import Point, SweepSpec, expand, load_sweep, resolve_point
@@ -52,11 +54,13 @@ class SweepReport:
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or an interrupt raised by ``on_row``) stopped the sweep; ``report`` says what was written."""
+    """SIGINT, SIGTERM (or an interrupt raised by ``on_row``) stopped the sweep; ``report`` says what was
+    written, ``signum`` which signal stopped it (SIGINT for a plain ``KeyboardInterrupt``)."""
 
-    def __init__(self, report: SweepReport) -> None:
+    def __init__(self, report: SweepReport, signum: int = signal.SIGINT) -> None:
         super().__init__(f"sweep interrupted after {report.ok + report.failed} rows; resume to finish")
         self.report = report
+        self.signum = int(signum)
 
 
 def default_workers() -> int:
@@ -154,25 +158,27 @@ def run_sweep(sweep: SweepSpec | str | Path | dict | Sequence[dict], out: str | 
     interrupted = False
     skipped = 0
     backend = _backend(scheduler, n_workers)
+    guard = StopSignals()
     try:
-        # the backend first: a scheduler that cannot be reached leaves no results file behind
-        with backend:
+        # the first SIGINT/SIGTERM raises KeyboardInterrupt here once, later ones cannot disturb the shutdown;
+        # the backend before the sink: a scheduler that cannot be reached leaves no results file behind
+        with guard, backend:
             sink, done = open_sink(out, columns(extra_columns(points)), resume=resume, overwrite=overwrite)
             todo = [p for p in points if p.point_id not in done]
             skipped = len(points) - len(todo)
             with sink, SweepProgress(len(todo), enabled=progress) as bar:
                 # invalid points are recorded at once, without a round trip to a worker
                 for p in [p for p in todo if p.error is not None]:
-                    _record(sink, bar, counts, on_row, {**p.config, "status": "error", "error": p.error,
-                                                        "point_id": p.point_id})
+                    _record(sink, bar, counts, on_row, guard, {**p.config, "status": "error",
+                                                               "error": p.error, "point_id": p.point_id})
                 runnable = [p for p in todo if p.error is None]
                 for rows in backend.results(fn, chunk_points(runnable, backend.slots, chunksize)):
                     for row in rows:
-                        _record(sink, bar, counts, on_row, row)
+                        _record(sink, bar, counts, on_row, guard, row)
     except KeyboardInterrupt as exc:
         interrupted = True
         report = _report(out, points, skipped, counts, start, backend, n_workers, interrupted)
-        raise SweepInterrupted(report) from exc
+        raise SweepInterrupted(report, guard.signum or signal.SIGINT) from exc
     report = _report(out, points, skipped, counts, start, backend, n_workers, interrupted)
     if sort:
         rewrite_sorted(out, [p.point_id for p in points])
@@ -187,10 +193,13 @@ def _report(out: Any, points: list, skipped: int, counts: dict[str, int], start:
                        60.0 * done / wall if wall > 0 else 0.0, backend.name, workers, interrupted)
 
 
-def _record(sink: Any, bar: SweepProgress, counts: dict[str, int], on_row: Callable | None,
+def _record(sink: Any, bar: SweepProgress, counts: dict[str, int], on_row: Callable | None, guard: StopSignals,
             row: dict[str, Any]) -> None:
-    sink.write(row)
-    counts["ok" if row["status"] == "ok" else "error"] += 1
+    if guard.signum is not None:  # a signal came and its KeyboardInterrupt was swallowed on the way: still stop
+        raise KeyboardInterrupt
+    with guard.hold():  # a signal cannot separate the row from its count
+        sink.write(row)
+        counts["ok" if row["status"] == "ok" else "error"] += 1
     bar.advance(row["status"] == "ok")
     if on_row is not None:
         on_row(row)
