@@ -53,7 +53,7 @@ class StopSignals:
         if self._holding:
             self._pending = True
             return
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+        raise KeyboardInterrupt(self._name())
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is not threading.main_thread():
@@ -78,7 +78,9 @@ class StopSignals:
 
     @contextmanager
     def hold(self) -> Iterator[None]:
-        """A block the first signal does not cut short: its ``KeyboardInterrupt`` comes when the block ends."""
+        """A block the first signal does not cut short: its ``KeyboardInterrupt`` comes when the block ends
+        (also when the block fails meanwhile: a signal sent to the whole group may break what the block
+        was doing, e.g. kill the forkserver a worker is being started from)."""
         if self._outer is not None:
             with self._outer.hold():
                 yield
@@ -86,11 +88,18 @@ class StopSignals:
         self._holding += 1
         try:
             yield
-        finally:
+        except Exception as exc:
             self._holding -= 1
+            if self._pending and not self._holding:
+                self._pending = False
+                raise KeyboardInterrupt(self._name()) from exc
+            raise
+        self._holding -= 1
         if self._pending and not self._holding:
             self._pending = False
-            raise KeyboardInterrupt(signal.Signals(self._signum or signal.SIGINT).name)
+            raise KeyboardInterrupt(self._name())
 
+    def _name(self) -> str:
+        return signal.Signals(self._signum or signal.SIGINT).name
 
 __all__ = ["STOP_SIGNALS", "StopSignals"]

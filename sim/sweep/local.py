@@ -30,6 +30,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from sim.sweep.interrupts import StopSignals
 from sim.sweep.rows import PointFn, error_message, error_row, run_chunk
 from sim.sweep.spec import Point
 
@@ -129,7 +130,10 @@ class LocalBackend:
                 if self._pool is None:  # the pool broke: start a fresh one
                     self._start()
                 assert self._pool is not None
-                running[self._pool.submit(run_chunk, fn, chunk)] = (count, chunk)
+                # submit may start a worker: a signal in the middle would leave one the pool does not know
+                with StopSignals() as guard, guard.hold():
+                    future = self._pool.submit(run_chunk, fn, chunk)
+                running[future] = (count, chunk)
                 count += 1
 
         top_up()

@@ -175,6 +175,14 @@ def run_sweep(sweep: SweepSpec | str | Path | dict | Sequence[dict], out: str | 
                 for rows in backend.results(fn, chunk_points(runnable, backend.slots, chunksize)):
                     for row in rows:
                         _record(sink, bar, counts, on_row, guard, row)
+    except Exception as exc:
+        if guard.signum is None:
+            raise
+        # a signal came first: what broke on the way down (a worker killed by a signal sent to the whole
+        # process group, the forkserver gone) is part of stopping, not an error of the sweep
+        interrupted = True
+        report = _report(out, points, skipped, counts, start, backend, n_workers, interrupted)
+        raise SweepInterrupted(report, guard.signum) from exc
     except KeyboardInterrupt as exc:
         interrupted = True
         report = _report(out, points, skipped, counts, start, backend, n_workers, interrupted)
