@@ -102,4 +102,23 @@ class StopSignals:
     def _name(self) -> str:
         return signal.Signals(self._signum or signal.SIGINT).name
 
-__all__ = ["STOP_SIGNALS", "StopSignals"]
+@contextmanager
+def signals_blocked() -> Iterator[None]:
+    """Block SIGINT and SIGTERM in this thread for the block (where the platform can).
+
+    Processes started meanwhile (the forkserver, the resource tracker, workers) inherit the blocked mask
+    through fork and exec, so a signal sent to the whole process group can never reach them, not even
+    while they start, before they could ignore it. A signal sent to this process meanwhile is not lost:
+    it is delivered when the block ends (or, if another thread took it, its Python handler runs as usual).
+    """
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+__all__ = ["STOP_SIGNALS", "StopSignals", "signals_blocked"]

@@ -4,9 +4,9 @@ Workers are started once (``forkserver`` where the platform has it, else ``spawn
 is unsafe once threads exist) and reused for every chunk, so imports are paid once per worker.
 ``workers=0`` runs in the calling process (no pool; for debugging and for profiling one worker's cost).
 
-Stopping. Workers ignore SIGINT and SIGTERM, so a signal sent to the whole process group (Ctrl-C in a
-terminal, ``timeout -s INT``) reaches only the parent, which alone decides how the sweep ends (see
-:mod:`sim.sweep.interrupts`). When the caller stops early (an exception, a signal) the pool is aborted,
+Stopping. Workers, the forkserver and the resource tracker are started with SIGINT and SIGTERM blocked
+(and workers ignore both), so a signal sent to the whole process group (Ctrl-C in a terminal, ``timeout
+-s INT``) reaches only the parent, which alone decides how the sweep ends (see :mod:`sim.sweep.interrupts`). When the caller stops early (an exception, a signal) the pool is aborted,
 not drained: queued chunks are cancelled (``shutdown(wait=False, cancel_futures=True)``) and every worker
 is killed and reaped, so nothing waits for a chunk in flight. A worker also exits by itself as soon as
 the parent is gone, even after ``kill -9``: it holds the read end of a pipe whose only write end is the
@@ -30,7 +30,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from sim.sweep.interrupts import StopSignals
+from sim.sweep.interrupts import StopSignals, signals_blocked
 from sim.sweep.rows import PointFn, error_message, error_row, run_chunk
 from sim.sweep.spec import Point
 
@@ -80,8 +80,9 @@ class LocalBackend:
         ctx = _context()
         if self._lifeline is None:
             self._lifeline = ctx.Pipe(duplex=False)  # (read end for the workers, write end kept here)
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                         initargs=(self._lifeline[0],))
+        with signals_blocked():  # the resource tracker starts here: it must not see the group's signals
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                             initargs=(self._lifeline[0],))
 
     def __enter__(self) -> LocalBackend:
         if self.workers > 0:
@@ -130,8 +131,9 @@ class LocalBackend:
                 if self._pool is None:  # the pool broke: start a fresh one
                     self._start()
                 assert self._pool is not None
-                # submit may start a worker: a signal in the middle would leave one the pool does not know
-                with StopSignals() as guard, guard.hold():
+                # submit may start the forkserver and a worker: they start with SIGINT/SIGTERM blocked, and
+                # a signal meanwhile waits until submit returns (else a worker could start unknown to the pool)
+                with StopSignals() as guard, guard.hold(), signals_blocked():
                     future = self._pool.submit(run_chunk, fn, chunk)
                 running[future] = (count, chunk)
                 count += 1
