@@ -246,3 +246,23 @@ def test_sigterm_in_process_is_reported_as_sigterm(tmp_path):
         run_sweep(QUICK, out, workers=0, point_fn=toy_point, on_row=term_at_3)
     assert info.value.signum == signal.SIGTERM and info.value.report.ok + info.value.report.failed == 3
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_sigint_to_the_group_ends_a_dask_local_sweep(tmp_path):
+    """``--scheduler local``: the LocalCluster's worker processes are killed, not drained; none is left."""
+    pytest.importorskip("distributed")
+    sweep = tmp_path / "slow.yaml"
+    sweep.write_text(SLOW)
+    points = {p.point_id: p for p in expand(load_sweep(sweep))}
+    out = tmp_path / "r.csv"
+    proc = _start([sys.executable, "-m", "sim", "sweep", str(sweep), "--out", str(out), "--scheduler", "local",
+                   "--workers", "2"])
+    _wait_lines(proc, out, 1)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = _stop(proc)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("error: interrupted after"), err  # dask may log before it
+    assert _wait_group_empty(proc.pid) == [], "dask worker processes left behind"
+    _check_csv(out, points)
