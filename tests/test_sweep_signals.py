@@ -217,8 +217,8 @@ def test_a_second_signal_cannot_interrupt_the_shutdown(tmp_path):
     def signal_twice(row):
         seen.append(row)
         if len(seen) == 5:
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
 
     before = signal.getsignal(signal.SIGINT)
     with pytest.raises(SweepInterrupted) as info:
@@ -235,11 +235,12 @@ def test_sigterm_in_process_is_reported_as_sigterm(tmp_path):
     from sim.sweep import SweepInterrupted
 
     out = tmp_path / "r.csv"
+    seen = []
 
-    def term_at_3(row, seen=[]):  # noqa: B006 - a counter local to this test
+    def term_at_3(row):
         seen.append(row)
         if len(seen) == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)
 
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(SweepInterrupted) as info:
