@@ -34,7 +34,7 @@ def _distributed() -> Any:
 def _kill_worker_processes(cluster: Any) -> None:
     """SIGKILL the worker processes of a LocalCluster of ours, so an interrupted sweep does not wait for
     their chunks (the nannies would give each one 4 s); anything else is left alone."""
-    for nanny in getattr(cluster, "workers", {}).values():
+    for nanny in list(getattr(cluster, "workers", {}).values()):
         if hasattr(nanny, "close_gracefully"):
             nanny.close_gracefully(reason="sweep interrupted")  # so it does not restart the worker
         process = getattr(getattr(nanny, "process", None), "process", None)  # Nanny -> WorkerProcess -> AsyncProcess
@@ -54,6 +54,7 @@ class DaskBackend:
         self.workers = workers
         self.connect_timeout_s = connect_timeout_s
         self._client: Any = None
+        self._cluster: Any = None  # a LocalCluster started here
         self._owned: list[Any] = []
 
     def __enter__(self) -> DaskBackend:
@@ -67,6 +68,7 @@ class DaskBackend:
             with signals_blocked():
                 cluster = distributed.LocalCluster(n_workers=max(self.workers, 1), threads_per_worker=1,
                                                    processes=True, dashboard_address=None)
+            self._cluster = cluster
             self._owned.append(cluster)
             self._client = distributed.Client(cluster)
         else:
@@ -79,12 +81,12 @@ class DaskBackend:
         return self
 
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
-        if exc_type is not None:
-            for thing in self._owned:
-                _kill_worker_processes(thing)
+        if exc_type is not None and self._cluster is not None:
+            _kill_worker_processes(self._cluster)
         for thing in self._owned:
             thing.close()
         self._owned = []
+        self._cluster = None
         self._client = None
 
     @property

@@ -86,21 +86,22 @@ class StopSignals:
                 yield
             return
         self._holding += 1
+        error: Exception | None = None
         try:
             yield
         except Exception as exc:
+            error = exc
+        finally:
             self._holding -= 1
-            if self._pending and not self._holding:
-                self._pending = False
-                raise KeyboardInterrupt(self._name()) from exc
-            raise
-        self._holding -= 1
         if self._pending and not self._holding:
             self._pending = False
-            raise KeyboardInterrupt(self._name())
+            raise KeyboardInterrupt(self._name()) from error
+        if error is not None:
+            raise error
 
     def _name(self) -> str:
         return signal.Signals(self._signum or signal.SIGINT).name
+
 
 @contextmanager
 def signals_blocked() -> Iterator[None]:

@@ -6,9 +6,10 @@ is unsafe once threads exist) and reused for every chunk, so imports are paid on
 
 Stopping. Workers, the forkserver and the resource tracker are started with SIGINT and SIGTERM blocked
 (and workers ignore both), so a signal sent to the whole process group (Ctrl-C in a terminal, ``timeout
--s INT``) reaches only the parent, which alone decides how the sweep ends (see :mod:`sim.sweep.interrupts`). When the caller stops early (an exception, a signal) the pool is aborted,
+-s INT``) reaches only the parent, which alone decides how the sweep ends (see
+:mod:`sim.sweep.interrupts`). When the caller stops early (an exception, a signal) the pool is aborted,
 not drained: queued chunks are cancelled (``shutdown(wait=False, cancel_futures=True)``) and every worker
-is killed and reaped, so nothing waits for a chunk in flight. A worker also exits by itself as soon as
+is killed (SIGKILL) and reaped, so nothing waits for a chunk in flight. A worker also exits by itself as soon as
 the parent is gone, even after ``kill -9``: it holds the read end of a pipe whose only write end is the
 parent's, and a thread in the worker exits the process when that pipe reports end of file.
 

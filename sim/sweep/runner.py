@@ -3,7 +3,8 @@
 :func:`run_sweep` is the whole of ``dnnsim sweep`` as a Python call. Rows are appended in completion order
 as each chunk of points finishes, so an interrupted sweep loses only the chunks in flight; ``resume``
 skips every point whose ``point_id`` is already in the file. The first SIGINT or SIGTERM stops the sweep
-(the pool is aborted, :class:`SweepInterrupted` says which signal), later ones are ignored until then. Values do not depend on the backend or the
+(the pool is aborted, :class:`SweepInterrupted` says which signal), later ones are ignored until then.
+Values do not depend on the backend or the
 number of workers (each point is a pure function of its resolved config; only ``wall_s``, the measured
 seconds of the run, varies); ``sort=True`` rewrites the finished file in sweep order, otherwise sort by
 ``point_id`` to compare two files.
