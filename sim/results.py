@@ -18,8 +18,6 @@ ranks are alike there), so rank 0 is the critical rank. ``pr``, ``pc`` are the (
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -191,10 +189,6 @@ def chrome_trace(records: pd.DataFrame, max_ranks: int = 64, meta: dict | None =
     other["ranks_shown"] = shown
     other["ranks_total"] = len(all_ranks)
     return {"traceEvents": metadata + events, "displayTimeUnit": "ms", "otherData": other}
-
-
-def write_trace(records: pd.DataFrame, path: str | Path, max_ranks: int = 64, meta: dict | None = None) -> None:
-    Path(path).write_text(json.dumps(chrome_trace(records, max_ranks, meta)))
 
 
 def link_counter_events(meter: Any, busiest: pd.DataFrame) -> list[dict[str, Any]]:

@@ -4,7 +4,9 @@ Points run on a local process pool (``--workers``, default: the cores available)
 (``--scheduler tcp://host:8786``, or ``local`` for a LocalCluster here). Rows are appended as points finish;
 ``--resume`` skips the points already in the CSV. A progress bar (done, failed, remaining, rate) goes to
 stderr when it is a terminal. At the end one line per sweep is printed: points, skipped, ok, failed, wall
-seconds, points per minute. Ctrl-C stops cleanly (the CSV keeps every finished row) with exit status 130.
+seconds, points per minute. SIGINT (Ctrl-C, once or more, to the process or its group) and SIGTERM stop the
+sweep cleanly: the workers are killed, the CSV keeps every finished row (whole lines only), one line says
+how far it got, and the exit status is 130 (SIGINT) or 143 (SIGTERM). Signals after the first are ignored.
 """
 
 from __future__ import annotations
@@ -35,17 +37,20 @@ from sim.cli.output import emit, format_option
 def sweep(sweep_file: str, out: str, workers: int | None, scheduler: str | None, resume: bool,
           overwrite: bool, chunksize: int | None, sort: bool, progress: bool, fmt: str) -> None:
     """Run every point of SWEEP_FILE (base, vary, zip) and write one row per point to --out."""
+    from sim.sweep.interrupts import StopSignals
     from sim.sweep.runner import SweepInterrupted, run_sweep
 
-    try:
-        report = run_sweep(sweep_file, out, workers=workers, scheduler=scheduler, resume=resume,
-                           overwrite=overwrite, chunksize=chunksize, sort=sort, progress=progress)
-    except SweepInterrupted as exc:
-        r = exc.report
-        stop = click.ClickException(f"interrupted after {r.ok + r.failed} new rows ({r.ok} ok, {r.failed} "
-                                    f"failed); {out} is intact; run again with --resume to finish")
-        stop.exit_code = 130  # sim.cli.main prints "error: <message>" and returns this status
-        raise stop from None
+    # held until the command returns: once a signal has stopped the sweep, later ones are ignored (restore=False)
+    with StopSignals(restore=False):
+        try:
+            report = run_sweep(sweep_file, out, workers=workers, scheduler=scheduler, resume=resume,
+                               overwrite=overwrite, chunksize=chunksize, sort=sort, progress=progress)
+        except SweepInterrupted as exc:
+            r = exc.report
+            stop = click.ClickException(f"interrupted after {r.ok + r.failed} new rows ({r.ok} ok, {r.failed} "
+                                        f"failed); {out} is intact; run again with --resume to finish")
+            stop.exit_code = 128 + exc.signum  # 130 SIGINT, 143 SIGTERM; sim.cli.main prints "error: <message>"
+            raise stop from None
     row = report.as_dict()
     row["wall_s"] = round(row["wall_s"], 3)
     row["points_per_min"] = round(row["points_per_min"], 1)

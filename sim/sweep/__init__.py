@@ -3,7 +3,8 @@ and stream one CSV row per point (resumable by ``point_id``).
 
 Modules: :mod:`~sim.sweep.spec` (sweep files, points, hashing), :mod:`~sim.sweep.rows` (point -> row),
 :mod:`~sim.sweep.csvsink` (append-only CSV), :mod:`~sim.sweep.local` and :mod:`~sim.sweep.dask_backend`
-(executors), :mod:`~sim.sweep.progress` (progress bar), :mod:`~sim.sweep.runner` (:func:`run_sweep`).
+(executors), :mod:`~sim.sweep.interrupts` (SIGINT/SIGTERM stop a sweep once), :mod:`~sim.sweep.progress`
+(progress bar), :mod:`~sim.sweep.runner` (:func:`run_sweep`).
 """
 
 from sim.sweep.rows import columns, simulate_point

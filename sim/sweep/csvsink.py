@@ -2,9 +2,12 @@
 
 The header is fixed when the file is created (the union of every column a row can have), so rows appended
 later always align. Each row is encoded to one line and written with a single ``os.write`` on a file opened
-``O_APPEND`` and unbuffered: when the sweep is interrupted (Ctrl-C, a killed process), the file ends with
-whole lines only — and if a line was ever cut short (power loss), :func:`open_sink` drops the partial last
-line before resuming.
+``O_APPEND`` and unbuffered (nothing waits in a buffer to be flushed): when the sweep is interrupted
+(Ctrl-C, SIGTERM, ``kill -9``), the file ends with whole lines only, since the kernel finishes a write to a
+regular file even when the writer is killed. If a line was ever cut short anyway (power loss, a full
+disk), :func:`open_sink` drops the torn tail before resuming: a last line without its newline, and any
+last lines that do not parse as a whole row (the header's number of fields, a 16-hex-digit ``point_id``,
+status ``ok`` or ``error``).
 
 * a new file: the header is written to a temporary file which is then moved in place;
 * an existing file without ``resume``: refused (``overwrite`` replaces it);
@@ -17,8 +20,9 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,27 +67,37 @@ def _header_line(header: Sequence[str]) -> str:
     return buf.getvalue()
 
 
-def _drop_partial_line(path: Path) -> None:
-    """Cut a last line that has no newline (a write cut short) off the end of ``path``."""
-    size = path.stat().st_size
-    if size == 0:
-        return
-    with path.open("rb+") as fh:
-        fh.seek(-1, os.SEEK_END)
-        if fh.read(1) == b"\n":
-            return
-        block = 1 << 16
-        pos = size
-        while pos > 0:
-            start = max(0, pos - block)
-            fh.seek(start)
-            chunk = fh.read(pos - start)
-            cut = chunk.rfind(b"\n")
-            if cut >= 0:
-                fh.truncate(start + cut + 1)
-                return
-            pos = start
-        fh.truncate(0)
+_POINT_ID = re.compile(r"[0-9a-f]{16}")
+
+
+def whole_row(line: bytes, header: Sequence[str]) -> bool:
+    """Whether ``line`` (one line with its newline) is a complete row of ``header``: the right number of
+    fields, a ``point_id`` of 16 hex digits and a ``status`` of ``ok`` or ``error``."""
+    try:
+        records = list(csv.reader(io.StringIO(line.decode(), newline="")))
+    except (UnicodeDecodeError, csv.Error):
+        return False
+    if len(records) != 1 or len(records[0]) != len(header):
+        return False
+    fields = dict(zip(header, records[0], strict=True))
+    return bool(_POINT_ID.fullmatch(fields.get("point_id", ""))) and fields.get("status") in ("ok", "error")
+
+
+def drop_torn_tail(path: Path, header: Sequence[str]) -> int:
+    """Cut a torn end off ``path``: a last line without its newline, then every last line that is not
+    :func:`whole_row` (the header line is kept). Returns the number of bytes removed."""
+    data = path.read_bytes()
+    keep = len(data) if data.endswith(b"\n") else data.rfind(b"\n") + 1
+    header_end = data.find(b"\n") + 1  # 0: not even a whole header line
+    while header_end and keep > header_end:
+        start = data.rfind(b"\n", 0, keep - 1) + 1
+        if whole_row(data[start:keep], header):
+            break
+        keep = start
+    if keep < len(data):
+        with path.open("rb+") as fh:
+            fh.truncate(keep)
+    return len(data) - keep
 
 
 def read_done(path: Path, header: Sequence[str]) -> set[str]:
@@ -116,10 +130,6 @@ class CsvSink:
         _write_all(self._fd, encode_row(row, self.header))
         self.rows_written += 1
 
-    def write_many(self, rows: Iterable[dict[str, Any]]) -> None:
-        for row in rows:
-            self.write(row)
-
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
@@ -150,7 +160,7 @@ def open_sink(path: str | Path, header: Sequence[str], resume: bool = False,
                         "a path in an existing directory")
     done: set[str] = set()
     if p.exists() and resume:
-        _drop_partial_line(p)
+        drop_torn_tail(p, header)
         done = read_done(p, header)
         if p.stat().st_size == 0:
             _atomic_text(p, _header_line(header))
@@ -180,4 +190,4 @@ def rewrite_sorted(path: str | Path, order: Sequence[str]) -> None:
     _atomic_text(p, buf.getvalue())
 
 
-__all__ = ["CsvSink", "encode_row", "open_sink", "read_done", "rewrite_sorted"]
+__all__ = ["CsvSink", "drop_torn_tail", "encode_row", "open_sink", "read_done", "rewrite_sorted", "whole_row"]

@@ -2,7 +2,9 @@
 
 :func:`run_sweep` is the whole of ``dnnsim sweep`` as a Python call. Rows are appended in completion order
 as each chunk of points finishes, so an interrupted sweep loses only the chunks in flight; ``resume``
-skips every point whose ``point_id`` is already in the file. Values do not depend on the backend or the
+skips every point whose ``point_id`` is already in the file. The first SIGINT or SIGTERM stops the sweep
+(the pool is aborted, :class:`SweepInterrupted` says which signal), later ones are ignored until then.
+Values do not depend on the backend or the
 number of workers (each point is a pure function of its resolved config; only ``wall_s``, the measured
 seconds of the run, varies); ``sort=True`` rewrites the finished file in sweep order, otherwise sort by
 ``point_id`` to compare two files.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -27,6 +30,7 @@ from typing import Any
 
 from sim.errors import UserError
 from sim.sweep.csvsink import open_sink, rewrite_sorted
+from sim.sweep.interrupts import StopSignals
 from sim.sweep.progress import SweepProgress
 from sim.sweep.rows import PointFn, columns, extra_columns, simulate_point
 from sim.sweep.spec import Point, SweepSpec, expand, load_sweep, resolve_point
@@ -52,11 +56,13 @@ class SweepReport:
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or an interrupt raised by ``on_row``) stopped the sweep; ``report`` says what was written."""
+    """SIGINT, SIGTERM (or an interrupt raised by ``on_row``) stopped the sweep; ``report`` says what was
+    written, ``signum`` which signal stopped it (SIGINT for a plain ``KeyboardInterrupt``)."""
 
-    def __init__(self, report: SweepReport) -> None:
+    def __init__(self, report: SweepReport, signum: int = signal.SIGINT) -> None:
         super().__init__(f"sweep interrupted after {report.ok + report.failed} rows; resume to finish")
         self.report = report
+        self.signum = int(signum)
 
 
 def default_workers() -> int:
@@ -154,25 +160,35 @@ def run_sweep(sweep: SweepSpec | str | Path | dict | Sequence[dict], out: str | 
     interrupted = False
     skipped = 0
     backend = _backend(scheduler, n_workers)
+    guard = StopSignals()
     try:
-        # the backend first: a scheduler that cannot be reached leaves no results file behind
-        with backend:
+        # the first SIGINT/SIGTERM raises KeyboardInterrupt here once, later ones cannot disturb the shutdown;
+        # the backend before the sink: a scheduler that cannot be reached leaves no results file behind
+        with guard, backend:
             sink, done = open_sink(out, columns(extra_columns(points)), resume=resume, overwrite=overwrite)
             todo = [p for p in points if p.point_id not in done]
             skipped = len(points) - len(todo)
             with sink, SweepProgress(len(todo), enabled=progress) as bar:
                 # invalid points are recorded at once, without a round trip to a worker
                 for p in [p for p in todo if p.error is not None]:
-                    _record(sink, bar, counts, on_row, {**p.config, "status": "error", "error": p.error,
-                                                        "point_id": p.point_id})
+                    _record(sink, bar, counts, on_row, guard, {**p.config, "status": "error",
+                                                               "error": p.error, "point_id": p.point_id})
                 runnable = [p for p in todo if p.error is None]
                 for rows in backend.results(fn, chunk_points(runnable, backend.slots, chunksize)):
                     for row in rows:
-                        _record(sink, bar, counts, on_row, row)
+                        _record(sink, bar, counts, on_row, guard, row)
+    except Exception as exc:
+        if guard.signum is None:
+            raise
+        # a signal came first: what broke on the way down (a worker killed by a signal sent to the whole
+        # process group, the forkserver gone) is part of stopping, not an error of the sweep
+        interrupted = True
+        report = _report(out, points, skipped, counts, start, backend, n_workers, interrupted)
+        raise SweepInterrupted(report, guard.signum) from exc
     except KeyboardInterrupt as exc:
         interrupted = True
         report = _report(out, points, skipped, counts, start, backend, n_workers, interrupted)
-        raise SweepInterrupted(report) from exc
+        raise SweepInterrupted(report, guard.signum or signal.SIGINT) from exc
     report = _report(out, points, skipped, counts, start, backend, n_workers, interrupted)
     if sort:
         rewrite_sorted(out, [p.point_id for p in points])
@@ -187,10 +203,13 @@ def _report(out: Any, points: list, skipped: int, counts: dict[str, int], start:
                        60.0 * done / wall if wall > 0 else 0.0, backend.name, workers, interrupted)
 
 
-def _record(sink: Any, bar: SweepProgress, counts: dict[str, int], on_row: Callable | None,
+def _record(sink: Any, bar: SweepProgress, counts: dict[str, int], on_row: Callable | None, guard: StopSignals,
             row: dict[str, Any]) -> None:
-    sink.write(row)
-    counts["ok" if row["status"] == "ok" else "error"] += 1
+    if guard.signum is not None:  # a signal came and its KeyboardInterrupt was swallowed on the way: still stop
+        raise KeyboardInterrupt
+    with guard.hold():  # a signal cannot separate the row from its count
+        sink.write(row)
+        counts["ok" if row["status"] == "ok" else "error"] += 1
     bar.advance(row["status"] == "ok")
     if on_row is not None:
         on_row(row)
