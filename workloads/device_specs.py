@@ -88,6 +88,32 @@ def list_devices() -> list[str]:
     return sorted(yaml.safe_load(p.read_text())["name"] for p in DEVICE_DIR.glob("*.yaml"))
 
 
+def device_path(name: str) -> Path:
+    """The file of device ``name`` (a bundled name or alias, or a ``.yaml`` path).
+
+    Raises
+    ------
+    UserError
+        ``device`` field, for an unknown name or a missing file.
+    """
+    if name.lower().endswith((".yaml", ".yml")):
+        path = Path(name)
+        if not path.is_file():
+            raise UserError("device", f"file {name!r} does not exist", "a device name or an existing .yaml file")
+        return path
+    files = _files()
+    if name not in files:
+        raise UserError("device", f"{name!r} is not a known device",
+                        f"one of {', '.join(sorted(files))} or a .yaml file")
+    return files[name]
+
+
+def read_device_mapping(name: str) -> tuple[Path, dict]:
+    """``(path, mapping)`` of device ``name``'s file, as written (for tools that write a derived file)."""
+    path = device_path(name)
+    return path, read_yaml_mapping(path, "device", "a device YAML file: a mapping as in workloads/devices/")
+
+
 def load_device(name: str) -> DeviceSpec:
     """The device called ``name`` (or an alias), or read from a ``.yaml`` file path.
 
@@ -96,17 +122,7 @@ def load_device(name: str) -> DeviceSpec:
     UserError
         ``device`` field, for an unknown name or a malformed file.
     """
-    if name.lower().endswith((".yaml", ".yml")):
-        path = Path(name)
-        if not path.is_file():
-            raise UserError("device", f"file {name!r} does not exist", "a device name or an existing .yaml file")
-    else:
-        files = _files()
-        if name not in files:
-            raise UserError("device", f"{name!r} is not a known device",
-                            f"one of {', '.join(sorted(files))} or a .yaml file")
-        path = files[name]
-    data = read_yaml_mapping(path, "device", "a device YAML file: a mapping as in workloads/devices/")
+    path, data = read_device_mapping(name)
     return device_from_mapping(data, str(path), path.stem)
 
 
