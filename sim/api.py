@@ -262,7 +262,7 @@ def load_setup(config: RunConfig) -> Setup:
     from workloads.loader import load_model
 
     model = load_model(config.model, config.input_shape)
-    compute_model = make_compute_model(config.compute, model, config.dtype_bytes)
+    compute_model = make_compute_model(config.compute, model, config.dtype_bytes, config.precision)
     graph = build_topology(config.topology, config.procs)
     analytic = make_network("analytic", graph, ecmp=config.ecmp)
     analytic.check_ranks(config.procs)
@@ -279,7 +279,7 @@ def plan_config(config: RunConfig, setup: Setup, paper_dx: bool = False) -> RunP
     conv_grid = config.conv_grid_dims()
     conv = Grid(*conv_grid, config.placement) if conv_grid is not None else None
     grid = Grid(pr, pc, config.placement, conv=conv)
-    return plan_run(setup.model, conv_mode, fc, config.batch, grid, config.dtype_bytes, setup.algorithms,
+    return plan_run(setup.model, conv_mode, fc, config.batch, grid, config.word_bytes(), setup.algorithms,
                     setup.compute_model.time, overlap=config.overlap, paper_dx=paper_dx,
                     meta={"model": setup.model.name, "strategy": config.strategy},
                     bucket_bytes=None if config.bucket_mb is None else float(config.bucket_mb) * 2**20,
@@ -287,17 +287,20 @@ def plan_config(config: RunConfig, setup: Setup, paper_dx: bool = False) -> RunP
 
 
 def _fields(config: RunConfig, setup: Setup, plan: RunPlan) -> dict[str, Any]:
+    from workloads.precision import get_precision, with_dtype_bytes
+
     conv, fc = config.layer_modes()
     conv_grid = plan.grid.conv or plan.grid
+    precision = with_dtype_bytes(get_precision(config.precision), config.dtype_bytes)
     return {"model": setup.model.name, "batch": config.batch, "procs": config.procs,
             "strategy": config.strategy, "pr": plan.grid.pr, "pc": plan.grid.pc, "topology": config.topology,
             "network": config.network, "compute": getattr(setup.compute_model, "name", config.compute),
             "conv": conv, "fc": fc, "placement": config.placement, "collectives": config.collectives,
-            "overlap": config.overlap, "dtype_bytes": config.dtype_bytes, "dataset_size": setup.dataset_size,
-            "memory_per_rank_bytes": memory_per_rank_bytes(plan.plans, config.dtype_bytes, plan.grid.pr,
-                                                           conv_grid.pr),
+            "overlap": config.overlap, "dtype_bytes": precision.word_bytes, "dataset_size": setup.dataset_size,
+            "memory_per_rank_bytes": memory_per_rank_bytes(plan.plans, precision.word_bytes, plan.grid.pr,
+                                                           conv_grid.pr, precision),
             "conv_pr": conv_grid.pr, "conv_pc": conv_grid.pc, "bucket_mb": config.bucket_mb,
-            "host_overhead_s": config.host_overhead}
+            "host_overhead_s": config.host_overhead, "precision": config.precision}
 
 
 def run_planned(config: RunConfig, setup: Setup, plan: RunPlan, engine: str = "auto",

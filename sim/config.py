@@ -79,7 +79,8 @@ _ALLOWED: dict[str, str] = {
     "uneven": ", ".join(UNEVEN),
     "batch": "an integer >= 1",
     "procs": "an integer >= 1",
-    "dtype_bytes": "an integer >= 1 (4 for fp32, 2 for fp16/bf16)",
+    "dtype_bytes": "an integer >= 1 (4 for fp32, 2 for fp16/bf16), or null for the precision's",
+    "precision": "fp32, tf32, bf16, fp16, fp8 or amp",
     "dataset_size": "an integer >= 1, or null for the model's own N",
     "seed": "an integer",
     "overlap": "true or false",
@@ -119,7 +120,11 @@ class RunConfig(BaseModel):
     collectives: str = Field("paper", description="Collective algorithms: one ALG for every op, or op=ALG,...")
     compute: str = Field("none", description="Compute model: none (communication only, as the paper's "
                                              "equations), roofline:DEVICE, profile:FILE or paper-knl.")
-    dtype_bytes: int = Field(4, ge=1, description="Bytes per word (4 = fp32, the paper's choice).")
+    precision: Literal["fp32", "tf32", "bf16", "fp16", "fp8", "amp"] = Field(
+        "fp32", description="Training precision (workloads/precision.py): the device peak the roofline computes "
+                            "at and the bytes of activations, communication and state; fp32 is the paper's.")
+    dtype_bytes: int | None = Field(None, ge=1, description="Bytes per word, overriding the precision's "
+                                                            "(default: 4 for fp32, 2 for the 16-bit ones).")
     overlap: bool = Field(False, description="Overlap backward ΔW all-reduces (in buckets of bucket_mb, 25 MiB "
                                              "when not given, like PyTorch DDP) with the remaining backward "
                                              "compute.")
@@ -162,6 +167,12 @@ class RunConfig(BaseModel):
         return str(value).strip()
 
     # ------------------------------------------------------------------ derived values
+    def word_bytes(self) -> int:
+        """Bytes per activation and per communicated value: ``dtype_bytes`` if given, else the precision's."""
+        from workloads.precision import get_precision
+
+        return self.dtype_bytes if self.dtype_bytes is not None else get_precision(self.precision).word_bytes
+
     def grid_dims(self) -> tuple[int, int]:
         """``(Pr, Pc)``: the given grid, or the strategy's default (module docstring)."""
         if self.grid is not None:

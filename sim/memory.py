@@ -14,12 +14,28 @@ With uneven splits these are the critical rank's (:mod:`sim.strategies.layout`):
 samples (``local_batch``), ⌈rows/Pr⌉ of a model layer's rows, ⌈H/Pr⌉ of a domain layer's image rows
 (``shard``); the padding frameworks add to communication buffers is not counted.
 
+With a precision (:mod:`workloads.precision`) the parameters are held at its bytes: working weights,
+gradients, an fp32 master copy (``amp``, ``fp8``: reported as ``master``) and the optimizer state
+(``momentum``); activations at its word (``dtype_bytes``). For ``fp32`` this is the three copies at 4
+bytes, bit for bit as without a precision.
+
 Workspace, communication buffers and framework overheads are not counted.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from sim.strategies.layout import LayerPlan, critical_share, is_split
+
+
+class StateBytes(Protocol):
+    """Bytes per parameter held (a :class:`workloads.precision.Precision`)."""
+
+    weight_bytes: int
+    grad_bytes: int
+    master_bytes: int
+    optimizer_bytes: int
 
 #: weights + gradients + momentum
 STATE_COPIES = 3
@@ -29,9 +45,10 @@ def _activation_share(plan: LayerPlan, pr: int) -> float:
     return plan.shard if plan.mode == "domain" else 1.0
 
 
-def memory_breakdown(plans: list[LayerPlan], dtype_bytes: int, pr: int,
-                     conv_pr: int | None = None) -> dict[str, float]:
-    """Bytes per rank: ``weights``, ``gradients``, ``momentum``, ``activations`` and ``total``."""
+def memory_breakdown(plans: list[LayerPlan], dtype_bytes: int, pr: int, conv_pr: int | None = None,
+                     precision: StateBytes | None = None) -> dict[str, float]:
+    """Bytes per rank: ``weights``, ``gradients``, ``momentum``, ``activations`` and ``total`` (and ``master``
+    with a ``precision``; without one every parameter copy is ``dtype_bytes``)."""
     def pr_of(plan: LayerPlan) -> int:
         return conv_pr if plan.on_conv_grid and conv_pr is not None else pr
 
@@ -54,12 +71,19 @@ def memory_breakdown(plans: list[LayerPlan], dtype_bytes: int, pr: int,
         acts += first.layer.in_elems_per_sample * first.local_batch * share
     for plan in plans:
         acts += plan.layer.out_elems_per_sample * plan.local_batch * _activation_share(plan, pr_of(plan))
-    out = {"weights": weights * dtype_bytes, "gradients": weights * dtype_bytes,
-           "momentum": weights * dtype_bytes, "activations": acts * dtype_bytes}
-    out["total"] = out["weights"] * STATE_COPIES + out["activations"]
+    if precision is None:
+        out = {"weights": weights * dtype_bytes, "gradients": weights * dtype_bytes,
+               "momentum": weights * dtype_bytes, "activations": acts * dtype_bytes}
+        out["total"] = out["weights"] * STATE_COPIES + out["activations"]
+        return out
+    out = {"weights": weights * precision.weight_bytes, "gradients": weights * precision.grad_bytes,
+           "momentum": weights * precision.optimizer_bytes, "master": weights * precision.master_bytes,
+           "activations": acts * dtype_bytes}
+    out["total"] = out["weights"] + out["gradients"] + out["momentum"] + out["master"] + out["activations"]
     return out
 
 
-def memory_per_rank_bytes(plans: list[LayerPlan], dtype_bytes: int, pr: int, conv_pr: int | None = None) -> float:
+def memory_per_rank_bytes(plans: list[LayerPlan], dtype_bytes: int, pr: int, conv_pr: int | None = None,
+                          precision: StateBytes | None = None) -> float:
     """Total bytes per rank (see the module docstring)."""
-    return memory_breakdown(plans, dtype_bytes, pr, conv_pr)["total"]
+    return memory_breakdown(plans, dtype_bytes, pr, conv_pr, precision)["total"]

@@ -27,8 +27,18 @@ def test_none_is_zero():
     assert isinstance(c, ComputeModel)
 
 
-def test_roofline_hand_formula():
-    c = make_compute_model("roofline:v100")
+# the v100 device file as it was before work-keyed efficiency: a b_half-only file keeps the per-sample curve
+OLD_V100 = """name: v100-old
+peak_flops: 15.7TFLOP/s
+mem_bandwidth: 900GB/s
+b_half: 16
+"""
+
+
+def test_roofline_hand_formula(tmp_path):
+    path = tmp_path / "v100-old.yaml"
+    path.write_text(OLD_V100)
+    c = make_compute_model(f"roofline:{path}")
     layer = build.conv("c", (64, 56, 56), 64, 3, padding=1)
     b, shard = 32.0, 0.25
     peak, bw, b_half = 15.7e12, 900e9, 16  # workloads/devices/v100.yaml (NVIDIA datasheet)

@@ -50,7 +50,8 @@ class NoCompute:
         return 0.0
 
 
-def make_compute_model(spec: str, model: Model | None = None, dtype_bytes: int = 4) -> ComputeModel:
+def make_compute_model(spec: str, model: Model | None = None, dtype_bytes: int | None = None,
+                       precision: str = "fp32") -> ComputeModel:
     """Build the compute model named by ``spec``.
 
     Parameters
@@ -59,8 +60,11 @@ def make_compute_model(spec: str, model: Model | None = None, dtype_bytes: int =
         ``none``, ``roofline:DEVICE``, ``profile:FILE`` or ``paper-knl``.
     model : Model, optional
         The model to be timed; lets ``profile:`` check that every layer was measured.
-    dtype_bytes : int
-        Bytes per value for ``roofline`` (4 = fp32).
+    dtype_bytes : int, optional
+        Bytes per value for ``roofline``; default the precision's word (4 for fp32).
+    precision : str
+        ``fp32`` (default), ``tf32``, ``bf16``, ``fp16``, ``fp8`` or ``amp`` (:mod:`workloads.precision`):
+        the peak ``roofline`` computes at. ``profile:`` and ``paper-knl`` times are as measured.
 
     Returns
     -------
@@ -69,13 +73,17 @@ def make_compute_model(spec: str, model: Model | None = None, dtype_bytes: int =
     Raises
     ------
     UserError
-        ``compute`` field for an unknown spec, ``device`` for an unknown device.
+        ``compute`` field for an unknown spec, ``device`` for an unknown device, ``precision`` for an
+        unknown precision or one the device has no peak for, ``dtype_bytes`` for a bad override.
 
     Examples
     --------
     >>> make_compute_model("roofline:v100").name
     'roofline:v100'
     """
+    from workloads.precision import get_precision, with_dtype_bytes
+
+    chosen = with_dtype_bytes(get_precision(precision), dtype_bytes)
     text = str(spec).strip()
     kind, _, arg = text.partition(":")
     if kind == "none" and not arg:
@@ -88,9 +96,7 @@ def make_compute_model(spec: str, model: Model | None = None, dtype_bytes: int =
         from workloads.device_specs import load_device
         from workloads.roofline import RooflineCompute
 
-        if isinstance(dtype_bytes, bool) or not isinstance(dtype_bytes, int) or dtype_bytes < 1:
-            raise UserError("dtype_bytes", f"{dtype_bytes!r} is not a positive integer", "4 (fp32), 2 (fp16/bf16)")
-        return RooflineCompute(load_device(arg), dtype_bytes)
+        return RooflineCompute(load_device(arg), chosen.word_bytes, chosen.peak)
     if kind == "profile" and arg:
         from workloads.profiled import ProfileCompute
 

@@ -1,22 +1,37 @@
-"""Roofline compute model: a layer takes as long as its FLOPs at peak or its bytes at memory bandwidth,
-whichever is longer, slowed by a batch-efficiency curve.
+"""Roofline compute model: a layer takes as long as its FLOPs at the precision's peak or its bytes at memory
+bandwidth, whichever is longer, slowed by the achieved efficiency of the call.
 
 For one rank doing a fraction ``shard`` of layer ``l`` on ``b`` local samples, forward::
 
     flops = fwd_flops_per_sample(l) * b * shard
     bytes = dtype_bytes * (params(l) + (in_elems(l) + out_elems(l)) * b) * shard
-    t_fwd = max(flops / peak_flops, bytes / mem_bandwidth) / efficiency(b)
+
+with ``peak`` the device's peak of the precision (:mod:`workloads.precision`; fp32 is ``peak_flops``).
+Devices with ``efficiency`` curves (:mod:`workloads.efficiency`; the bundled GPUs) key the efficiency on
+the work of the call, ``w_c = flops / peak`` and ``w_m = bytes / mem_bandwidth``::
+
+    t_mem = (w_m + memory.half_s) / memory.max
+    t_fwd = max((w_c + C.half_s) / C.max, t_mem)     conv and matmul layers (C: their class's curve,
+                                                     tensor or simt by the precision's peak)
+    t_fwd = t_mem                                    every other layer (memory-bound)
+
+Devices with only ``b_half`` (the KNL fitted to the paper, the illustrative CPU, older user files) keep
+the per-sample curve, bit for bit as before::
+
+    t_fwd = max(flops / peak, bytes / mem_bandwidth) / efficiency(b)
     efficiency(b) = b / (b + b_half)          (saturating; 1/2 at b = b_half, -> 1 for large b)
 
 Bytes moved are the weights read once plus the input read and the output written, at ``dtype_bytes``
-(4, fp32, as the paper trains). Backward computes ΔX and ΔW, each about one forward's work and traffic,
-so ``t_bwd = 2 * t_fwd`` (the usual rule; no better per-layer figure is available from a roofline).
+(4, fp32, as the paper trains; the precision's word otherwise). Backward computes ΔX and ΔW, each about
+one forward's work and traffic, so ``t_bwd = 2 * t_fwd`` (the usual rule; no better per-layer figure is
+available from a roofline).
 """
 
 from __future__ import annotations
 
 from sim.errors import UserError
 from workloads.device_specs import DeviceSpec
+from workloads.efficiency import kernel_class
 from workloads.layer import Layer
 
 #: backward / forward ratio of FLOPs and bytes
@@ -36,11 +51,19 @@ class RooflineCompute:
     device : DeviceSpec
     dtype_bytes : int
         Bytes per weight and activation value (4 for fp32).
+    peak : str
+        Which of the device's peaks compute runs at (a precision's ``peak``: fp32, tf32, bf16, fp16, fp8).
+
+    Raises
+    ------
+    UserError
+        ``precision`` field, when the device has no such peak.
     """
 
-    def __init__(self, device: DeviceSpec, dtype_bytes: int = 4) -> None:
+    def __init__(self, device: DeviceSpec, dtype_bytes: int = 4, peak: str = "fp32") -> None:
         self.device = device
         self.dtype_bytes = dtype_bytes
+        self.peak_flops, self.tensor_core = device.peak(peak)
         self.name = f"roofline:{device.name}"
 
     def time(self, layer: Layer, phase: str, local_batch: float, shard: float = 1.0) -> float:
@@ -51,8 +74,16 @@ class RooflineCompute:
         flops = layer.fwd_flops_per_sample * local_batch * shard
         nbytes = self.dtype_bytes * (layer.params + (layer.in_elems_per_sample + layer.out_elems_per_sample)
                                      * local_batch) * shard
-        roof = max(flops / self.device.peak_flops, nbytes / self.device.mem_bandwidth_Bps)
-        return factor * roof / batch_efficiency(local_batch, self.device.b_half)
+        efficiency = self.device.efficiency
+        if efficiency is None:
+            roof = max(flops / self.peak_flops, nbytes / self.device.mem_bandwidth_Bps)
+            return factor * roof / batch_efficiency(local_batch, self.device.b_half)
+        t_mem = efficiency.memory.achieved_s(nbytes / self.device.mem_bandwidth_Bps)
+        cls = kernel_class(layer.kind)
+        if cls == "memory":
+            return factor * t_mem
+        t_compute = efficiency.curve(cls, self.tensor_core).achieved_s(flops / self.peak_flops)
+        return factor * max(t_compute, t_mem)
 
 
 def _phase_factor(phase: str) -> float:

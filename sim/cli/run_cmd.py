@@ -45,7 +45,10 @@ def _shared_options(with_grid: bool) -> Callable:
         click.option("--network", help="analytic | flow | step (default analytic)."),
         click.option("--collectives", help="One ALG for every op, or op=ALG,... (default paper)."),
         click.option("--compute", help="none | roofline:DEVICE | profile:FILE | paper-knl (default none)."),
-        click.option("--dtype-bytes", "dtype_bytes", type=int, help="Bytes per word (default 4, fp32)."),
+        click.option("--precision", help="fp32 | tf32 | bf16 | fp16 | fp8 | amp: the device peak and the bytes of "
+                                         "activations, communication and state (default fp32; docs/compute.md)."),
+        click.option("--dtype-bytes", "dtype_bytes", type=int,
+                     help="Bytes per word, overriding the precision's (default 4 for fp32, 2 for 16-bit)."),
         click.option("--overlap/--no-overlap", default=None, help="Overlap ΔW all-reduces with backward compute."),
         click.option("--bucket-mb", "bucket_mb", type=float,
                      help="ΔW bucket size in MiB (DDP's bucket_cap_mb); default 25 with --overlap, none (one "
@@ -69,7 +72,8 @@ def _shared_options(with_grid: bool) -> Callable:
 def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
     keys = ("model", "input_shape", "batch", "procs", "strategy", "grid", "conv_grid", "conv", "fc", "topology",
             "network", "collectives",
-            "compute", "dtype_bytes", "overlap", "bucket_mb", "host_overhead", "placement", "ecmp", "dataset_size")
+            "compute", "precision", "dtype_bytes", "overlap", "bucket_mb", "host_overhead", "placement", "ecmp",
+            "dataset_size")
     return {k: kwargs.get(k) for k in keys if kwargs.get(k) is not None}
 
 
