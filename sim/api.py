@@ -79,6 +79,7 @@ class Result:
     meta: dict = field(default_factory=dict)
     meter: Any = None
     critical: pd.DataFrame | None = None
+    critical_rows: tuple[list[int], list[str]] | None = None
 
     @property
     def iteration_s(self) -> float:
@@ -89,10 +90,13 @@ class Result:
         ``rank, stream, kind, op, algorithm, layer, phase, category, key, start_s, end_s, duration_s,
         waiting_for``; its durations add up to ``iteration_s``."""
         if self.critical is None:
-            from sim.critical_path import critical_path
+            from sim.critical_path import critical_path, path_frame
 
-            ops = [self.plan.steps] if self.meta.get("engine") == "fast" else self.plan.program().ops
-            self.critical = critical_path(self.records, ops)
+            if self.critical_rows is not None:
+                self.critical = path_frame(self.records, *self.critical_rows)
+            else:
+                ops = [self.plan.steps] if self.meta.get("engine") == "fast" else self.plan.program().ops
+                self.critical = critical_path(self.records, ops)
         return self.critical
 
     def links(self, top: int | None = None) -> pd.DataFrame:
@@ -344,15 +348,15 @@ def run_planned(config: RunConfig, setup: Setup, plan: RunPlan, engine: str = "a
         records, makespan = engine_result.records, engine_result.makespan_s
         events = engine_result.events
         meta = {"engine": "full", "engine_wall_s": engine_result.wall_s}
-    from sim.critical_path import critical_path, critical_split
+    from sim.critical_path import split_rows, walk
 
-    path = critical_path(records, [plan.steps] if program is None else program.ops)
+    path_rows = walk(records, [plan.steps] if program is None else program.ops)
     fields = _fields(config, setup, plan)
     fields["events"] = int(events)
-    fields.update(critical_split(path))
+    fields.update(split_rows(records, path_rows[0]))
     summary = summarize(records, makespan, fields, config.procs, config.batch, setup.dataset_size, fast)
     layers = layer_table(records, plan.plans, config.procs, fast) if with_layers else pd.DataFrame()
-    result = Result(config, summary, layers, records, plan, meta, meter, path)
+    result = Result(config, summary, layers, records, plan, meta, meter, None, path_rows)
     summary["wall_s"] = time.perf_counter() - start
     return result
 

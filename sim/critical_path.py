@@ -29,7 +29,7 @@ PATH_COLUMNS = ["rank", "stream", "kind", "op", "algorithm", "layer", "phase", "
 
 
 def critical_path(records: Any, ops: Sequence[Sequence[Any]]) -> Any:
-    """The chain of operations that sets the makespan of ``records``.
+    """The chain of operations that sets the makespan of ``records`` (:func:`walk`, then :func:`path_frame`).
 
     Parameters
     ----------
@@ -47,10 +47,13 @@ def critical_path(records: Any, ops: Sequence[Sequence[Any]]) -> Any:
         after: ``start``, ``stream`` (the previous op of its stream), ``dep N`` (op N of its rank), or
         ``straggler rank M`` (a collective that waited for rank M to arrive).
     """
-    import pandas as pd
+    return path_frame(records, *walk(records, ops))
 
+
+def walk(records: Any, ops: Sequence[Sequence[Any]]) -> tuple[list[int], list[str]]:
+    """The critical path as record positions in time order, and each one's ``waiting_for``."""
     if len(records) == 0:
-        return pd.DataFrame(columns=PATH_COLUMNS)
+        return [], []
     rank = records["rank"].to_numpy()
     arrive = records["arrive_s"].to_numpy(dtype=float)
     start = records["start_s"].to_numpy(dtype=float)
@@ -113,12 +116,30 @@ def critical_path(records: Any, ops: Sequence[Sequence[Any]]) -> Any:
         if pred is None:
             break
         row = pred[0]
-    rows_in_order = [row for row, _ in reversed(path)]
-    frame = records.iloc[rows_in_order][["rank", "stream", "kind", "op", "algorithm", "layer", "phase",
-                                         "category", "key", "start_s", "end_s"]].reset_index(drop=True)
-    frame["duration_s"] = frame["end_s"] - frame["start_s"]
-    frame["waiting_for"] = [why for _, why in reversed(path)]
-    return frame[PATH_COLUMNS]
+    return [row for row, _ in reversed(path)], [why for _, why in reversed(path)]
+
+
+def path_frame(records: Any, rows: list[int], reasons: list[str]) -> Any:
+    """The frame (:data:`PATH_COLUMNS`) of the record positions ``rows`` with their ``reasons``."""
+    import pandas as pd
+
+    cols = {c: records[c].to_numpy()[rows] for c in PATH_COLUMNS[:11]}
+    cols["duration_s"] = cols["end_s"] - cols["start_s"]
+    cols["waiting_for"] = reasons
+    return pd.DataFrame(cols, columns=PATH_COLUMNS)
+
+
+def split_rows(records: Any, rows: list[int]) -> dict[str, float]:
+    """:func:`critical_split` from the record positions of the path (no frame built)."""
+    if not rows:
+        return {"critical_compute_s": 0.0, "critical_comm_s": 0.0, "critical_wait_s": 0.0}
+    rank = records["rank"].to_numpy()[rows]
+    kind = records["kind"].to_numpy()[rows]
+    dur = records["end_s"].to_numpy(dtype=float)[rows] - records["start_s"].to_numpy(dtype=float)[rows]
+    own = rank == rank[-1]
+    return {"critical_compute_s": float(dur[own & (kind == "compute")].sum()),
+            "critical_comm_s": float(dur[own & (kind == "collective")].sum()),
+            "critical_wait_s": float(dur[~own].sum())}
 
 
 def critical_split(path: Any) -> dict[str, float]:
@@ -127,8 +148,10 @@ def critical_split(path: Any) -> dict[str, float]:
     the path's length."""
     if len(path) == 0:
         return {"critical_compute_s": 0.0, "critical_comm_s": 0.0, "critical_wait_s": 0.0}
-    own = path["rank"] == path["rank"].iloc[-1]
-    dur = path["duration_s"]
-    return {"critical_compute_s": float(dur[own & (path["kind"] == "compute")].sum()),
-            "critical_comm_s": float(dur[own & (path["kind"] == "collective")].sum()),
+    rank = path["rank"].to_numpy()
+    kind = path["kind"].to_numpy()
+    dur = path["duration_s"].to_numpy(dtype=float)
+    own = rank == rank[-1]
+    return {"critical_compute_s": float(dur[own & (kind == "compute")].sum()),
+            "critical_comm_s": float(dur[own & (kind == "collective")].sum()),
             "critical_wait_s": float(dur[~own].sum())}

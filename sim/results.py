@@ -46,27 +46,30 @@ def critical_rank(records: pd.DataFrame) -> int:
     """The rank whose last operation ends last (lowest rank on ties); 0 without records."""
     if records.empty:
         return 0
-    last = records.groupby("rank", sort=True)["end_s"].max()
-    return int(last.index[int(np.argmax(last.to_numpy()))])
-
-
-def _durations(frame: pd.DataFrame) -> pd.Series:
-    return frame["end_s"] - frame["start_s"]
+    rank = records["rank"].to_numpy()
+    end = records["end_s"].to_numpy(dtype=float)
+    ranks, first = np.unique(rank, return_index=True)  # records are sorted by rank
+    last = np.maximum.reduceat(end, np.sort(first)) if (np.diff(rank) >= 0).all() else \
+        np.array([end[rank == r].max() for r in ranks])
+    return int(ranks[int(np.argmax(last))])
 
 
 def comm_breakdown(records: pd.DataFrame, rank: int) -> dict[str, float]:
     """compute_s, comm_s and the category/op splits of one rank."""
-    mine = records[records["rank"] == rank]
-    is_comm = mine["kind"] != "compute"
-    comm, comp = mine[is_comm], mine[~is_comm]
-    dur = _durations(comm)
-    host = (comp["phase"] == "host").to_numpy()
-    comp_dur = _durations(comp)
-    out = {"compute_s": float(comp_dur[~host].sum()), "comm_s": float(dur.sum())}
+    sel = records["rank"].to_numpy() == rank
+
+    def col(name: str) -> np.ndarray:
+        return records[name].to_numpy()[sel]
+
+    dur = col("end_s").astype(float) - col("start_s").astype(float)
+    is_comm = col("kind") != "compute"
+    compute = ~is_comm & (col("phase") != "host")
+    out = {"compute_s": float(dur[compute].sum()), "comm_s": float(dur[is_comm].sum())}
+    category, op = col("category"), col("op")
     for cat, name in CATEGORY_FIELDS.items():
-        out[name] = float(dur[comm["category"] == cat].sum())
-    for op, name in OP_FIELDS.items():
-        out[name] = float(dur[comm["op"] == op].sum())
+        out[name] = float(dur[is_comm & (category == cat)].sum())
+    for op_name, name in OP_FIELDS.items():
+        out[name] = float(dur[is_comm & (op == op_name)].sum())
     return out
 
 
