@@ -21,7 +21,8 @@ from sim.cli.output import emit, format_option
 @click.command("sweep")
 @click.argument("sweep_file", type=click.Path(dir_okay=False))
 @click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False),
-              help="Results CSV (one row per point; appended as points finish).")
+              help="Results file, one row per point appended as points finish: CSV, or Parquet for a "
+                   "name ending in .parquet (needs pyarrow; rows go to a journal beside it until the sweep ends).")
 @click.option("--workers", "-j", type=int, default=None,
               help="Local worker processes (default: the cores available; 0: run in this process).")
 @click.option("--scheduler", default=None, metavar="ADDRESS",

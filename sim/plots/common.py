@@ -54,9 +54,15 @@ def require(frame: pd.DataFrame, needed: Iterable[str], source: str) -> None:
 def read_results(path: str | Path) -> tuple[pd.DataFrame, str]:
     """The ok rows of a results CSV (all rows when it has no ``status`` column) and its file name."""
     from sim.csvfile import read_csv_file
+    from sim.sweep.parquetsink import is_parquet, read_parquet_frame
 
     p = Path(path)
-    frame = read_csv_file(p, "results", "results", "a CSV written by dnnsim sweep")
+    if is_parquet(p):
+        if not p.is_file():
+            raise UserError("results", f"results file {str(p)!r} does not exist", "a file written by dnnsim sweep")
+        frame = read_parquet_frame(p)
+    else:
+        frame = read_csv_file(p, "results", "results", "a CSV (or .parquet) written by dnnsim sweep")
     return ok_rows(frame, p.name), p.name
 
 

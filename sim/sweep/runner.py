@@ -31,6 +31,7 @@ from typing import Any
 from sim.errors import UserError
 from sim.sweep.csvsink import open_sink, rewrite_sorted
 from sim.sweep.interrupts import StopSignals
+from sim.sweep.parquetsink import ParquetSink, is_parquet, open_parquet_sink, read_parquet_frame
 from sim.sweep.progress import SweepProgress
 from sim.sweep.rows import PointFn, columns, extra_columns, simulate_point
 from sim.sweep.spec import Point, SweepSpec, expand, load_sweep, resolve_point
@@ -114,7 +115,8 @@ def run_sweep(sweep: SweepSpec | str | Path | dict | Sequence[dict], out: str | 
               workers: int | None = None, scheduler: Any = None, resume: bool = False, overwrite: bool = False,
               point_fn: PointFn | None = None, chunksize: int | None = None, sort: bool = False,
               progress: bool = False, on_row: Callable[[dict[str, Any]], None] | None = None) -> SweepReport:
-    """Run every point of ``sweep`` and append one row per point to the CSV ``out``.
+    """Run every point of ``sweep`` and append one row per point to the CSV ``out`` (or, for a ``.parquet``
+    name, to a Parquet file through a crash-safe journal: :mod:`sim.sweep.parquetsink`).
 
     Parameters
     ----------
@@ -165,7 +167,8 @@ def run_sweep(sweep: SweepSpec | str | Path | dict | Sequence[dict], out: str | 
         # the first SIGINT/SIGTERM raises KeyboardInterrupt here once, later ones cannot disturb the shutdown;
         # the backend before the sink: a scheduler that cannot be reached leaves no results file behind
         with guard, backend:
-            sink, done = open_sink(out, columns(extra_columns(points)), resume=resume, overwrite=overwrite)
+            opener = open_parquet_sink if is_parquet(out) else open_sink
+            sink, done = opener(out, columns(extra_columns(points)), resume=resume, overwrite=overwrite)
             todo = [p for p in points if p.point_id not in done]
             skipped = len(points) - len(todo)
             with sink, SweepProgress(len(todo), enabled=progress) as bar:
@@ -177,6 +180,8 @@ def run_sweep(sweep: SweepSpec | str | Path | dict | Sequence[dict], out: str | 
                 for rows in backend.results(fn, chunk_points(runnable, backend.slots, chunksize)):
                     for row in rows:
                         _record(sink, bar, counts, on_row, guard, row)
+                if sort and isinstance(sink, ParquetSink):  # sorted as the journal becomes the Parquet file
+                    sink.order = [p.point_id for p in points]
     except Exception as exc:
         if guard.signum is None:
             raise
@@ -190,7 +195,7 @@ def run_sweep(sweep: SweepSpec | str | Path | dict | Sequence[dict], out: str | 
         report = _report(out, points, skipped, counts, start, backend, n_workers, interrupted)
         raise SweepInterrupted(report, guard.signum or signal.SIGINT) from exc
     report = _report(out, points, skipped, counts, start, backend, n_workers, interrupted)
-    if sort:
+    if sort and not is_parquet(out):
         rewrite_sorted(out, [p.point_id for p in points])
     return report
 
@@ -220,14 +225,14 @@ INT_COLUMNS = ("batch", "procs", "pr", "pc", "dtype_bytes", "dataset_size", "eve
 
 
 def load_results(path: str | Path, ok_only: bool = False) -> Any:
-    """A results CSV as a pandas DataFrame (``ok_only``: the rows with ``status == "ok"``, with the integer
-    columns :data:`INT_COLUMNS` as integers)."""
+    """A results CSV or Parquet file as a pandas DataFrame (``ok_only``: the rows with ``status == "ok"``,
+    with the integer columns :data:`INT_COLUMNS` as integers)."""
     import pandas as pd
 
     p = Path(path)
     if not p.is_file():
-        raise UserError("results", f"file {str(p)!r} does not exist", "a CSV written by dnnsim sweep")
-    frame = pd.read_csv(p)
+        raise UserError("results", f"file {str(p)!r} does not exist", "a CSV or Parquet file written by dnnsim sweep")
+    frame = read_parquet_frame(p) if is_parquet(p) else pd.read_csv(p)
     if ok_only and "status" in frame.columns:
         frame = frame[frame["status"] == "ok"].reset_index(drop=True)
         for column in INT_COLUMNS:  # read as floats when error rows left them empty
