@@ -26,7 +26,7 @@ from sim.cli.output import emit, format_option
 @click.option("--workers", "-j", type=int, default=None,
               help="Local worker processes (default: the cores available; 0: run in this process).")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="Run on a Dask cluster: scheduler address tcp://host:8786, or 'local'. Needs dnnsim[dask].")
+              help="Run on a Dask cluster: scheduler address tcp://host:8786, or 'local'. Needs dask[distributed] (pip install 'dask[distributed]').")
 @click.option("--resume", is_flag=True, help="Continue an interrupted sweep: skip points already in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option("--chunksize", type=click.IntRange(min=1), default=None,

@@ -3,7 +3,7 @@
 ``scheduler`` is a scheduler address (``tcp://host:8786``), ``"local"`` (start a ``LocalCluster`` here with
 one single-threaded worker process per slot), or a ready ``dask.distributed.Client`` (the caller keeps it
 open). Dask is imported only here and only when used; without it, a :class:`~sim.errors.UserError` says
-to install ``dnnsim[dask]``. Every worker must be able to import ``sim`` (dnnsim installed in the
+to install ``dask[distributed]`` (the ``dask`` extra of a dnnsim checkout). Every worker must be able to import ``sim`` (dnnsim installed in the
 workers' environment). Chunks are submitted with ``pure=False`` and collected with
 ``distributed.as_completed``; a chunk whose worker died is recorded as error rows.
 """
@@ -27,7 +27,8 @@ def _distributed() -> Any:
         import distributed
     except ImportError:
         raise UserError("scheduler", "dask.distributed is not installed",
-                        "pip install 'dnnsim[dask]', or leave --scheduler out for the local process pool") from None
+                        "pip install 'dask[distributed]' (or pip install '.[dask]' in a dnnsim checkout), or leave "
+                        "--scheduler out for the local process pool") from None
     return distributed
 
 
