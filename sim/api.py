@@ -115,7 +115,7 @@ class Result:
             meta["note"] = ("analytic fast path: only rank 0 is timed; every rank of the grid runs the same "
                             "schedule")
         trace = chrome_trace(self.records, max_ranks, meta)
-        if self.meter is not None:
+        if self.meter is not None and self.meter.keeps_series:
             from sim.results import link_counter_events
 
             trace["traceEvents"] += link_counter_events(self.meter, self.links(TRACE_LINKS))
@@ -308,9 +308,10 @@ def _fields(config: RunConfig, setup: Setup, plan: RunPlan) -> dict[str, Any]:
 
 
 def run_planned(config: RunConfig, setup: Setup, plan: RunPlan, engine: str = "auto",
-                with_layers: bool = True, links: bool = False) -> Result:
+                with_layers: bool = True, links: bool = False, link_series: bool = True) -> Result:
     """Time a planned iteration and collect the frames (``with_layers=False`` leaves ``layers`` empty,
-    for fast screening; ``links`` measures every link, on ``flow`` and ``step``)."""
+    for fast screening; ``links`` measures every link, on ``flow`` and ``step``, and ``link_series`` keeps
+    their loads over time for the trace's counter tracks)."""
     if links and config.network == "analytic":
         raise UserError("links", "the analytic network model has no links to measure", "network flow or step")
     if engine not in ENGINES:
@@ -343,7 +344,7 @@ def run_planned(config: RunConfig, setup: Setup, plan: RunPlan, engine: str = "a
         if links:
             from sim.network.linkmeter import LinkMeter
 
-            meter = LinkMeter(network.router, series=True)
+            meter = LinkMeter(network.router, series=link_series)
         engine_result = run_program(program, network, meter)
         records, makespan = engine_result.records, engine_result.makespan_s
         events = engine_result.events
@@ -362,7 +363,7 @@ def run_planned(config: RunConfig, setup: Setup, plan: RunPlan, engine: str = "a
 
 
 def simulate(config: RunConfig | dict | str | Path, *, engine: str = "auto", paper_dx: bool = False,
-             links: bool = False) -> Result:
+             links: bool = False, link_series: bool = True) -> Result:
     """Simulate one training iteration.
 
     Parameters
@@ -381,6 +382,9 @@ def simulate(config: RunConfig | dict | str | Path, *, engine: str = "auto", pap
     links : bool
         Measure every directed link (bytes, busy time, utilisation, which collectives loaded it:
         :meth:`Result.links`) and add their counters to the trace; ``flow`` and ``step`` networks only.
+    link_series : bool
+        With ``links``: keep each link's load over time for the trace's counter tracks (``False``: the
+        per-link totals only, cheaper).
 
     Raises
     ------
@@ -391,6 +395,6 @@ def simulate(config: RunConfig | dict | str | Path, *, engine: str = "auto", pap
     cfg = load_config(config) if isinstance(config, (str, Path)) else make_config(config)
     setup = load_setup(cfg)
     plan = plan_config(cfg, setup, paper_dx=paper_dx)
-    result = run_planned(cfg, setup, plan, engine, links=links)
+    result = run_planned(cfg, setup, plan, engine, links=links, link_series=link_series)
     result.summary["wall_s"] = time.perf_counter() - start
     return result

@@ -104,7 +104,7 @@ def run(config_file: str | None, sets: tuple[str, ...], out: str | None, overwri
     if out:
         check_out_dir(Path(out), overwrite)  # refuse before simulating, not after
     measure = links_top is not None or (bool(out) and config.network != "analytic")
-    result = simulate(config, links=measure)
+    result = simulate(config, links=measure, link_series=bool(out))  # the series feed the trace
     if out:
         write_outputs(result, Path(out), overwrite=overwrite)
         ranks = int(result.records["rank"].nunique()) if len(result.records) else 0

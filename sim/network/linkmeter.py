@@ -52,7 +52,7 @@ class LinkMeter:
         self._labels: list[str] = []
         self._label_index: dict[str, int] = {}
         self._static: list[tuple[int, np.ndarray, np.ndarray]] = []
-        self._series_on = series
+        self.keeps_series = series
         self._series: list[tuple[float, float, np.ndarray, np.ndarray]] = []
         self._series_entries = 0
         self.series_truncated = False
@@ -81,7 +81,7 @@ class LinkMeter:
         self.busy_s[links] += dt
         util = active / capacity_Bps[links]
         self.peak_util[links] = np.maximum(self.peak_util[links], util)
-        if self._series_on and not self.series_truncated:
+        if self.keeps_series and not self.series_truncated:
             self._series_entries += len(links)
             if self._series_entries > MAX_SERIES_ENTRIES:
                 self.series_truncated = True
