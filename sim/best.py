@@ -105,6 +105,7 @@ class _Candidate:
     screen_s: float
     summary: pd.DataFrame | None  #: the analytic result (network analytic), else filled when re-timed
     is_batch: bool
+    analytic_s: float = math.nan  #: the closed-form (``analytic``) iteration time
 
 
 def _planned(base: RunConfig, overrides: dict[str, Any], setup: Any) -> tuple[RunConfig, Any] | None:
@@ -165,10 +166,11 @@ def rank_best(base: RunConfig, top: int | None = None, exact_up_to: int = EXACT_
         cfg, plan = planned
         if screen is None:  # auto: the fast path, or the engine where ranks do not all run alike
             summary = run_planned(cfg, setup, plan, "auto", with_layers=False).summary
-            return _Candidate(order, cfg, plan, float(summary["iteration_s"].iloc[0]), summary,
-                              overrides["strategy"] == "batch")
+            analytic_s = float(summary["iteration_s"].iloc[0])
+            return _Candidate(order, cfg, plan, analytic_s, summary, overrides["strategy"] == "batch", analytic_s)
         screen_s = run_fast(plan.steps, plan.grid, setup.analytic, screen.collective_s).makespan_s
-        return _Candidate(order, cfg, plan, screen_s, None, overrides["strategy"] == "batch")
+        analytic_s = run_fast(plan.steps, plan.grid, setup.analytic).makespan_s
+        return _Candidate(order, cfg, plan, screen_s, None, overrides["strategy"] == "batch", analytic_s)
 
     cands = [c for order, over in enumerate(candidates(base, has_conv, conv_grids)) if (c := screened(order, over))]
     if not cands:
@@ -183,6 +185,7 @@ def rank_best(base: RunConfig, top: int | None = None, exact_up_to: int = EXACT_
     frames = []
     for cand in chosen:
         summary = _timed(cand, base.network, setup).copy()
+        summary.insert(summary.columns.get_loc("iteration_s"), "analytic_iteration_s", cand.analytic_s)
         summary.insert(summary.columns.get_loc("iteration_s"), "screen_iteration_s", cand.screen_s)
         frames.append(summary)
     batch = next((c for c in chosen if c.is_batch), None)

@@ -168,3 +168,18 @@ def test_cli_best_exact_up_to(capsys):
     assert capsys.readouterr().err.startswith("error: exact_up_to:")
     assert main(["best", "--help"]) == 0
     assert "exhaustive" in capsys.readouterr().out
+
+
+def test_analytic_iteration_s_is_kept_and_is_each_candidates_closed_form():
+    # the column best has always had: the analytic network's time of the row's candidate, whatever network
+    # the ranking uses; here checked against dnnsim run under network analytic for every row
+    base = make_config({"batch": 32, "procs": 8, "network": "flow", "topology": "fattree:k=4,oversubscription=2"})
+    table = rank_best(base, conv_grids=False)
+    cols = list(table.columns)
+    assert cols.index("analytic_iteration_s") + 1 == cols.index("screen_iteration_s")
+    for _, row in table.iterrows():
+        cfg = {**base.model_dump(), "network": "analytic", "strategy": row["strategy"],
+               "grid": f"{row['pr']}x{row['pc']}", "conv": row["conv"], "fc": row["fc"]}
+        if row["strategy"] == "batch":
+            cfg.update(conv=None, fc=None)
+        assert row["analytic_iteration_s"] == simulate(cfg).iteration_s
