@@ -101,11 +101,10 @@ class LinkMeter:
     # ------------------------------------------------------------------ results
     def routed_bytes(self) -> np.ndarray:
         """Per link, the bytes the started collectives' routed phases put on it."""
+        for _k, links, _nbytes in self._static:
+            self._grow(int(links.max()) + 1)
         out = np.zeros(len(self.bytes))
         for _k, links, nbytes in self._static:
-            self._grow(int(links.max()) + 1)
-            if len(out) < len(self.bytes):
-                out = np.concatenate([out, np.zeros(len(self.bytes) - len(out))])
             np.add.at(out, links, nbytes)
         return out
 

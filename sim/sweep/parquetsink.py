@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import UserError
-from sim.sweep.csvsink import CsvSink, open_sink
+from sim.sweep.csvsink import CsvSink, _umask, open_sink
 
 #: rows per Parquet row group
 ROW_GROUP_ROWS = 4096
@@ -83,12 +83,6 @@ def write_parquet_from_journal(journal: Path, path: Path, header: Sequence[str],
         tmp.unlink(missing_ok=True)
         raise
     journal.unlink()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def open_parquet_sink(path: str | Path, header: Sequence[str], resume: bool = False,
