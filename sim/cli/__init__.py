@@ -40,6 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                   "Fit dnnsim's parameters to real measurements (nccl: nccl-tests output; compute: a dnnsim profile CSV)."),
     "profile": ("sim.cli.profile_cmd:profile",
                 "Measure every layer's forward and backward seconds with PyTorch (needs torch: pip install torch)."),
+    "validate": ("sim.cli.validate_cmd:validate",
+                 "Run the validation table: published measurements vs dnnsim's predictions, with median and max error."),
 }
 
 
