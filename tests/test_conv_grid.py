@@ -155,14 +155,19 @@ FIG10 = [(1024, "2x512", "64x16", 2.8, 7.8), (2048, "4x512", "128x16", 2.4, 4.7)
 
 @pytest.mark.parametrize("P,conv_grid,fc_grid,total,comm", FIG10)
 def test_fig10bcd_speedups_against_the_printed_labels(P, conv_grid, fc_grid, total, comm):
-    """The communication speedup with ΔX sized as the paper prints it is within 1.5% of the label (4.65 for 4.7, 7.75 for 7.8, 2.89 for 2.9); the total
-    speedup comes out 5-11% above the label (dnnsim's compute split of the KNL table gives the fc layers on
-    the fc grid less compute than the paper's bars show): a known gap, pinned here so it cannot grow."""
+    """The communication speedup with ΔX sized as the paper prints it is within 1.5% of the label (7.75 for
+    7.8, 4.65 for 4.7, 2.89 for 2.9). The paper's bars of one P share one compute time (its compute depends
+    on B and P, not on the grid): with the leftmost bar's compute under both bars, the total speedup is
+    within 2.5% of the label (2.86, 2.43, 2.01 for 2.8, 2.4, 2.0). dnnsim's own compute (the KNL table
+    split per layer at each layer's local batch) makes the fc layers on the fc grid cheaper, so its own
+    total is 3.5-7.5% higher: pinned here so that gap cannot grow."""
     base = {**PAPER, "batch": 512, "procs": P, "compute": "paper-knl"}
     left = simulate({**base, "grid": conv_grid}, paper_dx=True).summary.iloc[0]
     best = simulate({**base, "grid": fc_grid, "conv_grid": conv_grid}, paper_dx=True).summary.iloc[0]
     assert left["comm_s"] / best["comm_s"] == pytest.approx(comm, rel=0.015)
-    assert 1.0 < (left["iteration_s"] / best["iteration_s"]) / total < 1.12
+    same_compute = (left["compute_s"] + left["comm_s"]) / (left["compute_s"] + best["comm_s"])
+    assert same_compute == pytest.approx(total, rel=0.025)
+    assert 1.0 < (left["iteration_s"] / best["iteration_s"]) / total < 1.08
     # the fc grid is also the best of every fc grid on that conv grid, with compute
     fc_rows = rank_best(make_config({**base, "conv": "domain", "fc": "model"}))
     fc_rows = fc_rows[(fc_rows["conv_pr"].astype(str) + "x" + fc_rows["conv_pc"].astype(str)) == conv_grid]
