@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.network.base import cached_phases
+from sim.network.base import cached_phases, pattern_key
 
 if TYPE_CHECKING:
     from sim.grid import Grid
@@ -69,9 +69,7 @@ class RoutedScreen:
 
     def _rate_latency(self, group: tuple[int, ...], src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per transfer of one phase's step: equal-share rate (B/s; inf off the network) and path latency."""
-        src = np.asarray(src, dtype=np.int64)
-        dst = np.asarray(dst, dtype=np.int64)
-        key = (group, src.tobytes(), dst.tobytes())
+        key, src, dst = pattern_key(group, src, dst)
         hit = self._rates.get(key)
         if hit is not None:
             return hit

@@ -188,6 +188,6 @@ def print_links(table, fmt: str, title: str = "busiest links") -> None:
     """The busiest links after a command's table output (``--links`` needs ``--format table``)."""
     if fmt != "table":
         raise UserError("links", f"--links prints a table, not {fmt}",
-                        "--format table, or --out DIR for links.csv")
+                        "--format table (dnnsim run --out DIR also writes links.csv)")
     sys.stdout.write(f"\n{title}\n")
     emit(table[LINK_TABLE], "table")

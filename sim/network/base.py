@@ -61,6 +61,13 @@ def model_names() -> tuple[str, ...]:
     return tuple(REGISTRY)
 
 
+def pattern_key(group: tuple[int, ...], src: Any, dst: Any) -> tuple[tuple, np.ndarray, np.ndarray]:
+    """The cache key of the transfers ``src -> dst`` (local ranks) of ``group``, and both as int arrays."""
+    src = np.asarray(src, dtype=np.int64)
+    dst = np.asarray(dst, dtype=np.int64)
+    return (group, src.tobytes(), dst.tobytes()), src, dst
+
+
 @lru_cache(maxsize=1024)
 def get_algo(op: str, algorithm: str):
     """The collective algorithm object (cached); raises UserError for unknown names."""
@@ -262,9 +269,7 @@ class NetworkModel(ABC):
         Cached per (group, pattern), whatever the size: collectives of many sizes on the same groups
         (one per layer) route their pairs once.
         """
-        src = np.asarray(src, dtype=np.int64)
-        dst = np.asarray(dst, dtype=np.int64)
-        key = (group, src.tobytes(), dst.tobytes())
+        key, src, dst = pattern_key(group, src, dst)
         hit = self._patterns.get(key)
         if hit is not None:
             return hit
