@@ -1,0 +1,153 @@
+"""The parallel layout of a transformer run: TP × CP × PP × DP ranks and how each dimension is used.
+
+A :class:`Parallel` value names the four grid dimensions (their product is the number of ranks), the
+micro-batch size, the pipeline schedule, the ZeRO stage and the activation recomputation. Rank order is
+Megatron-LM's default ``tp-cp-dp-pp`` (tensor fastest): rank ``r = tp + TP*(cp + CP*(dp + DP*pp))``, so on a
+topology of multi-GPU nodes with ranks placed in order a TP group of at most the node size lies inside one
+node (Megatron-LM ``parallel_state.initialize_model_parallel``, ``order="tp-cp-ep-dp-pp"``).
+
+:func:`check_parallel` holds a layout against a model and a global batch and raises
+:class:`~sim.errors.UserError` naming the field for each mistake the issue lists (TP not dividing the
+heads, PP larger than the layers, ...).
+
+Examples
+--------
+>>> p = Parallel(tp=8, cp=1, pp=16, dp=128, microbatch=1)
+>>> p.procs, p.rank(tp=3, cp=0, dp=1, pp=2)
+(16384, 2059)
+>>> p.coords(2059)
+(3, 0, 1, 2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.errors import UserError
+
+SCHEDULES = ("gpipe", "1f1b", "interleaved")
+ZERO_STAGES = (0, 1, 2, 3)
+RECOMPUTE = ("none", "selective", "full")
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """TP × CP × PP × DP and the choices that go with them.
+
+    Attributes
+    ----------
+    tp, cp, pp, dp : int
+        Tensor (Megatron column/row split), context (ring attention over the sequence), pipeline stages
+        and data-parallel replicas.
+    sp : bool
+        Sequence parallelism inside the TP group (all-gather / reduce-scatter instead of all-reduce; norms
+        and dropout split over TP). Ignored when ``tp == 1``.
+    microbatch : int
+        Sequences per micro-batch on one data-parallel replica.
+    schedule : {"gpipe", "1f1b", "interleaved"}
+    virtual_stages : int
+        Model chunks per pipeline stage (interleaved 1F1B); 1 otherwise.
+    zero : {0, 1, 2, 3}
+        0: all-reduce of gradients; 1: optimizer states sharded over DP; 2: and gradients; 3: and
+        parameters (FSDP).
+    recompute : {"none", "selective", "full"}
+    """
+
+    tp: int = 1
+    cp: int = 1
+    pp: int = 1
+    dp: int = 1
+    sp: bool = True
+    microbatch: int = 1
+    schedule: str = "1f1b"
+    virtual_stages: int = 1
+    zero: int = 0
+    recompute: str = "none"
+
+    @property
+    def procs(self) -> int:
+        return self.tp * self.cp * self.pp * self.dp
+
+    @property
+    def seq_parallel(self) -> bool:
+        """Sequence parallelism in effect (asked for and TP > 1)."""
+        return self.sp and self.tp > 1
+
+    def rank(self, tp: int, cp: int, dp: int, pp: int) -> int:
+        """The global rank at grid coordinates (order tp-cp-dp-pp, tensor fastest)."""
+        return tp + self.tp * (cp + self.cp * (dp + self.dp * pp))
+
+    def coords(self, rank: int) -> tuple[int, int, int, int]:
+        """``(tp, cp, dp, pp)`` of ``rank``."""
+        rank, tp = divmod(rank, self.tp)
+        rank, cp = divmod(rank, self.cp)
+        pp, dp = divmod(rank, self.dp)
+        return tp, cp, dp, pp
+
+    def microbatches(self, batch: int) -> int:
+        """Micro-batches per iteration of a replica: ``batch / (dp * microbatch)``."""
+        return batch // (self.dp * self.microbatch)
+
+
+def _positive(value: object, field: str, allowed: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(field, f"{value!r} is not a positive integer", allowed)
+    return value
+
+
+def check_parallel(par: Parallel, *, layers: int, heads: int, kv_heads: int, hidden: int, seq_len: int,
+                   batch: int, procs: int | None = None) -> Parallel:
+    """``par`` if it can train a model of these sizes with a global ``batch`` of sequences, else a UserError
+    naming the field and what is allowed.
+
+    Rules: TP divides the query heads, the key/value heads (or the KV heads divide TP: they are then
+    replicated, as Megatron does for GQA with TP > KV heads) and the hidden size; PP × virtual stages is at
+    most the layer count; CP divides the sequence length (ring attention splits it in 2·CP blocks for
+    load balance, so 2·CP must divide it when CP > 1); micro-batch × DP divides the batch; the interleaved
+    schedule needs virtual_stages >= 2 and a micro-batch count that is a multiple of PP (Megatron-LM's
+    rule); the other schedules need virtual_stages == 1; TP × CP × PP × DP equals ``procs`` when given.
+    """
+    for name in ("tp", "cp", "pp", "dp", "microbatch", "virtual_stages"):
+        _positive(getattr(par, name), name, "an integer >= 1")
+    if par.schedule not in SCHEDULES:
+        raise UserError("schedule", f"{par.schedule!r} is unknown", ", ".join(SCHEDULES))
+    if isinstance(par.zero, bool) or par.zero not in ZERO_STAGES:
+        raise UserError("zero", f"{par.zero!r} is not a ZeRO stage", "0, 1, 2 or 3")
+    if par.recompute not in RECOMPUTE:
+        raise UserError("recompute", f"{par.recompute!r} is unknown", ", ".join(RECOMPUTE))
+    if procs is not None and par.procs != procs:
+        raise UserError("procs", f"tp*cp*pp*dp = {par.tp}*{par.cp}*{par.pp}*{par.dp} = {par.procs} does not "
+                                 f"equal procs={procs}", "tp*cp*pp*dp == procs")
+    if heads % par.tp:
+        raise UserError("tp", f"{par.tp} does not divide the {heads} attention heads",
+                        f"a divisor of {heads}")
+    if kv_heads % par.tp and par.tp % kv_heads:
+        raise UserError("tp", f"{par.tp} neither divides nor is a multiple of the {kv_heads} key/value heads",
+                        f"a divisor or multiple of {kv_heads}")
+    if hidden % par.tp:
+        raise UserError("tp", f"{par.tp} does not divide hidden={hidden}", f"a divisor of {hidden}")
+    if par.pp > layers:
+        raise UserError("pp", f"{par.pp} stages for {layers} layers", f"pp <= {layers}")
+    if par.schedule == "interleaved":
+        if par.virtual_stages < 2:
+            raise UserError("virtual_stages", f"{par.virtual_stages} with the interleaved schedule",
+                            "virtual_stages >= 2 for interleaved (1 is plain 1f1b)")
+        if par.pp < 2:
+            raise UserError("schedule", "interleaved needs pipeline stages", "pp >= 2, or schedule 1f1b")
+    elif par.virtual_stages != 1:
+        raise UserError("virtual_stages", f"{par.virtual_stages} with the {par.schedule} schedule",
+                        "virtual_stages > 1 only with schedule interleaved")
+    if par.pp * par.virtual_stages > layers:
+        raise UserError("virtual_stages", f"pp*virtual_stages = {par.pp * par.virtual_stages} chunks for "
+                                          f"{layers} layers", f"pp*virtual_stages <= {layers}")
+    if par.cp > 1 and seq_len % (2 * par.cp):
+        raise UserError("cp", f"2*cp = {2 * par.cp} does not divide seq_len={seq_len} (ring attention splits "
+                              "the sequence in 2*cp load-balanced blocks)", f"cp with 2*cp dividing {seq_len}")
+    if batch % (par.dp * par.microbatch):
+        raise UserError("microbatch", f"dp*microbatch = {par.dp}*{par.microbatch} does not divide batch={batch}",
+                        "batch a multiple of dp*microbatch")
+    m = par.microbatches(batch)
+    if par.schedule == "interleaved" and m % par.pp:
+        raise UserError("microbatch", f"{m} micro-batches is not a multiple of pp={par.pp} (interleaved "
+                                      "schedule)", "batch / (dp*microbatch) a multiple of pp")
+    return par
