@@ -266,6 +266,8 @@ def load_setup(config: RunConfig) -> Setup:
     from workloads.loader import load_model
 
     model = load_model(config.model, config.input_shape)
+    if config.seq_len is not None:
+        model = with_seq_len(model, config.seq_len)
     compute_model = make_compute_model(config.compute, model, config.dtype_bytes, config.precision)
     graph = build_topology(config.topology, config.procs)
     analytic = make_network("analytic", graph, ecmp=config.ecmp)
@@ -273,6 +275,23 @@ def load_setup(config: RunConfig) -> Setup:
     algorithms = dict(parse_collectives(config.collectives))
     dataset_size = config.dataset_size or model.dataset_size
     return Setup(model, compute_model, graph, analytic, algorithms, dataset_size)
+
+
+def with_seq_len(model: Any, seq_len: int) -> Any:
+    """``model`` rebuilt for sequences of ``seq_len`` tokens (a transformer only; an explicit
+    ``dataset_size`` is kept, one derived from ``dataset_tokens`` follows the new length)."""
+    from dataclasses import replace
+
+    from workloads.transformer import build_transformer
+
+    cfg = model.transformer
+    if cfg is None:
+        raise UserError("seq_len", f"is given but {model.name!r} is not a transformer",
+                        "seq_len only with a transformer model (gpt3-*, llama*, or a YAML transformer:)")
+    rebuilt = build_transformer(replace(cfg, seq_len=seq_len))
+    if model.dataset_size != cfg.dataset_size:
+        rebuilt = replace(rebuilt, dataset_size=model.dataset_size)
+    return rebuilt
 
 
 def plan_config(config: RunConfig, setup: Setup, paper_dx: bool = False) -> RunPlan:
@@ -290,21 +309,31 @@ def plan_config(config: RunConfig, setup: Setup, paper_dx: bool = False) -> RunP
                     host_overhead_s=config.host_overhead)
 
 
+def _fields_common(config: RunConfig, setup: Setup) -> dict[str, Any]:
+    """The summary fields every run fills from its config and setup."""
+    from workloads.precision import get_precision, with_dtype_bytes
+
+    precision = with_dtype_bytes(get_precision(config.precision), config.dtype_bytes)
+    return {"model": setup.model.name, "batch": config.batch, "procs": config.procs,
+            "strategy": config.strategy, "topology": config.topology,
+            "network": config.network, "compute": getattr(setup.compute_model, "name", config.compute),
+            "placement": config.placement, "collectives": config.collectives,
+            "overlap": config.overlap, "dtype_bytes": precision.word_bytes, "dataset_size": setup.dataset_size,
+            "bucket_mb": config.bucket_mb, "host_overhead_s": config.host_overhead, "precision": config.precision}
+
+
 def _fields(config: RunConfig, setup: Setup, plan: RunPlan) -> dict[str, Any]:
     from workloads.precision import get_precision, with_dtype_bytes
 
     conv, fc = config.layer_modes()
     conv_grid = plan.grid.conv or plan.grid
     precision = with_dtype_bytes(get_precision(config.precision), config.dtype_bytes)
-    return {"model": setup.model.name, "batch": config.batch, "procs": config.procs,
-            "strategy": config.strategy, "pr": plan.grid.pr, "pc": plan.grid.pc, "topology": config.topology,
-            "network": config.network, "compute": getattr(setup.compute_model, "name", config.compute),
-            "conv": conv, "fc": fc, "placement": config.placement, "collectives": config.collectives,
-            "overlap": config.overlap, "dtype_bytes": precision.word_bytes, "dataset_size": setup.dataset_size,
-            "memory_per_rank_bytes": memory_per_rank_bytes(plan.plans, precision.word_bytes, plan.grid.pr,
-                                                           conv_grid.pr, precision),
-            "conv_pr": conv_grid.pr, "conv_pc": conv_grid.pc, "bucket_mb": config.bucket_mb,
-            "host_overhead_s": config.host_overhead, "precision": config.precision}
+    out = _fields_common(config, setup)
+    out.update({"pr": plan.grid.pr, "pc": plan.grid.pc, "conv": conv, "fc": fc,
+                "memory_per_rank_bytes": memory_per_rank_bytes(plan.plans, precision.word_bytes, plan.grid.pr,
+                                                               conv_grid.pr, precision),
+                "conv_pr": conv_grid.pr, "conv_pc": conv_grid.pc})
+    return out
 
 
 def run_planned(config: RunConfig, setup: Setup, plan: RunPlan, engine: str = "auto",
@@ -394,7 +423,15 @@ def simulate(config: RunConfig | dict | str | Path, *, engine: str = "auto", pap
     start = time.perf_counter()
     cfg = load_config(config) if isinstance(config, (str, Path)) else make_config(config)
     setup = load_setup(cfg)
-    plan = plan_config(cfg, setup, paper_dx=paper_dx)
-    result = run_planned(cfg, setup, plan, engine, links=links, link_series=link_series)
+    if cfg.is_4d():
+        from sim.llm.run import plan_4d, run_4d
+
+        if engine == "fast":
+            raise UserError("engine", "the fast path times the paper's grids, not a 4d run",
+                            "engine auto or full")
+        result = run_4d(cfg, setup, plan_4d(cfg, setup), links=links, link_series=link_series)
+    else:
+        plan = plan_config(cfg, setup, paper_dx=paper_dx)
+        result = run_planned(cfg, setup, plan, engine, links=links, link_series=link_series)
     result.summary["wall_s"] = time.perf_counter() - start
     return result

@@ -101,8 +101,9 @@ class RunConfig(BaseModel):
     input_shape: str | None = Field(None, description="Per-sample input shape of a torch: model, e.g. 3x224x224.")
     batch: int = Field(256, ge=1, description="Global minibatch size B (samples per SGD iteration).")
     procs: int = Field(16, ge=1, description="Number of processes P (one per host of the topology).")
-    strategy: Literal["batch", "model", "domain", "integrated"] = Field(
-        "batch", description="batch (Eq. 4), model (Eq. 3), domain (Eq. 7) or integrated (Eqs. 8, 9).")
+    strategy: Literal["batch", "model", "domain", "integrated", "4d"] = Field(
+        "batch", description="batch (Eq. 4), model (Eq. 3), domain (Eq. 7), integrated (Eqs. 8, 9), or 4d: a "
+                             "transformer on the TP x CP x PP x DP grid (implied by any of tp, cp, pp, dp).")
     grid: str | None = Field(
         None, description="Process grid PrxPc (Pr: model/domain dimension, Pc: batch dimension); "
                           "default: batch 1xP, model/domain Px1, integrated the squarest Pr<=Pc.")
@@ -140,6 +141,19 @@ class RunConfig(BaseModel):
     dataset_size: int | None = Field(None, ge=1, description="Training samples N per epoch; default the "
                                                              "model's own (ImageNet: 1.2M).")
     seed: int = Field(0, description="Seed for everything random (ECMP hashing).")
+    tp: int | None = Field(None, ge=1, description="Tensor-parallel ranks (Megatron column/row split; 4d).")
+    cp: int | None = Field(None, ge=1, description="Context-parallel ranks (ring attention over the sequence; 4d).")
+    pp: int | None = Field(None, ge=1, description="Pipeline stages (4d).")
+    dp: int | None = Field(None, ge=1, description="Data-parallel replicas (4d); default procs / (tp*cp*pp).")
+    sp: bool = Field(True, description="Sequence parallelism inside the TP group (4d; no effect with tp 1).")
+    microbatch: int = Field(1, ge=1, description="Sequences per micro-batch of one replica (4d).")
+    schedule: Literal["gpipe", "1f1b", "interleaved"] = Field("1f1b", description="Pipeline schedule (4d).")
+    virtual_stages: int = Field(1, ge=1, description="Model chunks per pipeline stage (4d, interleaved).")
+    zero: Literal[0, 1, 2, 3] = Field(0, description="ZeRO stage of the data-parallel states (4d): 0 all-reduce, "
+                                                     "1 optimizer, 2 + gradients, 3 + parameters (FSDP).")
+    recompute: Literal["none", "selective", "full"] = Field("none", description="Activation recomputation (4d).")
+    seq_len: int | None = Field(None, ge=1, description="Tokens per sequence of a transformer; default the model's.")
+    require_fit: bool = Field(False, description="Refuse (error) a 4d run whose memory per rank exceeds the device's.")
     uneven: Literal["allow", "reject"] = Field(
         "allow", description="Uneven splits (B not a multiple of Pc, rows or image height not of Pr): allow "
                              "(the critical rank holds the larger share) or reject.")
@@ -167,6 +181,22 @@ class RunConfig(BaseModel):
         return str(value).strip()
 
     # ------------------------------------------------------------------ derived values
+    def is_4d(self) -> bool:
+        """A transformer run on the TP x CP x PP x DP grid: strategy 4d, or any of tp, cp, pp, dp given."""
+        return self.strategy == "4d" or any(v is not None for v in (self.tp, self.cp, self.pp, self.dp))
+
+    def parallel(self) -> Any:
+        """The :class:`sim.llm.parallel.Parallel` of a 4d run (dp defaults to procs / (tp*cp*pp))."""
+        from sim.llm.parallel import Parallel
+
+        tp, cp, pp = self.tp or 1, self.cp or 1, self.pp or 1
+        if self.dp is None and self.procs % (tp * cp * pp):
+            raise UserError("procs", f"{self.procs} is not a multiple of tp*cp*pp = {tp * cp * pp}",
+                            "procs a multiple of tp*cp*pp, or give dp")
+        dp = self.dp if self.dp is not None else self.procs // (tp * cp * pp)
+        return Parallel(tp=tp, cp=cp, pp=pp, dp=dp, sp=self.sp, microbatch=self.microbatch, schedule=self.schedule,
+                        virtual_stages=self.virtual_stages, zero=self.zero, recompute=self.recompute)
+
     def word_bytes(self) -> int:
         """Bytes per activation and per communicated value: ``dtype_bytes`` if given, else the precision's."""
         from workloads.precision import get_precision
@@ -236,6 +266,10 @@ class RunConfig(BaseModel):
     def resolved(self) -> dict[str, Any]:
         """Plain dict of every field with derived defaults filled in (written as ``config.yaml``)."""
         out = self.model_dump()
+        if self.is_4d():
+            par = self.parallel()
+            out.update(strategy="4d", tp=par.tp, cp=par.cp, pp=par.pp, dp=par.dp)
+            return out
         pr, pc = self.grid_dims()
         out["grid"] = f"{pr}x{pc}"
         out["conv"], out["fc"] = self.layer_modes()

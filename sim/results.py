@@ -30,7 +30,11 @@ SUMMARY_FIELDS = ["model", "batch", "procs", "strategy", "pr", "pc", "topology",
                   "bytes_sent_per_rank", "memory_per_rank_bytes", "events", "wall_s",
                   "redistribute_s", "conv", "fc", "placement", "collectives", "overlap", "dtype_bytes",
                   "dataset_size", "conv_pr", "conv_pc", "critical_compute_s", "critical_comm_s", "critical_wait_s",
-                  "host_overhead_s", "bucket_mb", "precision"]
+                  "host_overhead_s", "bucket_mb", "precision",
+                  # the transformer (4d) fields, empty for the paper's strategies (sim.llm.run)
+                  "tp", "cp", "pp", "dp", "sp", "microbatch", "schedule", "virtual_stages", "zero", "recompute",
+                  "seq_len", "tp_comm_s", "cp_comm_s", "pp_comm_s", "dp_comm_s", "bubble_s", "tokens_per_s", "mfu",
+                  "fits"]
 
 CATEGORY_FIELDS = {"batch": "batch_comm_s", "model": "model_comm_s", "domain": "domain_comm_s",
                    "redistribute": "redistribute_s"}

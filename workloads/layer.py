@@ -9,7 +9,8 @@ FLOPs count 2 per multiply-add. ``params`` includes biases (and the scale and sh
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 #: layer kinds; ``conv`` and ``fc`` carry weights, ``norm`` carries a scale and shift
 LAYER_KINDS = ("conv", "fc", "pool", "norm", "act", "add", "concat", "flatten", "dropout", "softmax", "lrn")
@@ -81,6 +82,8 @@ class Model:
     input_shape: tuple[int, ...]
     layers: tuple[Layer, ...]
     dataset_size: int
+    #: the :class:`~workloads.transformer.TransformerConfig` a transformer was built from (None otherwise)
+    transformer: Any = field(default=None, compare=False, repr=False)
 
     @property
     def params(self) -> int:

@@ -188,7 +188,7 @@ def build_transformer(config: TransformerConfig) -> Model:
         residual = layers[-1].name
     layers.append(token_norm("ln_f", (s, h), c.norm))
     layers.append(linear("lm_head", (s, h), c.vocab, tied_to="embed" if c.tied_embeddings else ""))
-    return Model(c.name, (s,), tuple(layers), c.dataset_size)
+    return Model(c.name, (s,), tuple(layers), c.dataset_size, transformer=c)
 
 
 def model_flops_per_token(model: Model) -> float:

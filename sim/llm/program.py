@@ -1,0 +1,179 @@
+"""Build the per-rank program of one training iteration on the TP × CP × PP × DP grid.
+
+Each rank runs its pipeline stage's actions (:mod:`sim.llm.schedule`) in order; an action is a forward or
+backward of one micro-batch through one local chunk, costed by :mod:`sim.llm.costs`. Ops of an action, on
+the rank's ``compute`` stream unless said otherwise:
+
+forward ``F(mb, chunk)``
+    receive the activation from the previous chunk's stage (a ``send`` started by the sender: pipeline
+    p2p is posted ahead, as Megatron-LM's batched isend/irecv are, so schedules never deadlock); with
+    ZeRO-3 the chunk's parameters are all-gathered first (``comm`` stream, prefetched: the gather may start
+    once the action two places earlier has finished its compute, FSDP's one-ahead prefetch); the chunk's
+    compute except the attention core; the attention core, with ring attention's K/V exchange on the
+    ``comm2`` stream at the same time (CP > 1); the TP collectives; the send to the next chunk's stage.
+backward ``B(mb, chunk)``
+    receive the gradient from the next chunk's stage; ZeRO-3 gather; recomputation (``full``: the chunk's
+    forward with its TP collectives again; ``selective``: the attention core again, Korthikanti et al.
+    2022); the backward compute, attention core with the CP exchange; the TP collectives; the send to the
+    previous chunk's stage; then the data-parallel reduction of the chunk's gradients on the ``comm``
+    stream (depending on the backward compute): ZeRO 0 all-reduces and ZeRO 1 reduce-scatters them after
+    the chunk's last micro-batch (gradient accumulation: Megatron-LM reduces once per iteration); ZeRO 2
+    and 3 reduce-scatter after every micro-batch, since a rank keeps only its shard of the gradients
+    (DeepSpeed ``zero/stage_1_and_2.py`` reduces in the backward hooks of every micro-step).
+
+After the last action: ZeRO 1 and 2 all-gather the updated parameters (blocking, after every reduction:
+the optimizer needs them); a host overhead (optimizer step, data loading) if configured.
+
+Groups. TP: the ``tp`` ranks with the other coordinates equal; CP: likewise over ``cp``; data-parallel
+gradient reduction: the ``cp * dp`` ranks that hold the same parameters (Megatron-LM reduces gradients
+over the data-parallel group including context-parallel ranks); pipeline sends between the same
+(tp, cp, dp) coordinates of adjacent stages.
+
+Categories, for the summary's split: TP ``model``, CP ``domain``, data-parallel ``batch``, pipeline sends
+``pipeline`` (the paper's model / domain / batch parallelism; pipeline is the fourth dimension).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sim.llm.costs import ChunkCost, Comm
+from sim.llm.parallel import Parallel
+from sim.llm.schedule import global_chunk, stage_actions
+from sim.program import Collective, Compute, Program
+
+
+def _algorithm(algorithms: dict[str, str], op: str) -> str:
+    return algorithms.get(op, algorithms.get("*", "ring"))
+
+
+class _ProgramBuilder:
+    """Builds rank after rank, sharing one op instance among the members of a collective (same key) and
+    among the ranks that run identical computes, so memory grows with groups, not ranks × ops."""
+
+    def __init__(self, par: Parallel, batch: int, costs: Sequence[ChunkCost], word_bytes: int,
+                 algorithms: dict[str, str], host_overhead_s: float) -> None:
+        self.par, self.costs, self.word = par, costs, word_bytes
+        self.algorithms, self.host_s = algorithms, float(host_overhead_s)
+        m = par.microbatches(batch)
+        self.chunks = par.pp * par.virtual_stages
+        self.actions = [stage_actions(par.schedule, s, par.pp, m, par.virtual_stages) for s in range(par.pp)]
+        #: the last backward micro-batch of each (stage, local chunk): once-per-iteration reductions follow it
+        self.last_b = {(s, a.chunk): a.microbatch for s in range(par.pp) for a in self.actions[s] if a.kind == "B"}
+        self.shared: dict = {}
+
+    # ------------------------------------------------------------------ op constructors (shared instances)
+    def _op(self, key: tuple, make) -> object:
+        op = self.shared.get(key)
+        if op is None:
+            op = self.shared[key] = make()
+        return op
+
+    def compute(self, seconds: float, layer: str, phase: str, deps: tuple[int, ...] = ()) -> Compute:
+        return self._op(("c", seconds, layer, phase, deps), lambda: Compute(seconds, layer, phase, deps=deps))
+
+    def collective(self, c: Comm, group: tuple[int, ...], key: str, layer: str, phase: str, category: str,
+                   stream: str, deps: tuple[int, ...]) -> Collective:
+        alg = _algorithm(self.algorithms, c.op)
+        return self._op(("k", key, deps), lambda: Collective(c.op, group, float(c.nbytes), alg, key=key, layer=layer,
+                                                             phase=phase, category=category, stream=stream,
+                                                             deps=deps, count=c.count))
+
+    def send(self, src: int, dst: int, nbytes: float, key: str, layer: str, phase: str) -> Collective:
+        """The pipeline send of ``key`` from ``src`` to ``dst`` (both ranks hold this op)."""
+        return self._op(("k", key, ()), lambda: Collective("send", (src, dst), float(nbytes),
+                                                           _algorithm(self.algorithms, "send"), key=key, layer=layer,
+                                                           phase=phase, category="pipeline"))
+
+    # ------------------------------------------------------------------ one rank
+    def rank_ops(self, r: int) -> tuple:
+        par, word = self.par, self.word
+        tp, cp, dp, s = par.coords(r)
+        self.ops: list = []
+        self.groups = {"model": tuple(par.rank(t, cp, dp, s) for t in range(par.tp)),
+                       "domain": tuple(par.rank(tp, c, dp, s) for c in range(par.cp)),
+                       "batch": tuple(par.rank(tp, c, d, s) for d in range(par.dp) for c in range(par.cp))}
+        self.ids = {"model": f"tp:{cp}.{dp}.{s}", "domain": f"cp:{tp}.{dp}.{s}", "batch": f"dp:{tp}.{s}"}
+        pp_id = f"pp:{tp}.{cp}.{dp}"
+
+        def peer(g: int) -> int:
+            return par.rank(tp, cp, dp, g % par.pp)
+
+        computes: list[int] = []  # each action's main compute, for ZeRO-3's prefetch deps
+        reductions: list[int] = []
+        sharded = len(self.groups["batch"]) > 1
+        for n, a in enumerate(self.actions[s]):
+            g = global_chunk(s, a.chunk, par.pp)
+            cost = self.costs[g]
+            layer = f"chunk{g}"
+            tag = f"{a.kind}{a.microbatch}.{g}"
+            gather: tuple[int, ...] = ()
+            if par.zero == 3 and sharded:
+                pre = (computes[n - 2],) if n >= 2 else ()
+                gather = self.comms((Comm("allgather", cost.params * word),), "batch", f"g{tag}", layer,
+                                    "param_gather", "comm", pre)
+            if a.kind == "F":
+                if g > 0:
+                    self.add(self.send(peer(g - 1), r, cost.send_bytes, f"{pp_id}:F{a.microbatch}.{g - 1}", layer,
+                                       "fwd"))
+                computes.append(self.chunk_pass(cost.fwd_s, cost.attn_fwd_s, cost.cp_fwd, cost.tp_fwd, tag, layer,
+                                                "fwd", gather))
+                if g < self.chunks - 1:
+                    self.add(self.send(r, peer(g + 1), cost.send_bytes, f"{pp_id}:F{a.microbatch}.{g}", layer, "fwd"))
+                continue
+            if g < self.chunks - 1:
+                self.add(self.send(peer(g + 1), r, cost.send_bytes, f"{pp_id}:B{a.microbatch}.{g + 1}", layer, "bwd"))
+            deps = gather
+            if par.recompute == "full":
+                self.chunk_pass(cost.fwd_s, cost.attn_fwd_s, (), cost.tp_fwd, "R" + tag, layer, "recompute", gather)
+                deps = ()
+            elif par.recompute == "selective" and cost.attn_fwd_s > 0:
+                self.add(self.compute(cost.attn_fwd_s, layer, "recompute", gather))
+                deps = ()
+            main = self.chunk_pass(cost.bwd_s, cost.attn_bwd_s, cost.cp_bwd, cost.tp_bwd, tag, layer, "bwd", deps)
+            computes.append(main)
+            if g > 0:
+                self.add(self.send(r, peer(g - 1), cost.send_bytes, f"{pp_id}:B{a.microbatch}.{g}", layer, "bwd"))
+            if sharded and (par.zero >= 2 or a.microbatch == self.last_b[(s, a.chunk)]):
+                op = "allreduce" if par.zero == 0 else "reduce_scatter"
+                reductions += self.comms((Comm(op, cost.params * word),), "batch", tag, layer, "grad_reduce", "comm",
+                                         (main,))
+        if par.zero in (1, 2) and sharded:
+            for c in range(par.virtual_stages):
+                g = global_chunk(s, c, par.pp)
+                self.comms((Comm("allgather", self.costs[g].params * word),), "batch", f"P{g}", f"chunk{g}",
+                           "param_gather", "compute", tuple(reductions))
+        if self.host_s > 0:
+            self.add(self.compute(self.host_s, "host", "host", tuple(reductions)))
+        return tuple(self.ops)
+
+    def add(self, op: object) -> int:
+        self.ops.append(op)
+        return len(self.ops) - 1
+
+    def comms(self, comms: Sequence[Comm], category: str, tag: str, layer: str, phase: str, stream: str,
+              deps: tuple[int, ...]) -> tuple[int, ...]:
+        """Add the collectives ``comms`` over this rank's ``category`` group (none for a group of one)."""
+        group = self.groups[category]
+        if len(group) < 2:
+            return ()
+        return tuple(self.add(self.collective(c, group, f"{self.ids[category]}:{tag}.{k}", layer, phase, category,
+                                              stream, deps)) for k, c in enumerate(comms))
+
+    def chunk_pass(self, compute_s: float, attn_s: float, cp_comms: Sequence[Comm], tp_comms: Sequence[Comm], tag: str,
+                   layer: str, phase: str, deps: tuple[int, ...]) -> int:
+        """One pass through a chunk: its compute, the attention core with the CP exchange beside it (on
+        ``comm2``), then the TP collectives; returns the index of the main compute."""
+        main = self.add(self.compute(compute_s, layer, phase, deps))
+        ring = self.comms(cp_comms, "domain", tag, layer, phase, "comm2", (main,))
+        if attn_s > 0 or ring:
+            self.add(self.compute(attn_s, layer, phase))
+        self.comms(tp_comms, "model", tag, layer, phase, "compute", ring)
+        return main
+
+
+def build_program(par: Parallel, batch: int, costs: Sequence[ChunkCost], word_bytes: int,
+                  algorithms: dict[str, str], host_overhead_s: float = 0.0) -> Program:
+    """The program of every rank (module docstring); ``algorithms`` maps collective op -> algorithm."""
+    builder = _ProgramBuilder(par, batch, costs, word_bytes, algorithms, host_overhead_s)
+    return Program(tuple(builder.rank_ops(r) for r in range(par.procs)), {"strategy": "4d"})

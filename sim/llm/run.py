@@ -1,0 +1,158 @@
+"""Run one training iteration of a transformer on the TP × CP × PP × DP grid: plan, simulate, summarize.
+
+:func:`plan_4d` checks the layout against the model (:func:`sim.llm.parallel.check_parallel`), costs the
+chunks (:mod:`sim.llm.costs`) and builds the program (:mod:`sim.llm.program`); :func:`run_4d` runs it on
+the engine with the configured network model and returns a :class:`sim.api.Result` whose summary has the
+``run`` fields plus the 4-D ones:
+
+``tp_comm_s, cp_comm_s, dp_comm_s``
+    the critical rank's time in TP, CP and data-parallel collectives (categories ``model``, ``domain``,
+    ``batch``: the paper's model, domain and batch parallelism);
+``pp_comm_s``
+    its time in pipeline sends and receives while the data was moving (a receive that arrives before its
+    sender has started counts from the transfer's start);
+``bubble_s``
+    its time at pipeline receives before the sender started: the pipeline bubble. On an ideal network
+    with uniform stages it is ``(p - 1) / (m + p - 1)`` of the iteration for GPipe and 1F1B;
+``tokens_per_s``
+    ``batch * seq_len / iteration_s``;
+``mfu``
+    model FLOPs utilisation as PaLM defines it (Chowdhery et al. 2022, App. B): model FLOPs per token
+    (:func:`workloads.transformer.model_flops_per_token`, no recomputation counted) × tokens/s ÷ (procs ×
+    the device's peak at the run's precision); empty without a device (``compute: none``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from sim.errors import UserError
+from sim.llm.costs import ChunkCost, chunk_costs
+from sim.llm.parallel import Parallel, check_parallel
+from sim.llm.program import build_program
+from sim.program import Program
+
+#: the 4-D summary fields, appended to :data:`sim.results.SUMMARY_FIELDS`
+LLM_FIELDS = ["tp", "cp", "pp", "dp", "sp", "microbatch", "schedule", "virtual_stages", "zero", "recompute",
+              "seq_len", "tp_comm_s", "cp_comm_s", "pp_comm_s", "dp_comm_s", "bubble_s", "tokens_per_s", "mfu",
+              "fits"]
+
+
+@dataclass
+class LLMPlan:
+    """A planned 4-D iteration: the layout, the chunk costs and the program."""
+
+    par: Parallel
+    costs: list[ChunkCost]
+    prog: Program
+    meta: dict = field(default_factory=dict)
+    plans: list = field(default_factory=list)
+
+    def program(self) -> Program:
+        return self.prog
+
+
+def plan_4d(config: Any, setup: Any) -> LLMPlan:
+    """Check ``config``'s layout against its transformer and build the program."""
+    model = setup.model
+    cfg = model.transformer
+    if cfg is None:
+        raise UserError("model", f"{model.name!r} is not a transformer, so it has no 4d (tp, cp, pp, dp) layout",
+                        "a zoo transformer (gpt3-*, llama*) or a model YAML with transformer:, or strategy "
+                        "batch/model/domain/integrated")
+    par = config.parallel()
+    check_parallel(par, layers=cfg.layers, heads=cfg.heads, kv_heads=cfg.n_kv_heads, hidden=cfg.hidden,
+                   seq_len=cfg.seq_len, batch=config.batch, procs=config.procs)
+    word = config.word_bytes()
+    costs = chunk_costs(model, par, setup.compute_model.time, word)
+    algorithms = dict(setup.algorithms)
+    prog = build_program(par, config.batch, costs, word, algorithms, config.host_overhead)
+    return LLMPlan(par, costs, prog, {"model": model.name, "strategy": "4d"})
+
+
+def _split(records: pd.DataFrame, rank: int) -> dict[str, float]:
+    """The 4-D communication split and the bubble of ``rank``."""
+    mine = records[records["rank"].to_numpy() == rank]
+    comm = mine[mine["kind"].to_numpy() != "compute"]
+    dur = comm["end_s"].to_numpy(dtype=float) - comm["start_s"].to_numpy(dtype=float)
+    cat = comm["category"].to_numpy()
+    out = {name: float(dur[cat == c].sum()) for name, c in (("tp_comm_s", "model"), ("cp_comm_s", "domain"),
+                                                            ("dp_comm_s", "batch"), ("pp_comm_s", "pipeline"))}
+    send = comm["op"].to_numpy() == "send"
+    wait = comm["start_s"].to_numpy(dtype=float) - comm["arrive_s"].to_numpy(dtype=float)
+    out["bubble_s"] = float(wait[send].sum())
+    return out
+
+
+def _peak_flops(compute_model: Any) -> float | None:
+    peak = getattr(compute_model, "peak_flops", None)
+    return float(peak) if peak else None
+
+
+def run_4d(config: Any, setup: Any, plan: LLMPlan, links: bool = False, link_series: bool = True) -> Any:
+    """Time the planned iteration on the engine; the :class:`sim.api.Result` (module docstring)."""
+    from sim.api import Result, _fields_common
+    from sim.critical_path import split_rows, walk
+    from sim.engine import run_program
+    from sim.network import make_network
+    from sim.results import critical_rank, summarize
+    from workloads.transformer import model_flops_per_token
+
+    start = time.perf_counter()
+    if links and config.network == "analytic":
+        raise UserError("links", "the analytic network model has no links to measure", "network flow or step")
+    network = setup.analytic if config.network == "analytic" else make_network(
+        config.network, setup.graph, placement=None, ecmp=config.ecmp)
+    meter = None
+    if links:
+        from sim.network.linkmeter import LinkMeter
+
+        meter = LinkMeter(network.router, series=link_series)
+    res = run_program(plan.prog, network, meter)
+    records = res.records
+    path_rows = walk(records, plan.prog.ops)
+    par = plan.par
+    cfg = setup.model.transformer
+    fields = _fields_common(config, setup)
+    fields.update(strategy="4d", pr=par.tp, pc=par.dp, conv_pr=par.tp, conv_pc=par.dp, tp=par.tp, cp=par.cp,
+                  pp=par.pp, dp=par.dp, sp=par.seq_parallel, microbatch=par.microbatch, schedule=par.schedule,
+                  virtual_stages=par.virtual_stages, zero=par.zero, recompute=par.recompute, seq_len=cfg.seq_len,
+                  events=int(res.events))
+    fields.update(split_rows(records, path_rows[0]))
+    fields.update(_split(records, critical_rank(records)))
+    tokens_per_s = config.batch * cfg.seq_len / res.makespan_s if res.makespan_s > 0 else None
+    fields["tokens_per_s"] = tokens_per_s
+    peak = _peak_flops(setup.compute_model)
+    fields["mfu"] = (model_flops_per_token(setup.model) * tokens_per_s / (config.procs * peak)
+                     if peak and tokens_per_s else None)
+    summary = summarize(records, res.makespan_s, fields, config.procs, config.batch, setup.dataset_size, False)
+    layers = chunk_table(plan, records)
+    result = Result(config, summary, layers, records, plan, {"engine": "full", "engine_wall_s": res.wall_s}, meter,
+                    None, path_rows)
+    summary["wall_s"] = time.perf_counter() - start
+    return result
+
+
+def chunk_table(plan: LLMPlan, records: pd.DataFrame) -> pd.DataFrame:
+    """One row per model chunk: its stage, blocks, per-micro-batch compute of one rank, and the critical
+    rank's... time per category in it (the ``layers.csv`` of a 4d run)."""
+    par = plan.par
+    rows = []
+    comm = records[records["kind"].to_numpy() != "compute"]
+    dur = comm["end_s"] - comm["start_s"]
+    by = dur.groupby([comm["layer"], comm["category"]]).sum() / max(par.procs, 1)
+    for c in plan.costs:
+        name = f"chunk{c.index}"
+        row = {"layer": name, "kind": "chunk", "stage": c.index % par.pp, "blocks": c.blocks,
+               "layers": len(c.layers), "params_per_rank": c.params,
+               "fwd_compute_s": c.fwd_s + c.attn_fwd_s, "bwd_compute_s": c.bwd_s + c.attn_bwd_s,
+               "send_bytes": c.send_bytes}
+        for cat, col in (("model", "tp_comm_s"), ("domain", "cp_comm_s"), ("pipeline", "pp_comm_s"),
+                         ("batch", "dp_comm_s")):
+            row[col] = float(by.get((name, cat), 0.0))
+        rows.append(row)
+    return pd.DataFrame(rows)
