@@ -1,11 +1,13 @@
 """The critical path of a run: the chain of operations that sets the iteration time, derived from the records.
 
 No second simulation is needed: in the engine every operation starts when its rank *arrives* at it (its
-stream is free and its ``deps`` have ended), except a collective, which starts when its last member arrives.
-So, walking back from the operation that ends last:
+stream is free and its ``deps`` have ended), except a collective, which starts when its last member arrives,
+and the receiver of a ``send``, whose record starts at the later of its arrival and the sender's (the
+transfer starts when the sender arrives). So, walking back from the operation that ends last:
 
 * a collective whose start is later than this rank's arrival was waiting for a *straggler*: the path moves
-  to the member that arrived last (the same collective on that rank), and the row says whom it waited for;
+  to the member that arrived last (the same collective on that rank), and the row says whom it waited for
+  (a receiver that arrived before its sender: the sender, whose arrival started the transfer);
 * otherwise the operation's arrival is the end of one of its predecessors on the same rank — the previous
   operation of its stream or one of its ``deps`` — and the path continues with the one that ended then
   (ties: the stream predecessor, then the lowest dep index).

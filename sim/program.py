@@ -2,7 +2,8 @@
 
 A :class:`Program` holds one list of operations per rank. An operation is a :class:`Compute` (a span of
 local work, its duration already known) or a :class:`Collective` (a group operation that moves bytes over
-the network: all-gather, reduce-scatter, all-reduce, broadcast, reduce, all-to-all, halo exchange).
+the network: all-gather, reduce-scatter, all-reduce, broadcast, reduce, all-to-all, halo exchange, or a
+point-to-point ``send`` between two ranks).
 
 Ordering rules the engine follows:
 
@@ -10,7 +11,11 @@ Ordering rules the engine follows:
   run in list order, one at a time;
 * an operation also waits for the operations whose list indices are in its ``deps`` (same rank);
 * a collective starts when every rank of its ``group`` has reached the operation with the same ``key``
-  (a rendezvous), and ends for all of them when the last of its transfers has arrived.
+  (a rendezvous), and ends for all of them when the last of its transfers has arrived;
+* a ``send`` (group ``(sender, receiver)``) starts when its *sender* arrives, without waiting for the
+  receiver (whose receive is posted in advance, as with Megatron's batched isend/irecv, so pipeline
+  schedules cannot deadlock on it); the sender's op ends when the transfer has arrived, the receiver's
+  at the later of its own arrival and that moment.
 
 With every operation on one stream and no ``deps`` a rank runs strictly in order (no overlap); putting
 gradient all-reduces on ``"comm"`` with deps on the backward compute that produced them gives overlap.
@@ -30,6 +35,7 @@ COLLECTIVE_OPS: dict[str, str] = {
     "reduce": "bytes of the vector reduced",
     "alltoall": "bytes each rank sends in total (nbytes / p to each peer)",
     "halo": "bytes sent to each neighbour",
+    "send": "bytes sent from group[0] to group[1]",
 }
 
 #: how communication is accounted (the paper's split of the epoch time)
@@ -73,6 +79,13 @@ class Collective:
         (``(p,)`` for a 1-D chain, ``(py, px)`` for 2-D). Empty means 1-D over the whole group.
     category : str
         One of :data:`CATEGORIES`, for the batch / model / domain split of communication time.
+    count : int
+        How many identical collectives, run back to back by the same group, this op stands for (>= 1;
+        e.g. the 2·L tensor-parallel all-reduces of L transformer layers, separated only by compute on
+        the same stream). The network runs every phase of one copy with its ``steps`` multiplied by
+        ``count`` (each phase repeated ``count`` times in lockstep): on an uncontended network that takes
+        the time of ``count`` copies in sequence, Σ count·steps·(α + max n/β), and moves ``count`` times
+        the bytes. Computes between the copies are not modelled (put them before or after the op).
     """
 
     op: str
@@ -86,6 +99,7 @@ class Collective:
     halo_dims: tuple[int, ...] = ()
     stream: str = "compute"
     deps: tuple[int, ...] = ()
+    count: int = 1
 
 
 Op = Compute | Collective

@@ -10,6 +10,9 @@ group (``--along pc``), and ``time_s`` is the time until the last group finishes
 Example::
 
     $ dnnsim collective --op allreduce --algorithm ring --procs 8 --bytes 64MiB
+
+``--op send`` times one point-to-point message from rank 0 to rank procs-1 (with ``--grid``, from the first
+to the last rank of each group): ``--procs 2`` on one link, ``--procs 16`` on ``dgx-a100`` across nodes.
 """
 
 from __future__ import annotations
@@ -77,13 +80,14 @@ def parse_sizes(text: str) -> list[float]:
 
 @click.command("collective")
 @click.option("--op", required=True,
-              help="allgather, reduce_scatter, allreduce, broadcast, reduce, alltoall or halo.")
+              help="allgather, reduce_scatter, allreduce, broadcast, reduce, alltoall, halo or send "
+                   "(point-to-point, rank 0 to rank procs-1; with --grid, first to last rank of each group).")
 @click.option("--algorithm", default="paper", show_default=True,
               help="ring, recursive_doubling, recursive_halving, rabenseifner, rabenseifner_far, bruck, tree, "
-                   "hierarchical, direct or paper (each op supports some).")
+                   "hierarchical, direct, nccl or paper (each op supports some).")
 @click.option("--procs", type=int, required=True, help="Ranks (rank r on host r).")
 @click.option("--bytes", "nbytes", required=True,
-              help="Size of the full result vector per rank (halo: bytes to each neighbour): 64MiB, "
+              help="Size of the full result vector per rank (halo: bytes to each neighbour, send: the message): 64MiB, "
                    "a list 1KiB,1MiB, or a range 1KiB:1GiB:x4 or 1MiB:4MiB:+1MiB; one row per size.")
 @click.option("--topology", default="ideal:latency=2us,bandwidth=6GiB/s", show_default=True,
               help="Topology spec, preset or file.")

@@ -9,6 +9,7 @@ allreduce          ring, recursive_doubling, rabenseifner, rabenseifner_far, tre
 broadcast, reduce  tree, paper
 alltoall           direct, bruck, paper
 halo               direct, paper
+send               direct, paper (point-to-point, group (sender, receiver))
 =================  =========================================================================
 
 Use :func:`get_algorithm` to look one up, :func:`parse_collectives` for the ``--collectives`` flag and

@@ -137,6 +137,33 @@ def make_phase(src, dst, nbytes, steps: int = 1, latency_s: float = 0.0) -> Phas
     return Phase(s, d, b, int(steps), float(latency_s))
 
 
+def check_count(count: int) -> int:
+    """``count`` (repetitions of a collective) as an int >= 1; ValueError otherwise (programs are built by
+    code; :func:`sim.engine.validate.validate_program` reports a bad one as a UserError first)."""
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+        raise ValueError(f"count must be an integer >= 1, got {count!r}")
+    return int(count)
+
+
+def repeat_phases(phases: Sequence[Phase], count: int) -> list[Phase]:
+    """The phases of ``count`` identical collectives run back to back by one group: every phase of one
+    copy with its ``steps`` multiplied by ``count`` (each phase repeated ``count`` times in lockstep).
+
+    The order of the steps differs from ``count`` copies in sequence (all repetitions of phase 1, then of
+    phase 2, ...), but on an uncontended network the time is the same, Σ count·steps·(α + max n/β)
+    (:func:`ideal_time_s`), and so are the bytes every rank sends and every link carries (× ``count``).
+
+    Examples
+    --------
+    >>> [ph.steps for ph in repeat_phases([make_phase([0], [1], 8.0, steps=3), make_phase([1], [0], 8.0)], 4)]
+    [12, 4]
+    """
+    count = check_count(count)
+    if count == 1:
+        return list(phases)
+    return [Phase(ph.src, ph.dst, ph.nbytes, ph.steps * count, ph.latency_s) for ph in phases]
+
+
 def bytes_sent_per_rank(phases: Sequence[Phase], p: int) -> np.ndarray:
     """Bytes each local rank sends over all phases: ``Σ steps × nbytes`` grouped by ``src``.
 

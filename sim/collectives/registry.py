@@ -3,12 +3,12 @@
 ``ALGORITHMS[op][name]`` is the algorithm object (read-only mappings). ``paper`` exists for every op and is
 the default: the costs the paper assumes (docs/paper-model.md) (Bruck all-gather, 2× that for all-reduce, α + βh halos), with
 documented stand-ins for the ops the paper never costs (reduce-scatter: half its all-reduce; broadcast and
-reduce: binomial tree; all-to-all: pairwise exchange).
+reduce: binomial tree; all-to-all: pairwise exchange; send: the one transfer).
 
 ``nccl`` (:mod:`sim.collectives.nccl`, docs/nccl.md) is a *model* rather than one schedule: per call it
 picks NCCL's algorithm and protocol and runs a multi-channel schedule that depends on the topology. It is
 looked up like an algorithm (``get_algorithm(op, "nccl")``, ``--collectives nccl``) for the ops it models
-(:data:`MODELS`), but is not listed in ``ALGORITHMS``/``algorithms_for`` (the MPI-style schedules, each
+(:data:`MODELS`; for ``send``, :class:`~sim.collectives.send.NcclSend`), but is not listed in ``ALGORITHMS``/``algorithms_for`` (the MPI-style schedules, each
 one send and one receive per rank per step).
 """
 
@@ -36,6 +36,7 @@ from sim.collectives.halo import DirectHalo, PaperHalo
 from sim.collectives.nccl import NCCL
 from sim.collectives.reduce_scatter import REDUCE_SCATTER
 from sim.collectives.rooted import REDUCE, PaperBroadcast, TreeBroadcast
+from sim.collectives.send import SEND, NcclSend
 from sim.errors import UserError
 from sim.program import COLLECTIVE_OPS
 
@@ -51,6 +52,7 @@ _ALL: tuple[CollectiveAlgorithm, ...] = (
     TreeBroadcast(), PaperBroadcast(), *REDUCE,
     DirectAlltoall(), BruckAlltoall(), PaperAlltoall(),
     DirectHalo(), PaperHalo(),
+    *SEND,
 )
 
 #: ``ALGORITHMS[op][name]`` → algorithm object
@@ -60,9 +62,11 @@ ALGORITHMS: MappingProxyType = MappingProxyType({
 #: every algorithm name, in first-seen order
 ALGORITHM_NAMES: tuple[str, ...] = tuple(dict.fromkeys(a.name for a in _ALL))
 
+_NCCL_BY_OP: dict = {**NCCL, "send": NcclSend()}
+
 #: ``MODELS[op][name]``: collective models (``nccl``) of the ops they cover
 MODELS: MappingProxyType = MappingProxyType({
-    op: MappingProxyType({"nccl": NCCL[op]} if op in NCCL else {}) for op in OPS})
+    op: MappingProxyType({"nccl": _NCCL_BY_OP[op]} if op in _NCCL_BY_OP else {}) for op in OPS})
 
 
 def _lookup(op: str) -> dict:
@@ -112,7 +116,7 @@ def bus_factor(op: str, p: int) -> float:
     """nccl-tests' bus-bandwidth factor, busbw = algbw × factor (nccl-tests doc/PERFORMANCE.md).
 
     allreduce 2(p-1)/p; allgather, reduce_scatter, alltoall (p-1)/p; broadcast, reduce 1; halo 1 (each
-    neighbour transfer is a point-to-point message, as nccl-tests' sendrecv).
+    neighbour transfer is a point-to-point message, as nccl-tests' sendrecv); send 1 (one message).
     """
     key = _op(op)
     p = int(p)
@@ -128,8 +132,8 @@ def parse_collectives(spec: str | None) -> dict[str, str]:
 
     ``spec`` is one ALG (``"ring"``), ``op=ALG`` pairs (``"allreduce=ring,allgather=bruck"``), or both
     (``"ring,halo=direct"``). A bare ALG applies to every op that has it; the other ops keep ``paper``
-    (``ring`` sets all-gather, reduce-scatter and all-reduce, and leaves broadcast, reduce, all-to-all and
-    halo on ``paper``). ``op=ALG`` pairs override it. Empty or None: ``paper`` everywhere.
+    (``ring`` sets all-gather, reduce-scatter and all-reduce, and leaves broadcast, reduce, all-to-all,
+    halo and send on ``paper``; ``nccl`` sets the three ops it models and send). ``op=ALG`` pairs override it. Empty or None: ``paper`` everywhere.
 
     Examples
     --------

@@ -45,6 +45,24 @@ def collective_groups(procs: int, grid: str | tuple[int, int] | None = None, alo
     raise UserError("along", f"unknown dimension {along!r}", "pr (model groups) or pc (batch groups)")
 
 
+def send_pairs(groups: Sequence[tuple[int, ...]]) -> tuple[tuple[int, int], ...]:
+    """The ``send`` of each group: from its first member to its last (``dnnsim collective --op send``:
+    rank 0 to rank procs-1, or with a grid, across each model / batch group); UserError for a group of one.
+
+    Examples
+    --------
+    >>> send_pairs([(0, 1, 2, 3), (4, 5, 6, 7)])
+    ((0, 3), (4, 7))
+    """
+    out = []
+    for members in groups:
+        if len(members) < 2:
+            raise UserError("procs", f"a send needs 2 ranks, the group {tuple(members)} has {len(members)}",
+                            "procs >= 2 (and groups of >= 2 ranks with --grid)")
+        out.append((int(members[0]), int(members[-1])))
+    return tuple(out)
+
+
 def collective_program(op: str, algorithm: str, groups: Sequence[tuple[int, ...]], nbytes: float,
                        procs: int) -> Program:
     """A program in which every group runs one ``op`` collective at time 0 (ranks outside groups idle)."""
@@ -81,7 +99,7 @@ def simulate_collective(op: str, algorithm: str, procs: int, nbytes: float, topo
         Ranks; rank r runs on host r of the topology.
     nbytes : float
         Size as :mod:`sim.collectives` defines it per op (> 0): the full result vector per rank, halo:
-        the bytes to each neighbour.
+        the bytes to each neighbour, send: the bytes sent.
     topology : str or networkx.Graph
         A topology spec (built with ``procs`` hosts where the kind allows) or a built graph.
     network : str
@@ -89,7 +107,8 @@ def simulate_collective(op: str, algorithm: str, procs: int, nbytes: float, topo
     grid, along, placement
         With a grid ``PrxPc``, the collective runs at once in each model group (``along="pr"``, the
         default) or each batch group (``"pc"``) of :class:`sim.grid.Grid`, ranks placed ``row-major`` or
-        ``col-major``.
+        ``col-major``. A ``send`` goes from the first member of each group to its last (rank 0 to rank
+        procs-1 without a grid: :func:`send_pairs`), so ``procs`` picks the distance.
     ecmp : bool
         Multipath routing where the topology supports it.
     model : NetworkModel, optional
@@ -134,6 +153,8 @@ def simulate_collective(op: str, algorithm: str, procs: int, nbytes: float, topo
     if not size > 0 or not math.isfinite(size):
         raise UserError("bytes", f"{nbytes!r} is not a positive size", "bytes > 0, e.g. 1MiB")
     groups = collective_groups(procs, grid, along, placement)
+    if op == "send":
+        groups = send_pairs(groups)
     if model is None:
         graph = build_topology(topology, procs) if isinstance(topology, str) else topology
         model = make_network(network, graph, ecmp=ecmp)

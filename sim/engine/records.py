@@ -60,7 +60,12 @@ class EngineResult:
     records : pandas.DataFrame
         The rows as a frame (built on first use): ``arrive_s`` is when the rank reached the operation (its
         stream and deps were done), ``start_s`` when it started (a collective: when its last member
-        arrived), ``end_s`` when it ended; ``bytes_sent`` the rank's bytes in it.
+        arrived), ``end_s`` when it ended; ``bytes_sent`` the rank's bytes in it. A ``send`` starts when
+        its sender arrives: the sender's ``start_s`` is its arrival, the receiver's the later of its own
+        arrival and the sender's, so that the receiver's ``start_s - arrive_s`` is the time it waited for
+        the sender and ``end_s - start_s`` the time it then waited for the data (0 when the data had
+        arrived before it did); ``bytes_sent`` is ``nbytes`` (× ``count``) for the sender, 0 for the
+        receiver.
     """
 
     rows: list

@@ -10,12 +10,16 @@
    would give) and costs one event at its end; other streams waiting on an op inside the run are woken at
    that op's end exactly. A collective is a rendezvous by ``key``: each member records when it *arrived*;
    when the last member arrives the collective *starts* on the network (``Session.collective``), and when
-   the network's event triggers every member is released at once (one shared event);
+   the network's event triggers every member is released at once (one shared event). A ``send``
+   starts when its *sender* (``group[0]``) arrives, whether or not the receiver has (its receive is
+   posted in advance): the sender is released when the transfer has arrived, the receiver then or, if it
+   arrives later, at once (:meth:`_Run._send`);
 3. *collect* — one record per rank per operation (:mod:`sim.engine.records`), ranks in order, operations
    in list order; an operation that never ran is reported as a deadlock.
 
 Events (SimPy events processed) scale with ranks × (compute runs + collectives) + collectives × phases:
-a compute run costs one event, a collective one release event plus what the network model schedules,
+a compute run costs one event, a collective (a send too) one release event plus what the network model
+schedules,
 each process two (start, end); waiting on a dependency whose end is known costs nothing if it has passed
 and one event if it has not. Everything runs in a fixed order (ranks ascending, the compute stream before
 the comm stream, SimPy's FIFO among equal times), so the same program on the same network gives
@@ -56,12 +60,13 @@ END = RECORD_COLUMNS.index("end_s")
 class _Rendezvous:
     """A collective waiting for (then running with) its members."""
 
-    __slots__ = ("op", "waiting", "start_s", "release", "sent", "pos", "algorithm")
+    __slots__ = ("op", "waiting", "start_s", "end_s", "release", "sent", "pos", "algorithm")
 
     def __init__(self, op: Collective, release: simpy.Event) -> None:
         self.op = op
         self.waiting = len(op.group)
         self.start_s = math.nan
+        self.end_s = math.nan
         self.release = release
         self.sent: list[float] = []
         self.pos: dict[int, int] = {}
@@ -106,6 +111,9 @@ class _Run:
                 yield from self._wait_deps(r, op.deps)
             if type(op) is Compute:
                 k = yield from self._compute_run(r, idxs, k)
+            elif op.op == "send":
+                yield from self._send(r, idxs[k], op)
+                k += 1
             else:
                 yield from self._collective(r, idxs[k], op)
                 k += 1
@@ -162,8 +170,37 @@ class _Run:
         if state.waiting == 0:
             self._start_collective(state)
         yield state.release
-        now = env.now
-        self.rows[r][i] = collective_row(r, op, op.key, len(op.group), state.algorithm, t, state.start_s, now,
+        self._finish(r, i, op, state, t, state.start_s)
+
+    def _send(self, r: int, i: int, op: Collective) -> _Proc:
+        """Arrive at send ``op`` (op ``i`` of rank ``r``): the sender starts the transfer at once and waits
+        for it; the receiver waits for it unless it has already arrived.
+
+        Records: the sender's ``start_s`` is its arrival (the transfer's start); the receiver's is the later
+        of its arrival and the transfer's start, so its ``end_s - start_s`` is the time it spent waiting for
+        the data once both it had arrived and the data was on its way, and ``start_s - arrive_s`` the time
+        it waited for the sender to arrive.
+        """
+        env = self.env
+        t = env.now
+        state = self.rdv.get(op.key)
+        if state is None:
+            state = self.rdv[op.key] = _Rendezvous(op, env.event())
+        if r == op.group[0]:
+            self._start_collective(state)
+            yield state.release
+            start = state.start_s
+        else:
+            if state.end_s != state.end_s:  # nan: the transfer has not arrived (or not started) yet
+                yield state.release
+            start = max(t, state.start_s)
+        self._finish(r, i, op, state, t, start)
+
+    def _finish(self, r: int, i: int, op: Collective, state: _Rendezvous, arrive_s: float,
+                start_s: float) -> None:
+        """Record rank ``r``'s part in ``op`` (op ``i``), ending now, and wake whoever waits for it."""
+        now = self.env.now
+        self.rows[r][i] = collective_row(r, op, op.key, len(op.group), state.algorithm, arrive_s, start_s, now,
                                          state.sent[state.pos[r]])
         self.ends[r][i] = now
         my_waiters = self.waiters[r]
@@ -177,15 +214,20 @@ class _Run:
         op, network = state.op, self.network
         state.start_s = self.env.now
         state.algorithm = network.effective_algorithm(op.op, op.algorithm, op.group)
-        state.sent = network.bytes_sent(op.op, op.algorithm, op.group, op.nbytes, op.halo_dims).tolist()
+        count = op.count
+        state.sent = network.bytes_sent(op.op, op.algorithm, op.group, op.nbytes, op.halo_dims, count).tolist()
         state.pos = {m: k for k, m in enumerate(op.group)}
         if self.meter is not None:
             label = f"{op.layer} {op.op}" if op.layer else op.key
             self.meter.add_collective(label, *network.link_bytes(op.op, op.algorithm, op.group, op.nbytes,
-                                                                 op.halo_dims))
-        done = self.session.collective(op.op, op.algorithm, op.group, op.nbytes, op.halo_dims)
-        release = state.release
-        done.callbacks.append(lambda _e: release.succeed())
+                                                                 op.halo_dims, count))
+        done = self.session.collective(op.op, op.algorithm, op.group, op.nbytes, op.halo_dims, count)
+        done.callbacks.append(lambda _e: self._release(state))
+
+    def _release(self, state: _Rendezvous) -> None:
+        """The collective's last transfer has arrived: note when, and release the members waiting."""
+        state.end_s = self.env.now
+        state.release.succeed()
 
     # ------------------------------------------------------------------ collect
     def collect(self, wall0: float) -> EngineResult:

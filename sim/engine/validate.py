@@ -3,14 +3,17 @@
 Every operation has a known stream and deps on other operations of its rank; computes last a finite
 time >= 0; every collective is held under one ``key`` by each member of its group exactly once (the set
 of holders is the group: a rank holding a collective twice while another never holds it is an error here,
-not a deadlock later), with the same op, group, size, algorithm and halo grid; each algorithm accepts its
-group size and the keywords the network gives it; the ranks fit the topology.
+not a deadlock later), with the same op, group, size, algorithm, halo grid and count (an integer >= 1); a
+``send``'s group is exactly two distinct ranks (sender, receiver); each algorithm accepts its group size
+and the keywords the network gives it; the ranks fit the topology.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+import numpy as np
 
 from sim.errors import UserError
 from sim.program import STREAMS, Collective, Compute, Program
@@ -34,13 +37,20 @@ def _check_group(op: Collective, n_ranks: int) -> None:
     if not group or min(group) < 0 or max(group) >= n_ranks or len(set(group)) != len(group):
         raise UserError("program.group", f"collective {op.key!r} has group {group[:8]}...",
                         f"distinct ranks in 0..{n_ranks - 1}")
+    if op.op == "send" and len(group) != 2:
+        raise UserError("program.group", f"send {op.key!r} has group {group[:8]} of {len(group)} ranks",
+                        "exactly 2 distinct ranks: (sender, receiver)")
     if not op.nbytes >= 0 or not math.isfinite(op.nbytes):
         raise UserError("program.nbytes", f"collective {op.key!r} has {op.nbytes!r} bytes", "finite bytes >= 0")
+    count = op.count
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+        raise UserError("program.count", f"collective {op.key!r} has count {count!r}",
+                        "an integer >= 1 (copies run back to back)")
 
 
 def _same(a: Collective, b: Collective) -> bool:
-    return a is b or (a.op, a.group, a.nbytes, a.algorithm, a.halo_dims) == (
-        b.op, b.group, b.nbytes, b.algorithm, b.halo_dims)
+    return a is b or (a.op, a.group, a.nbytes, a.algorithm, a.halo_dims, a.count) == (
+        b.op, b.group, b.nbytes, b.algorithm, b.halo_dims, b.count)
 
 
 def validate_program(program: Program, network: Any) -> None:

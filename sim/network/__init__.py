@@ -3,7 +3,8 @@
 ``make_network(name, graph, placement=None, ecmp=False)`` builds ``analytic``, ``flow`` or ``step``
 (:mod:`sim.network.base`): each model module registers its class by name, and importing this package
 imports them all, so every model is registered before anyone can ask for one. The engine opens ``model.session(env)`` per run and calls
-``session.collective(op, algorithm, group, nbytes, halo_dims) -> simpy.Event``. Modules:
+``session.collective(op, algorithm, group, nbytes, halo_dims, count) -> simpy.Event`` (``count``
+copies of the collective back to back: :func:`~sim.network.base.cached_phases`). Modules:
 
 * :mod:`~sim.network.base` — interface, registry and factory, cached phases/costs/bytes, algorithm keywords;
 * :mod:`~sim.network.analytic` — closed forms, no contention;

@@ -1,7 +1,8 @@
 """The ``analytic`` network model: each collective costs its algorithm's closed form, nothing else.
 
 α is the topology's ``router.alpha_s`` (the largest host-to-host path latency) and 1/β its
-``router.bandwidth_Bps`` (the smallest host-link bandwidth). Concurrent collectives do not slow each other.
+``router.bandwidth_Bps`` (the smallest host-link bandwidth), × ``count`` for an op that stands for
+``count`` copies. Concurrent collectives do not slow each other.
 One SimPy timeout per collective.
 """
 
@@ -16,10 +17,10 @@ class AnalyticSession(Session):
     """Closed-form timing of collectives."""
 
     def collective(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
-                   halo_dims: tuple[int, ...] = ()) -> simpy.Event:
+                   halo_dims: tuple[int, ...] = (), count: int = 1) -> simpy.Event:
         m = self.model
         kw = m.algo_kwargs(op, algorithm, group, halo_dims)
-        cost = cached_cost(op, algorithm, len(group), float(nbytes), m.alpha_s, m.bandwidth_Bps, kw)
+        cost = cached_cost(op, algorithm, len(group), float(nbytes), m.alpha_s, m.bandwidth_Bps, kw, count)
         return self.env.timeout(cost)
 
 

@@ -81,27 +81,41 @@ def _freeze(kw: dict) -> tuple:
 
 
 @lru_cache(maxsize=4096)
-def cached_phases(op: str, algorithm: str, p: int, nbytes: float, kw: tuple) -> tuple:
-    """The algorithm's phases (cached per size and keyword arguments)."""
+def _single_phases(op: str, algorithm: str, p: int, nbytes: float, kw: tuple) -> tuple:
     algo = get_algo(op, algorithm)
     algo.check(p)
     return tuple(algo.phases(p, nbytes, **dict(kw)))
 
 
 @lru_cache(maxsize=4096)
-def cached_cost(op: str, algorithm: str, p: int, nbytes: float, alpha_s: float, bandwidth_Bps: float,
-                kw: tuple) -> float:
-    """The algorithm's closed-form seconds (cached)."""
-    algo = get_algo(op, algorithm)
-    algo.check(p)
-    return float(algo.cost_s(p, nbytes, alpha_s, bandwidth_Bps, **dict(kw)))
+def cached_phases(op: str, algorithm: str, p: int, nbytes: float, kw: tuple, count: int = 1) -> tuple:
+    """The algorithm's phases (cached per size, keyword arguments and ``count``): with ``count`` > 1, those
+    of ``count`` copies run back to back (:func:`sim.collectives.base.repeat_phases`: every phase's
+    ``steps`` × ``count``). Every model takes its phases from here, so ``flow``, ``step``, the bytes sent
+    and the link bytes all see the repetition."""
+    from sim.collectives.base import repeat_phases
+
+    return tuple(repeat_phases(_single_phases(op, algorithm, p, nbytes, kw), count))
 
 
 @lru_cache(maxsize=4096)
-def cached_bytes_sent(op: str, algorithm: str, p: int, nbytes: float, kw: tuple) -> np.ndarray:
-    """Bytes each local rank sends over all phases (``src`` weighted by ``nbytes × steps``)."""
+def cached_cost(op: str, algorithm: str, p: int, nbytes: float, alpha_s: float, bandwidth_Bps: float,
+                kw: tuple, count: int = 1) -> float:
+    """The algorithm's closed-form seconds (cached), × ``count`` for ``count`` copies back to back."""
+    from sim.collectives.base import check_count
+
+    algo = get_algo(op, algorithm)
+    algo.check(p)
+    cost = float(algo.cost_s(p, nbytes, alpha_s, bandwidth_Bps, **dict(kw)))
+    return cost if check_count(count) == 1 else count * cost
+
+
+@lru_cache(maxsize=4096)
+def cached_bytes_sent(op: str, algorithm: str, p: int, nbytes: float, kw: tuple, count: int = 1) -> np.ndarray:
+    """Bytes each local rank sends over all phases (``src`` weighted by ``nbytes × steps``; ``count``
+    copies: × ``count``)."""
     out = np.zeros(p)
-    for ph in cached_phases(op, algorithm, p, nbytes, kw):
+    for ph in cached_phases(op, algorithm, p, nbytes, kw, count):
         out += np.bincount(np.asarray(ph.src, dtype=np.int64), weights=np.asarray(ph.nbytes, float) * ph.steps,
                            minlength=p)
     out.flags.writeable = False
@@ -117,8 +131,9 @@ class Session(ABC):
 
     @abstractmethod
     def collective(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
-                   halo_dims: tuple[int, ...] = ()) -> simpy.Event:
-        """Start the collective now; the event triggers when its last transfer has arrived."""
+                   halo_dims: tuple[int, ...] = (), count: int = 1) -> simpy.Event:
+        """Start the collective (``count`` copies back to back, :func:`cached_phases`) now; the event
+        triggers when its last transfer has arrived."""
 
     def attach_meter(self, meter: Any) -> None:
         """Measure link utilisation with ``meter`` (:class:`sim.network.linkmeter.LinkMeter`); only models
@@ -233,23 +248,24 @@ class NetworkModel(ABC):
         return 1
 
     def bytes_sent(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
-                   halo_dims: tuple[int, ...] = ()) -> np.ndarray:
-        """Bytes each member of ``group`` sends in the collective, in group order."""
+                   halo_dims: tuple[int, ...] = (), count: int = 1) -> np.ndarray:
+        """Bytes each member of ``group`` sends in the collective (``count`` copies), in group order."""
         kw = self.algo_kwargs(op, algorithm, group, halo_dims)
-        return cached_bytes_sent(op, algorithm, len(group), float(nbytes), kw)
+        return cached_bytes_sent(op, algorithm, len(group), float(nbytes), kw, count)
 
     def link_bytes(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
-                   halo_dims: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
-        """The directed links the collective's routed phases cross and the bytes each carries in total
-        (every byte of a transfer crosses each link of its route once): ``(links, bytes)``; cached."""
+                   halo_dims: tuple[int, ...] = (), count: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """The directed links the collective's routed phases (``count`` copies) cross and the bytes each
+        carries in total (every byte of a transfer crosses each link of its route once): ``(links, bytes)``;
+        cached."""
         group = tuple(group)
         kw = self.algo_kwargs(op, algorithm, group, halo_dims)
-        key = (op, algorithm, group, float(nbytes), kw)
+        key = (op, algorithm, group, float(nbytes), kw, count)
         hit = self._link_bytes.get(key)
         if hit is not None:
             return hit
         links, weights = [], []
-        for ph in cached_phases(op, algorithm, len(group), float(nbytes), kw):
+        for ph in cached_phases(op, algorithm, len(group), float(nbytes), kw, count):
             inc_flow, inc_link, _lat = self.pattern(group, ph.src, ph.dst)
             per_flow = np.broadcast_to(np.asarray(ph.nbytes, dtype=np.float64), (len(ph.src),)) * ph.steps
             links.append(inc_link)

@@ -348,8 +348,8 @@ class FlowSession(FluidSession):
     core: FoldingCore
 
     def collective(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
-                   halo_dims: tuple[int, ...] = ()) -> simpy.Event:
-        plan = self.model.plan(op, algorithm, tuple(group), float(nbytes), tuple(halo_dims))
+                   halo_dims: tuple[int, ...] = (), count: int = 1) -> simpy.Event:
+        plan = self.model.plan(op, algorithm, tuple(group), float(nbytes), tuple(halo_dims), count)
         done = self.env.event()
         if not plan:
             done.succeed()
@@ -372,10 +372,11 @@ class FlowNetwork(FluidNetwork):
     name = "flow"
     core_class = FoldingCore
 
-    def build_plan(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float, kw: tuple) -> tuple:
+    def build_plan(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float, kw: tuple,
+                   count: int = 1) -> tuple:
         """Per phase: ``(inc_flow, inc_link, bytes, latency, steps)`` of its flows (one step's), for this group."""
         out = []
-        for ph in cached_phases(op, algorithm, len(group), nbytes, kw):
+        for ph in cached_phases(op, algorithm, len(group), nbytes, kw, count):
             inc_flow, inc_link, lat = self.pattern(group, ph.src, ph.dst)
             nb = np.broadcast_to(np.asarray(ph.nbytes, dtype=np.float64), lat.shape)
             if ph.latency_s:  # an extra per-step latency (the nccl model's protocol latency)

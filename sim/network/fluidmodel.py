@@ -1,7 +1,7 @@
 """What the ``flow`` and ``step`` models share: a fluid core per run and a per-group plan cache.
 
 Both models turn a collective of one group into a *plan* (routed transfers derived from the algorithm's
-phases), cache it per ``(op, algorithm, group, nbytes, algorithm keywords)`` on the model so repeated
+phases), cache it per ``(op, algorithm, group, nbytes, algorithm keywords, count)`` on the model so repeated
 collectives and later runs reuse it, and run it on a :class:`~sim.network.fluid.FluidCore` opened once per
 simulation run. Subclasses say only how a plan is built (:meth:`FluidNetwork.build_plan`) and how a
 session runs it.
@@ -44,17 +44,20 @@ class FluidNetwork(NetworkModel):
         self._plans: dict[tuple, Any] = {}
 
     def plan(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
-             halo_dims: tuple[int, ...]) -> Any:
-        """The plan of this collective on this group (built once, then cached)."""
+             halo_dims: tuple[int, ...], count: int = 1) -> Any:
+        """The plan of this collective (``count`` copies back to back) on this group (built once, then
+        cached)."""
         kw = self.algo_kwargs(op, algorithm, group, halo_dims)
-        key = (op, algorithm, group, nbytes, kw)
+        key = (op, algorithm, group, nbytes, kw, count)
         hit = self._plans.get(key)
         if hit is None:
-            hit = self.build_plan(op, algorithm, group, nbytes, kw)
+            hit = self.build_plan(op, algorithm, group, nbytes, kw, count)
             if len(self._plans) < self.max_plans:
                 self._plans[key] = hit
         return hit
 
     @abstractmethod
-    def build_plan(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float, kw: tuple) -> Any:
-        """Build the plan of a collective; ``kw`` are the algorithm's keywords as sorted items."""
+    def build_plan(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float, kw: tuple,
+                   count: int = 1) -> Any:
+        """Build the plan of a collective from ``cached_phases(op, algorithm, p, nbytes, kw, count)``;
+        ``kw`` are the algorithm's keywords as sorted items."""

@@ -80,8 +80,8 @@ class StepSession(FluidSession):
     """One run: every transfer of every collective as its own flow on the run's fluid core."""
 
     def collective(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
-                   halo_dims: tuple[int, ...] = ()) -> simpy.Event:
-        plan = self.model.plan(op, algorithm, tuple(group), float(nbytes), tuple(halo_dims))
+                   halo_dims: tuple[int, ...] = (), count: int = 1) -> simpy.Event:
+        plan = self.model.plan(op, algorithm, tuple(group), float(nbytes), tuple(halo_dims), count)
         done = self.env.event()
         _Run(self, plan, done).start()
         return done
@@ -94,11 +94,12 @@ class StepNetwork(FluidNetwork):
     name = "step"
     max_plans = 4096  # step plans hold a route per transfer: keep fewer
 
-    def build_plan(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float, kw: tuple) -> dict:
+    def build_plan(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float, kw: tuple,
+                   count: int = 1) -> dict:
         """Steps, per-phase involvement counts, transfers touching each rank, routed transfers."""
         p = len(group)
         hosts = self.hosts_of(group)
-        phases = cached_phases(op, algorithm, p, nbytes, kw)
+        phases = cached_phases(op, algorithm, p, nbytes, kw, count)
         steps: list[int] = []
         next_step_of_phase: list[int] = []
         involved, touch, transfers = [], [], []
