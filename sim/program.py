@@ -39,20 +39,33 @@ COLLECTIVE_OPS: dict[str, str] = {
 }
 
 #: how communication is accounted (the paper's split of the epoch time)
-CATEGORIES = ("batch", "model", "domain", "redistribute", "other")
+CATEGORIES = ("batch", "model", "domain", "redistribute", "pipeline", "other")
 
-STREAMS = ("compute", "comm")
+#: ``comm2`` is a second communication stream (another communicator), e.g. ring attention beside gradient reductions
+STREAMS = ("compute", "comm", "comm2")
 
 
 @dataclass(frozen=True, slots=True)
 class Compute:
-    """Local work of known duration on one rank."""
+    """Local work of known duration on one rank — or communication timed before the run.
+
+    With ``comm`` set (a collective op name) the span is that collective, timed ahead on the network model
+    because its group's links carry nothing else and every member runs the same program (the symmetric
+    reduction of :mod:`sim.llm.run`: one rank per tensor-parallel group is simulated, its TP collectives
+    inside the node taking their solo time). The engine runs it like a compute; its record is a collective
+    (``kind``, ``op``, ``algorithm``, ``category``, ``group_size``, ``bytes_sent`` from these fields).
+    """
 
     seconds: float
     layer: str = ""
     phase: str = ""  # "fwd", "bwd", "opt", ...
     stream: str = "compute"
     deps: tuple[int, ...] = ()
+    comm: str = ""
+    algorithm: str = ""
+    category: str = "compute"
+    group_size: int = 1
+    bytes_sent: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

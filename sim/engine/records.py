@@ -20,7 +20,12 @@ RECORD_COLUMNS = ["rank", "stream", "kind", "op", "algorithm", "layer", "phase",
 
 def compute_row(rank: int, index: int, op: Any, start_s: float, end_s: float) -> tuple:
     """The record of compute op ``index`` of ``rank`` (it arrives and starts at ``start_s``); ``op`` is a
-    :class:`~sim.program.Compute` or a compute :class:`~sim.strategies.steps.Step`."""
+    :class:`~sim.program.Compute` or a compute :class:`~sim.strategies.steps.Step`; a Compute standing for a
+    collective timed ahead (``comm`` set) is recorded as that collective."""
+    comm = getattr(op, "comm", "")
+    if comm:
+        return (rank, op.stream, "collective", comm, op.algorithm, op.layer, op.phase, op.category, str(index),
+                op.group_size, start_s, start_s, end_s, op.bytes_sent)
     return (rank, op.stream, "compute", "", "", op.layer, op.phase, "compute", str(index), 1,
             start_s, start_s, end_s, 0.0)
 

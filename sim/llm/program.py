@@ -35,7 +35,7 @@ Categories, for the summary's split: TP ``model``, CP ``domain``, data-parallel 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sim.llm.costs import ChunkCost, Comm
 from sim.llm.parallel import Parallel
@@ -52,8 +52,11 @@ class _ProgramBuilder:
     among the ranks that run identical computes, so memory grows with groups, not ranks × ops."""
 
     def __init__(self, par: Parallel, batch: int, costs: Sequence[ChunkCost], word_bytes: int,
-                 algorithms: dict[str, str], host_overhead_s: float) -> None:
+                 algorithms: dict[str, str], host_overhead_s: float, tp_solo: Callable | None = None) -> None:
         self.par, self.costs, self.word = par, costs, word_bytes
+        #: with ``tp_solo``: one rank per TP group (tp = 0), program index = global rank // tp
+        self.tp_solo = tp_solo
+        self.index = (lambda g: g // par.tp) if tp_solo is not None else (lambda g: g)
         self.algorithms, self.host_s = algorithms, float(host_overhead_s)
         m = par.microbatches(batch)
         self.chunks = par.pp * par.virtual_stages
@@ -79,6 +82,13 @@ class _ProgramBuilder:
                                                              phase=phase, category=category, stream=stream,
                                                              deps=deps, count=c.count))
 
+    def pretimed(self, c: Comm, layer: str, phase: str, deps: tuple[int, ...]) -> Compute:
+        """A TP collective timed ahead (symmetric reduction): its solo seconds on its node."""
+        seconds, algorithm, sent = self.tp_solo(c)
+        return self._op(("t", c, layer, phase, deps), lambda: Compute(seconds, layer, phase, deps=deps, comm=c.op,
+                                                                      algorithm=algorithm, category="model",
+                                                                      group_size=self.par.tp, bytes_sent=sent))
+
     def send(self, src: int, dst: int, nbytes: float, key: str, layer: str, phase: str) -> Collective:
         """The pipeline send of ``key`` from ``src`` to ``dst`` (both ranks hold this op)."""
         return self._op(("k", key, ()), lambda: Collective("send", (src, dst), float(nbytes),
@@ -90,14 +100,16 @@ class _ProgramBuilder:
         par, word = self.par, self.word
         tp, cp, dp, s = par.coords(r)
         self.ops: list = []
+        ix = self.index
         self.groups = {"model": tuple(par.rank(t, cp, dp, s) for t in range(par.tp)),
-                       "domain": tuple(par.rank(tp, c, dp, s) for c in range(par.cp)),
-                       "batch": tuple(par.rank(tp, c, d, s) for d in range(par.dp) for c in range(par.cp))}
+                       "domain": tuple(ix(par.rank(tp, c, dp, s)) for c in range(par.cp)),
+                       "batch": tuple(ix(par.rank(tp, c, d, s)) for d in range(par.dp) for c in range(par.cp))}
+        me = ix(r)
         self.ids = {"model": f"tp:{cp}.{dp}.{s}", "domain": f"cp:{tp}.{dp}.{s}", "batch": f"dp:{tp}.{s}"}
         pp_id = f"pp:{tp}.{cp}.{dp}"
 
         def peer(g: int) -> int:
-            return par.rank(tp, cp, dp, g % par.pp)
+            return ix(par.rank(tp, cp, dp, g % par.pp))
 
         computes: list[int] = []  # each action's main compute, for ZeRO-3's prefetch deps
         reductions: list[int] = []
@@ -114,15 +126,15 @@ class _ProgramBuilder:
                                     "param_gather", "comm", pre)
             if a.kind == "F":
                 if g > 0:
-                    self.add(self.send(peer(g - 1), r, cost.send_bytes, f"{pp_id}:F{a.microbatch}.{g - 1}", layer,
+                    self.add(self.send(peer(g - 1), me, cost.send_bytes, f"{pp_id}:F{a.microbatch}.{g - 1}", layer,
                                        "fwd"))
                 computes.append(self.chunk_pass(cost.fwd_s, cost.attn_fwd_s, cost.cp_fwd, cost.tp_fwd, tag, layer,
                                                 "fwd", gather))
                 if g < self.chunks - 1:
-                    self.add(self.send(r, peer(g + 1), cost.send_bytes, f"{pp_id}:F{a.microbatch}.{g}", layer, "fwd"))
+                    self.add(self.send(me, peer(g + 1), cost.send_bytes, f"{pp_id}:F{a.microbatch}.{g}", layer, "fwd"))
                 continue
             if g < self.chunks - 1:
-                self.add(self.send(peer(g + 1), r, cost.send_bytes, f"{pp_id}:B{a.microbatch}.{g + 1}", layer, "bwd"))
+                self.add(self.send(peer(g + 1), me, cost.send_bytes, f"{pp_id}:B{a.microbatch}.{g + 1}", layer, "bwd"))
             deps = gather
             if par.recompute == "full":
                 self.chunk_pass(cost.fwd_s, cost.attn_fwd_s, (), cost.tp_fwd, "R" + tag, layer, "recompute", gather)
@@ -133,7 +145,7 @@ class _ProgramBuilder:
             main = self.chunk_pass(cost.bwd_s, cost.attn_bwd_s, cost.cp_bwd, cost.tp_bwd, tag, layer, "bwd", deps)
             computes.append(main)
             if g > 0:
-                self.add(self.send(r, peer(g - 1), cost.send_bytes, f"{pp_id}:B{a.microbatch}.{g}", layer, "bwd"))
+                self.add(self.send(me, peer(g - 1), cost.send_bytes, f"{pp_id}:B{a.microbatch}.{g}", layer, "bwd"))
             if sharded and (par.zero >= 2 or a.microbatch == self.last_b[(s, a.chunk)]):
                 op = "allreduce" if par.zero == 0 else "reduce_scatter"
                 reductions += self.comms((Comm(op, cost.params * word),), "batch", tag, layer, "grad_reduce", "comm",
@@ -157,6 +169,8 @@ class _ProgramBuilder:
         group = self.groups[category]
         if len(group) < 2:
             return ()
+        if category == "model" and self.tp_solo is not None:
+            return tuple(self.add(self.pretimed(c, layer, phase, deps)) for c in comms)
         return tuple(self.add(self.collective(c, group, f"{self.ids[category]}:{tag}.{k}", layer, phase, category,
                                               stream, deps)) for k, c in enumerate(comms))
 
@@ -173,7 +187,15 @@ class _ProgramBuilder:
 
 
 def build_program(par: Parallel, batch: int, costs: Sequence[ChunkCost], word_bytes: int,
-                  algorithms: dict[str, str], host_overhead_s: float = 0.0) -> Program:
-    """The program of every rank (module docstring); ``algorithms`` maps collective op -> algorithm."""
-    builder = _ProgramBuilder(par, batch, costs, word_bytes, algorithms, host_overhead_s)
-    return Program(tuple(builder.rank_ops(r) for r in range(par.procs)), {"strategy": "4d"})
+                  algorithms: dict[str, str], host_overhead_s: float = 0.0, tp_solo: Callable | None = None) -> Program:
+    """The program of every rank (module docstring); ``algorithms`` maps collective op -> algorithm.
+
+    With ``tp_solo`` (``Comm -> (seconds, algorithm, bytes sent per rank)``) only the ranks with tp = 0 are
+    built, program rank ``i`` standing for global rank ``i * tp``, and each TP collective is a compute of
+    its solo time recorded as that collective (:class:`sim.program.Compute`): exact where the TP group's
+    links carry nothing else and every TP rank's other flows use links of their own (:func:`sim.llm.run.
+    tp_symmetric`).
+    """
+    builder = _ProgramBuilder(par, batch, costs, word_bytes, algorithms, host_overhead_s, tp_solo)
+    ranks = range(0, par.procs, par.tp) if tp_solo is not None else range(par.procs)
+    return Program(tuple(builder.rank_ops(r) for r in ranks), {"strategy": "4d"})

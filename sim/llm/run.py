@@ -25,6 +25,7 @@ the engine with the configured network model and returns a :class:`sim.api.Resul
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,16 +45,57 @@ LLM_FIELDS = ["tp", "cp", "pp", "dp", "sp", "microbatch", "schedule", "virtual_s
 
 @dataclass
 class LLMPlan:
-    """A planned 4-D iteration: the layout, the chunk costs and the program."""
+    """A planned 4-D iteration: the layout, the chunk costs, the program and the network it runs on
+    (with ``placement`` = host of each program rank when one rank per TP group stands for the group)."""
 
     par: Parallel
     costs: list[ChunkCost]
     prog: Program
+    network: Any
     meta: dict = field(default_factory=dict)
     plans: list = field(default_factory=list)
 
     def program(self) -> Program:
         return self.prog
+
+
+def tp_symmetric(graph: Any, par: Parallel, network: str) -> bool:
+    """Whether one rank per TP group can stand for the group, exactly.
+
+    Always under ``analytic`` (a collective costs its closed form whatever else runs). Under ``flow`` and
+    ``step`` when the TP group is a whole node of a ``hier`` topology with one NIC per GPU: the TP
+    collectives then use only that node's NVSwitch links, which no other traffic uses (every CP, DP and
+    pipeline peer is on another node and is reached through the GPU's own NIC), and the ranks of one TP
+    group send their other traffic over disjoint NIC links through a non-blocking fabric, so every TP rank
+    sees what rank tp = 0 sees.
+    """
+    if par.tp == 1:
+        return False
+    if network == "analytic":
+        return True
+    g = graph.graph
+    return g.get("kind") == "hier" and g.get("gpus_per_node") == par.tp and g.get("nics_per_node") == par.tp
+
+
+def _solo_timer(network: Any, par: Parallel) -> Callable:
+    """``Comm -> (seconds, algorithm that ran, bytes each member sends)`` of a TP collective alone on the
+    first node (ranks 0 .. tp-1), cached per (op, bytes, count)."""
+    from sim.engine import run_program
+    from sim.program import Collective
+
+    group = tuple(range(par.tp))
+    cache: dict = {}
+
+    def solo(c: Any, algorithm: str) -> tuple[float, str, float]:
+        key = (c.op, c.nbytes, c.count, algorithm)
+        if key not in cache:
+            op = Collective(c.op, group, float(c.nbytes), algorithm, key="solo", count=c.count)
+            seconds = run_program(Program(tuple((op,) for _ in group)), network).makespan_s
+            sent = network.bytes_sent(c.op, algorithm, group, float(c.nbytes), (), c.count)
+            cache[key] = (seconds, network.effective_algorithm(c.op, algorithm, group), float(sent.mean()))
+        return cache[key]
+
+    return solo
 
 
 def plan_4d(config: Any, setup: Any) -> LLMPlan:
@@ -67,11 +109,27 @@ def plan_4d(config: Any, setup: Any) -> LLMPlan:
     par = config.parallel()
     check_parallel(par, layers=cfg.layers, heads=cfg.heads, kv_heads=cfg.n_kv_heads, hidden=cfg.hidden,
                    seq_len=cfg.seq_len, batch=config.batch, procs=config.procs)
+    from sim.network import make_network
+
     word = config.word_bytes()
     costs = chunk_costs(model, par, setup.compute_model.time, word)
     algorithms = dict(setup.algorithms)
-    prog = build_program(par, config.batch, costs, word, algorithms, config.host_overhead)
-    return LLMPlan(par, costs, prog, {"model": model.name, "strategy": "4d"})
+
+    def net(placement: Any = None) -> Any:
+        if config.network == "analytic":
+            return setup.analytic
+        return make_network(config.network, setup.graph, placement=placement, ecmp=config.ecmp)
+
+    tp_solo = None
+    network = net()
+    if tp_symmetric(setup.graph, par, config.network):
+        solo = _solo_timer(network, par)
+        tp_solo = lambda c: solo(c, algorithms.get(c.op, "ring"))  # noqa: E731
+        if config.network != "analytic":
+            network = net(list(range(0, par.procs, par.tp)))
+    prog = build_program(par, config.batch, costs, word, algorithms, config.host_overhead, tp_solo)
+    meta = {"model": model.name, "strategy": "4d", "tp_representative": tp_solo is not None}
+    return LLMPlan(par, costs, prog, network, meta)
 
 
 def _split(records: pd.DataFrame, rank: int) -> dict[str, float]:
@@ -98,15 +156,13 @@ def run_4d(config: Any, setup: Any, plan: LLMPlan, links: bool = False, link_ser
     from sim.api import Result, _fields_common
     from sim.critical_path import split_rows, walk
     from sim.engine import run_program
-    from sim.network import make_network
     from sim.results import critical_rank, summarize
     from workloads.transformer import model_flops_per_token
 
     start = time.perf_counter()
     if links and config.network == "analytic":
         raise UserError("links", "the analytic network model has no links to measure", "network flow or step")
-    network = setup.analytic if config.network == "analytic" else make_network(
-        config.network, setup.graph, placement=None, ecmp=config.ecmp)
+    network = plan.network
     meter = None
     if links:
         from sim.network.linkmeter import LinkMeter
@@ -129,7 +185,7 @@ def run_4d(config: Any, setup: Any, plan: LLMPlan, links: bool = False, link_ser
     peak = _peak_flops(setup.compute_model)
     fields["mfu"] = (model_flops_per_token(setup.model) * tokens_per_s / (config.procs * peak)
                      if peak and tokens_per_s else None)
-    summary = summarize(records, res.makespan_s, fields, config.procs, config.batch, setup.dataset_size, False)
+    summary = summarize(records, res.makespan_s, fields, plan.prog.n_ranks, config.batch, setup.dataset_size, False)
     layers = chunk_table(plan, records)
     result = Result(config, summary, layers, records, plan, {"engine": "full", "engine_wall_s": res.wall_s}, meter,
                     None, path_rows)
