@@ -64,7 +64,8 @@ Clusters Using Megatron-LM"): GPipe keeps all m micro-batches; 1F1B (PipeDream-F
 min(pp - stage, m) on a stage (pp on the first: L layers' worth); the interleaved schedule runs Megatron-LM's
 warm-up of ``(pp - stage - 1)*2 + (virtual_stages - 1)*pp`` forward (micro-batch, chunk) pairs (capped at
 m·v) and then one forward before each backward (``megatron/core/pipeline_parallel/schedules.py``,
-``get_pp_rank_microbatches`` for ``forward_backward_pipelining_with_interleaving``), so stage 0 holds
+``get_pp_rank_microbatches`` for ``forward_backward_pipelining_with_interleaving``, as of commit d98e8a6;
+before Megatron-LM commit 4295be1, Nov. 2024, m == pp made every pass warm-up, all m·v in flight), so stage 0 holds
 2(pp - 1) + (v - 1)·pp + 1 chunks of L/(pp·v) layers, L·(1 + (pp - 1)/(pp·v)) layers: Korthikanti's
 interleaving factor with m = v. The peak is found by walking that order (chunks differ: the embedding's,
 the output layer's, an uneven split of layers). ``activations_bytes`` is one micro-batch through the stage;
