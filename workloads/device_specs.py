@@ -2,7 +2,9 @@
 
 Each file gives ``name``, ``aliases``, ``description``, ``peak_flops`` (the fp32 peak without tensor
 cores, with units, parsed by :func:`sim.units.parse_flops`), ``mem_bandwidth`` (parsed by
-:func:`sim.units.parse_rate`), optionally ``peaks`` (the other precisions' dense peaks: ``{tf32: {flops:
+:func:`sim.units.parse_rate`), optionally ``memory`` (the capacity a rank can hold its weights, optimizer
+state and activations in, parsed by :func:`sim.units.parse_bytes`: ``80GiB``; left out it is unknown and
+:func:`sim.llm.memory.fits` answers None), optionally ``peaks`` (the other precisions' dense peaks: ``{tf32: {flops:
 156TFLOP/s, tensor_core: true}, ...}``, keys from :data:`workloads.precision.PRECISIONS` peaks), the
 achieved efficiency as either ``efficiency`` (curves per kernel class keyed on the work of one call,
 :mod:`workloads.efficiency`) or ``b_half`` (the older per-sample curve ``b / (b + b_half)``, kept
@@ -18,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from sim.errors import UserError
-from sim.units import parse_flops, parse_rate
+from sim.units import parse_bytes, parse_flops, parse_rate
 from sim.yamlfile import read_yaml_mapping
 from workloads.efficiency import Efficiency, parse_efficiency
 
@@ -48,6 +50,8 @@ class DeviceSpec:
         Every precision's dense peak, fp32 (``peak_flops``, no tensor cores) first.
     efficiency : Efficiency or None
         Work-keyed curves (:mod:`workloads.efficiency`); None for a ``b_half`` file.
+    memory_bytes : float or None
+        Memory capacity in bytes (HBM of a GPU); None when the file does not say.
     """
 
     name: str
@@ -58,6 +62,7 @@ class DeviceSpec:
     sources: tuple[tuple[str, str], ...] = ()
     peaks: tuple[tuple[str, float, bool], ...] = ()
     efficiency: Efficiency | None = None
+    memory_bytes: float | None = None
 
     def peak(self, key: str) -> tuple[float, bool]:
         """``(FLOP/s, tensor_core)`` of peak ``key`` (``fp32``, ``tf32``, ...).
@@ -151,6 +156,7 @@ def device_from_mapping(data: dict, where: str, default_name: str) -> DeviceSpec
         sources=tuple((str(k), str(v)) for k, v in (data.get("sources") or {}).items()),
         peaks=(("fp32", peak_flops, False), *_peaks(data.get("peaks"))),
         efficiency=efficiency,
+        memory_bytes=parse_bytes(data["memory"], "device.memory") if data.get("memory") is not None else None,
     )
 
 

@@ -191,6 +191,19 @@ TRANSFORMERS: dict[str, TransformerConfig] = {
 }
 
 
+def get_transformer_config(name: str) -> TransformerConfig:
+    """The :class:`TransformerConfig` of zoo transformer ``name`` (``gpt3-175b``, ``llama3-8b``, ...).
+
+    Raises
+    ------
+    UserError
+        ``model`` field, for a name that is not a zoo transformer.
+    """
+    if name not in TRANSFORMERS:
+        raise UserError("model", f"{name!r} is not a zoo transformer", f"one of {', '.join(TRANSFORMERS)}")
+    return TRANSFORMERS[name]
+
+
 def _transformer_builder(name: str) -> Callable[[], Model]:
     return lambda: build_transformer(TRANSFORMERS[name])
 
