@@ -127,9 +127,39 @@ def plan_4d(config: Any, setup: Any) -> LLMPlan:
         tp_solo = lambda c: solo(c, algorithms.get(c.op, "ring"))  # noqa: E731
         if config.network != "analytic":
             network = net(list(range(0, par.procs, par.tp)))
+    memory = plan_memory(config, setup, par)
+    if config.require_fit and memory["fits"] is False:
+        raise UserError("require_fit", f"{memory['memory_per_rank_bytes'] / 2**30:.1f} GiB per rank does not fit the "
+                                       f"device's {memory['device_memory_bytes'] / 2**30:.1f} GiB",
+                        "more tp/pp, zero 1-3, recompute selective/full, a smaller microbatch, or no --require-fit")
     prog = build_program(par, config.batch, costs, word, algorithms, config.host_overhead, tp_solo)
-    meta = {"model": model.name, "strategy": "4d", "tp_representative": tp_solo is not None}
+    meta = {"model": model.name, "strategy": "4d", "tp_representative": tp_solo is not None, "memory": memory,
+            "microbatches": par.microbatches(config.batch)}
     return LLMPlan(par, costs, prog, network, meta)
+
+
+#: memory fields of a 4d summary (bytes per rank of the stage that holds the most)
+MEMORY_FIELDS = ("memory_weights_bytes", "memory_gradients_bytes", "memory_optimizer_bytes",
+                 "memory_activations_bytes", "memory_inflight_bytes")
+
+
+def plan_memory(config: Any, setup: Any, par: Parallel) -> dict[str, Any]:
+    """Memory per rank of the heaviest stage (:func:`sim.llm.memory.max_memory_breakdown`), its breakdown,
+    the device's capacity and ``fits`` (None when the compute model names no device with a capacity).
+    Dropout masks are counted for LayerNorm (GPT-style) models, which Megatron trains with dropout, not
+    for RMSNorm (Llama-style) ones, trained without."""
+    from sim.llm.memory import fits, max_memory_breakdown
+
+    cfg = setup.model.transformer
+    bd = max_memory_breakdown(cfg, par, precision=config.precision, batch=config.batch,
+                              dropout=cfg.norm == "layernorm")
+    device = getattr(setup.compute_model, "device", None)
+    capacity = getattr(device, "memory_bytes", None)
+    out = dict(zip(MEMORY_FIELDS, (bd.weights_bytes, bd.gradients_bytes, bd.optimizer_bytes,
+                                   bd.activations_bytes, bd.inflight_bytes), strict=True))
+    out.update(memory_per_rank_bytes=bd.total_bytes, device_memory_bytes=capacity, fits=fits(bd, capacity),
+               memory_stage=bd.stage)
+    return out
 
 
 def _split(records: pd.DataFrame, rank: int) -> dict[str, float]:
@@ -178,6 +208,7 @@ def run_4d(config: Any, setup: Any, plan: LLMPlan, links: bool = False, link_ser
                   pp=par.pp, dp=par.dp, sp=par.seq_parallel, microbatch=par.microbatch, schedule=par.schedule,
                   virtual_stages=par.virtual_stages, zero=par.zero, recompute=par.recompute, seq_len=cfg.seq_len,
                   events=int(res.events))
+    fields.update({k: v for k, v in plan.meta["memory"].items() if k != "memory_stage"})
     fields.update(split_rows(records, path_rows[0]))
     fields.update(_split(records, critical_rank(records)))
     tokens_per_s = config.batch * cfg.seq_len / res.makespan_s if res.makespan_s > 0 else None
@@ -194,21 +225,28 @@ def run_4d(config: Any, setup: Any, plan: LLMPlan, links: bool = False, link_ser
 
 
 def chunk_table(plan: LLMPlan, records: pd.DataFrame) -> pd.DataFrame:
-    """One row per model chunk: its stage, blocks, per-micro-batch compute of one rank, and the critical
-    rank's... time per category in it (the ``layers.csv`` of a 4d run)."""
+    """One row per model chunk (the ``layers.csv`` of a 4d run): its stage, blocks, layers, parameters per
+    rank, the compute of one rank over the iteration (every micro-batch, recomputation excluded) and the
+    mean time per rank of the chunk's ranks in TP, CP, pipeline and data-parallel communication."""
     par = plan.par
-    rows = []
+    micro = max(1, _microbatches(plan))
+    ranks_per_stage = max(1, plan.prog.n_ranks // par.pp)
     comm = records[records["kind"].to_numpy() != "compute"]
     dur = comm["end_s"] - comm["start_s"]
-    by = dur.groupby([comm["layer"], comm["category"]]).sum() / max(par.procs, 1)
+    by = dur.groupby([comm["layer"], comm["category"]]).sum() / ranks_per_stage
+    rows = []
     for c in plan.costs:
         name = f"chunk{c.index}"
         row = {"layer": name, "kind": "chunk", "stage": c.index % par.pp, "blocks": c.blocks,
                "layers": len(c.layers), "params_per_rank": c.params,
-               "fwd_compute_s": c.fwd_s + c.attn_fwd_s, "bwd_compute_s": c.bwd_s + c.attn_bwd_s,
+               "fwd_compute_s": micro * (c.fwd_s + c.attn_fwd_s), "bwd_compute_s": micro * (c.bwd_s + c.attn_bwd_s),
                "send_bytes": c.send_bytes}
         for cat, col in (("model", "tp_comm_s"), ("domain", "cp_comm_s"), ("pipeline", "pp_comm_s"),
                          ("batch", "dp_comm_s")):
             row[col] = float(by.get((name, cat), 0.0))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _microbatches(plan: LLMPlan) -> int:
+    return int(plan.meta.get("microbatches", 1))

@@ -16,7 +16,8 @@ layers; stage ``s`` holds chunks ``s, s + pp, s + 2 pp, ...`` (Megatron-LM's int
   backward alternately, then the remaining backwards;
 * ``interleaved`` (Narayanan et al. 2021 Sec. 2.2, Megatron-LM ``forward_backward_pipelining_with_
   interleaving``): the same on ``m * v`` virtual micro-batches, with ``(pp - s - 1) * 2 + (v - 1) * pp``
-  warm-up forwards; forward number ``k`` runs local chunk ``(k // pp) % v`` on micro-batch
+  warm-up forwards (at most all of them; current Megatron-LM, which no longer makes every pass a warm-up
+  one when ``m == pp``); forward number ``k`` runs local chunk ``(k // pp) % v`` on micro-batch
   ``(k // (pp * v)) * pp + k % pp``, backward number ``k`` the chunks in reverse order.
 
 :func:`bubble_fraction` gives the closed forms the simulation must equal on an ideal network with uniform
@@ -76,7 +77,7 @@ def stage_actions(schedule: str, stage: int, pp: int, m: int, v: int = 1) -> lis
         total = m * v
         fwd = [Action("F", (k // (pp * v)) * pp + k % pp, (k // pp) % v) for k in range(total)]
         bwd = [Action("B", (k // (pp * v)) * pp + k % pp, v - 1 - (k // pp) % v) for k in range(total)]
-        warmup = total if m == pp else (pp - stage - 1) * 2 + (v - 1) * pp
+        warmup = (pp - stage - 1) * 2 + (v - 1) * pp
         return _one_f_one_b(stage, pp, total, warmup, fwd, bwd)
     raise UserError("schedule", f"{schedule!r} is unknown", "gpipe, 1f1b or interleaved")
 
