@@ -32,7 +32,8 @@ def _shared_options(with_grid: bool) -> Callable:
     ]
     if with_grid:
         opts += [
-            click.option("--strategy", help="batch | model | domain | integrated (default batch)."),
+            click.option("--strategy", help="batch | model | domain | integrated | 4d (default batch; 4d is implied "
+                                            "by --tp/--cp/--pp/--dp)."),
             click.option("--grid", help="PrxPc, e.g. 16x32 (Pr: model/domain, Pc: batch); default from the strategy."),
             click.option("--conv-grid", "conv_grid",
                          help="PrxPc of the convolution layers when it differs from --grid (which then is the fc "
@@ -58,6 +59,19 @@ def _shared_options(with_grid: bool) -> Callable:
         click.option("--placement", help="row-major (model-contiguous) | col-major (batch-contiguous)."),
         click.option("--ecmp/--no-ecmp", default=None, help="Spread flows over equal-cost paths."),
         click.option("--dataset-size", "dataset_size", type=int, help="Samples per epoch N (default the model's)."),
+        click.option("--tp", type=int, help="Transformers: tensor-parallel ranks (Megatron column/row split)."),
+        click.option("--cp", type=int, help="Transformers: context-parallel ranks (ring attention)."),
+        click.option("--pp", type=int, help="Transformers: pipeline stages."),
+        click.option("--dp", type=int, help="Transformers: data-parallel replicas (default procs/(tp*cp*pp))."),
+        click.option("--sp/--no-sp", "sp", default=None, help="Transformers: sequence parallelism in the TP group "
+                                                             "(default on)."),
+        click.option("--microbatch", type=int, help="Transformers: sequences per micro-batch (default 1)."),
+        click.option("--schedule", help="Transformers: gpipe | 1f1b | interleaved (default 1f1b)."),
+        click.option("--virtual-stages", "virtual_stages", type=int,
+                     help="Transformers: model chunks per stage, interleaved schedule (default 1)."),
+        click.option("--zero", type=int, help="Transformers: ZeRO stage 0 | 1 | 2 | 3 (default 0)."),
+        click.option("--recompute", help="Transformers: none | selective | full activation recomputation."),
+        click.option("--seq-len", "seq_len", type=int, help="Transformers: tokens per sequence (default the model's)."),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set any config key (repeatable)."),
     ]
 
@@ -73,7 +87,8 @@ def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
     keys = ("model", "input_shape", "batch", "procs", "strategy", "grid", "conv_grid", "conv", "fc", "topology",
             "network", "collectives",
             "compute", "precision", "dtype_bytes", "overlap", "bucket_mb", "host_overhead", "placement", "ecmp",
-            "dataset_size")
+            "dataset_size", "tp", "cp", "pp", "dp", "sp", "microbatch", "schedule", "virtual_stages", "zero",
+            "recompute", "seq_len", "require_fit")
     return {k: kwargs.get(k) for k in keys if kwargs.get(k) is not None}
 
 
@@ -91,6 +106,8 @@ def _print_table(summary, layers) -> None:
                    "existing non-empty one needs --overwrite).")
 @click.option("--overwrite", is_flag=True,
               help="Let --out replace those files in an existing directory (other files are kept).")
+@click.option("--require-fit", "require_fit", is_flag=True, default=None,
+              help="Transformers (4d): refuse a layout whose memory per rank exceeds the device's.")
 @links_option
 @format_option
 def run(config_file: str | None, sets: tuple[str, ...], out: str | None, overwrite: bool, links_top: int | None,
