@@ -308,7 +308,7 @@ def _training_iteration_s(row: dict[str, Any]) -> float:
         return _iteration_s(config)
     except UserError as exc:
         if exc.field in PENDING_KEYS and exc.problem.startswith("unknown config key"):
-            raise NotYetRunnable(str(exc)) from exc
+            raise NotYetRunnable(f"{exc.field}: {exc.problem}") from exc
         raise
 
 
