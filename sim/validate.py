@@ -35,7 +35,7 @@ Kinds and how the prediction is made (one set of defaults for every row, nothing
 
     A training row whose setting dnnsim refuses with "unknown config key" for one of the 4-D keys
     (``tp``, ``pp``, ...) is reported as *pending* ("not yet runnable: <error>") instead of failing the
-    table: the lead's TP x CP x PP x DP strategy adds those keys.
+    table: dnnsim's TP x CP x PP x DP strategy, in progress, adds those keys.
 
 ``error = predicted / measured - 1``. :func:`summarize` gives the median and max of ``|error|``.
 """
@@ -57,7 +57,7 @@ TRAINING_UNITS = {"iteration_s": (), "tflops_per_gpu": ("narayanan2021", "megatr
 TRAINING_KEYS = {"model", "procs", "batch", "seq_len", "tp", "cp", "pp", "dp", "sp", "microbatch", "schedule",
                  "virtual_stages", "zero", "recompute", "precision", "compute", "topology", "network",
                  "collectives"}
-#: keys simulate may not know yet (the lead's 4-D strategy adds them): refusing one makes a row pending
+#: keys simulate may not know yet (the TP x CP x PP x DP strategy adds them): refusing one makes a row pending
 PENDING_KEYS = TRAINING_KEYS - {"model", "procs", "batch", "precision", "compute", "topology", "network",
                                 "collectives"}
 ROW_KEYS = {"id", "kind", "setting", "measured", "missing", "source", "notes"}
