@@ -82,7 +82,7 @@ def test_shipped_table_parses_and_cites():
     assert len(rows) >= 25
     assert all(row["source"].strip() for row in rows)
     run = [row for row in rows if "missing" not in row]
-    assert {row["kind"] for row in run} == {"collective", "throughput", "scaling"}
+    assert {row["kind"] for row in run} == {"collective", "throughput", "scaling", "training"}
     # published figures copied into the table, checked against their sources' text:
     # A3 Mega 8 GiB out-of-place busbw (tests/data/nccl-tests/h100-a3mega-2x8-all_reduce.txt) and
     # DeepLearningExamples ResNet-50 v1.5 PyTorch README, DGX A100 1 GPU TF32 938 img/s
