@@ -79,6 +79,8 @@ def format_cell(column: str, value: Any) -> str:
         return str(value)
     if isinstance(value, float) and math.isnan(value):
         return ""
+    if column.endswith("_per_s"):  # a rate (tokens_per_s), not a time
+        return f"{format_count(float(value))}/s"
     if column.endswith("_s"):
         return format_time(float(value))
     if column.endswith("_Bps"):
