@@ -69,6 +69,8 @@ FORMULAS = {
     ("alltoall", "bruck"): lambda p, n, a, b: lg(p) * a + bruck_alltoall_bytes(p, n) / b,
     ("halo", "direct"): lambda p, n, a, b: a + n / b,  # Gholami et al. 2018: α + βh per exchange
     ("halo", "paper"): lambda p, n, a, b: a + n / b,
+    ("send", "direct"): lambda p, n, a, b: a + n / b,  # one message of n bytes
+    ("send", "paper"): lambda p, n, a, b: a + n / b,
 }
 
 POW2_ONLY = {("allgather", "recursive_doubling"), ("reduce_scatter", "recursive_halving")}
@@ -86,6 +88,8 @@ def evaluate(phases, alpha_s: float, bandwidth_Bps: float) -> float:
 
 
 def supported(op: str, name: str):
+    if op == "send":  # a send's group is (sender, receiver)
+        return [1, 2]
     return [p for p in PS if (op, name) not in POW2_ONLY or pow2(p)]
 
 
@@ -180,5 +184,7 @@ def test_event_counts():
 def test_p4096_builds():
     """Phases of every algorithm build at p = 4096 (vectorized; timed in bench/, not here)."""
     for op, name in PAIRS:
+        if op == "send":  # two ranks, whatever the machine
+            continue
         phases = get_algorithm(op, name).phases(4096, 1e6)
         assert phases and all(ph.src.max() < 4096 for ph in phases)

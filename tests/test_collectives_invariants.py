@@ -23,6 +23,8 @@ def pow2(p: int) -> bool:
 
 
 def cases(op, name):
+    if op == "send":  # a send's group is (sender, receiver)
+        return [2]
     return [p for p in PS if (op, name) not in POW2_ONLY or pow2(p)]
 
 
@@ -83,6 +85,8 @@ def test_information_reaches_whom_it_must(op, name):
             assert h[:, 0].all()  # everyone hears from the root
         elif op == "reduce":
             assert h[0].all()  # the root hears from everyone
+        elif op == "send":
+            assert h[1, 0] and not h[0, 1]  # the receiver hears from the sender, not the other way
 
 
 @pytest.mark.parametrize("name", ["ring", "recursive_doubling", "bruck", "paper"])

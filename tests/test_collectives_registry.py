@@ -72,16 +72,17 @@ def test_bad_arguments(op, name):
         with pytest.raises(UserError) as e:
             algo.check(p)
         assert e.value.field == "procs"
+    good_p = 2 if op == "send" else 4  # a send's group is (sender, receiver)
     for n in (-1.0, float("nan"), float("inf")):
         with pytest.raises(UserError) as e:
-            algo.cost_s(4, n, 1e-6, 1e9)
+            algo.cost_s(good_p, n, 1e-6, 1e9)
         assert e.value.field == "bytes"
     with pytest.raises(UserError) as e:
-        algo.cost_s(4, 1.0, -1e-6, 1e9)
+        algo.cost_s(good_p, 1.0, -1e-6, 1e9)
     assert e.value.field == "latency"
     for bw in (0.0, -1.0, float("nan")):
         with pytest.raises(UserError) as e:
-            algo.cost_s(4, 1.0, 1e-6, bw)
+            algo.cost_s(good_p, 1.0, 1e-6, bw)
         assert e.value.field == "bandwidth"
 
 
@@ -122,7 +123,7 @@ def test_parse_collectives():
     assert parse_collectives("") == parse_collectives(None) == dict.fromkeys(OPS, "paper")
     ring = parse_collectives("ring")
     assert ring == {"allgather": "ring", "reduce_scatter": "ring", "allreduce": "ring", "broadcast": "paper",
-                    "reduce": "paper", "alltoall": "paper", "halo": "paper"}
+                    "reduce": "paper", "alltoall": "paper", "halo": "paper", "send": "paper"}
     mixed = parse_collectives(" allreduce=ring , allgather=Bruck")
     assert mixed == {**dict.fromkeys(OPS, "paper"), "allreduce": "ring", "allgather": "bruck"}
     both = parse_collectives("bruck,allreduce=rabenseifner")
@@ -168,6 +169,8 @@ def test_cost_monotone(pair, p, n1, n2, a1, a2, b1, b2):
     algo = get_algorithm(op, name)
     if name in ("recursive_doubling", "recursive_halving") and op != "allreduce":
         p = 1 << (p.bit_length() - 1)
+    if op == "send":  # a send's group is (sender, receiver); p = 1 is free
+        p = min(p, 2)
     n_lo, n_hi = sorted((n1, n2))
     a_lo, a_hi = sorted((a1, a2))
     b_lo, b_hi = sorted((b1, b2))
