@@ -177,13 +177,12 @@ class _ProgramBuilder:
     def chunk_pass(self, compute_s: float, attn_s: float, cp_comms: Sequence[Comm], tp_comms: Sequence[Comm], tag: str,
                    layer: str, phase: str, deps: tuple[int, ...]) -> int:
         """One pass through a chunk: its compute, the attention core with the CP exchange beside it (on
-        ``comm2``), then the TP collectives; returns the index of the main compute."""
+        ``comm2``), then the TP collectives; returns the index of its last compute."""
         main = self.add(self.compute(compute_s, layer, phase, deps))
         ring = self.comms(cp_comms, "domain", tag, layer, phase, "comm2", (main,))
-        if attn_s > 0 or ring:
-            self.add(self.compute(attn_s, layer, phase))
+        last = self.add(self.compute(attn_s, layer, phase)) if attn_s > 0 or ring else main
         self.comms(tp_comms, "model", tag, layer, phase, "compute", ring)
-        return main
+        return last
 
 
 def build_program(par: Parallel, batch: int, costs: Sequence[ChunkCost], word_bytes: int,
