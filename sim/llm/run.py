@@ -250,3 +250,23 @@ def chunk_table(plan: LLMPlan, records: pd.DataFrame) -> pd.DataFrame:
 
 def _microbatches(plan: LLMPlan) -> int:
     return int(plan.meta.get("microbatches", 1))
+
+
+def trace_tracks(result: Any, max_ranks: int) -> tuple[list[int], Callable[[int], str]]:
+    """The ranks a 4d trace shows — the first simulated rank of each pipeline stage (at most ``max_ranks``
+    stages, evenly spaced) and the critical rank — and their track names, ``stage S · rank R`` (R the
+    global rank: with one rank per TP group, program rank i is global rank i·tp)."""
+    from sim.results import critical_rank, sample_ranks
+
+    plan = result.plan
+    par = plan.par
+    per_stage = plan.prog.n_ranks // par.pp
+    scale = par.tp if plan.meta.get("tp_representative") else 1
+    firsts = [s * per_stage for s in range(par.pp)]
+    critical = critical_rank(result.records)
+    ranks = sorted(set(sample_ranks(firsts, max_ranks, critical)) | {critical})
+
+    def label(r: int) -> str:
+        return f"stage {r // per_stage} · rank {r * scale}"
+
+    return ranks, label
