@@ -205,3 +205,21 @@ def test_bad_layouts_are_one_line_errors(args, field, capsys):
 def test_a_cnn_has_no_4d_layout(capsys):
     code = main(["run", "--model", "alexnet", "--tp", "2", "--procs", "2"])
     assert code == 2 and capsys.readouterr().err.startswith("error: model:")
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_overlapped_gradient_buckets(overlap):
+    """One stage, dp = 4, forward 1 s, backward 2 s, a gradient whose ring all-reduce takes 1 s alone on a
+    zero-latency network. Without overlap the reduction follows the backward: 1 + 2 + 1 = 4 s. With 4
+    buckets (Megatron's --overlap-grad-reduce), each 0.25 s bucket runs under the next 0.5 s piece of the
+    backward, and only the last one is exposed: 1 + 2 + 0.25 = 3.25 s."""
+    d, bw = 4, 1e9
+    params = bw / (2 * (d - 1) / d) / 2  # bf16 gradients: 2(d-1)/d * 2*params / bw = 1 s
+    costs = [ChunkCost(0, ("l0",), 1, 1.0, 0.0, 2.0, 0.0, (), (), (), (), 0.0, params)]
+    par = Parallel(dp=d, microbatch=1)
+    prog = build_program(par, d, costs, 2, {"allreduce": "ring"}, overlap=overlap, bucket_params=params / 4)
+    net = make_network("flow", build_topology("ideal:latency=0s,bandwidth=1GB/s", d))
+    res = run_program(prog, net)
+    assert res.makespan_s == pytest.approx(3.25 if overlap else 4.0, rel=1e-12)
+    sent = res.records["bytes_sent"].sum() / d
+    assert sent == pytest.approx(2 * (d - 1) / d * 2 * params, rel=1e-12)

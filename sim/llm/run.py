@@ -132,7 +132,9 @@ def plan_4d(config: Any, setup: Any) -> LLMPlan:
         raise UserError("require_fit", f"{memory['memory_per_rank_bytes'] / 2**30:.1f} GiB per rank does not fit the "
                                        f"device's {memory['device_memory_bytes'] / 2**30:.1f} GiB",
                         "more tp/pp, zero 1-3, recompute selective/full, a smaller microbatch, or no --require-fit")
-    prog = build_program(par, config.batch, costs, word, algorithms, config.host_overhead, tp_solo)
+    bucket = None if config.bucket_mb is None else config.bucket_mb * 2**20 / word
+    prog = build_program(par, config.batch, costs, word, algorithms, config.host_overhead, tp_solo,
+                         overlap=config.overlap, bucket_params=bucket)
     meta = {"model": model.name, "strategy": "4d", "tp_representative": tp_solo is not None, "memory": memory,
             "microbatches": par.microbatches(config.batch)}
     return LLMPlan(par, costs, prog, network, meta)
