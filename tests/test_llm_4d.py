@@ -223,3 +223,17 @@ def test_overlapped_gradient_buckets(overlap):
     assert res.makespan_s == pytest.approx(3.25 if overlap else 4.0, rel=1e-12)
     sent = res.records["bytes_sent"].sum() / d
     assert sent == pytest.approx(2 * (d - 1) / d * 2 * params, rel=1e-12)
+
+
+def test_a_sweep_point_runs_4d():
+    """Sweeps evaluate 4d points like any other (the summary's 4d fields filled)."""
+    from sim.sweep.rows import simulate_point
+
+    row = simulate_point(dict(model="gpt3-125m", procs=8, tp=2, pp=2, batch=8, network="flow", topology="dgx-a100",
+                              compute="roofline:a100", precision="bf16"))
+    assert row["strategy"] == "4d" and (row["tp"], row["pp"], row["dp"]) == (2, 2, 2) and row["mfu"] > 0
+
+
+def test_4d_refuses_paper_grid_keys(capsys):
+    assert main(["run", "--model", "gpt3-125m", "--tp", "2", "--procs", "2", "--grid", "2x1"]) == 2
+    assert capsys.readouterr().err.startswith("error: grid:")
