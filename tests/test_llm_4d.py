@@ -237,3 +237,14 @@ def test_a_sweep_point_runs_4d():
 def test_4d_refuses_paper_grid_keys(capsys):
     assert main(["run", "--model", "gpt3-125m", "--tp", "2", "--procs", "2", "--grid", "2x1"]) == 2
     assert capsys.readouterr().err.startswith("error: grid:")
+
+
+def test_critical_path_tiles_the_iteration():
+    """The critical path of a 4d run (sends, CP ring on comm2, ZeRO-3 gathers) adds up to iteration_s."""
+    r = simulate(dict(model="gpt3-125m", procs=16, tp=2, pp=4, cp=2, batch=8, network="flow", topology="dgx-a100",
+                      compute="roofline:a100", precision="bf16", collectives="nccl", zero=3))
+    path = r.critical_path()
+    assert path["duration_s"].sum() == pytest.approx(r.iteration_s, rel=1e-12)
+    row = r.summary.iloc[0]
+    assert row["critical_compute_s"] + row["critical_comm_s"] + row["critical_wait_s"] == pytest.approx(
+        r.iteration_s, rel=1e-12)
