@@ -152,6 +152,8 @@ class RunConfig(BaseModel):
     zero: Literal[0, 1, 2, 3] = Field(0, description="ZeRO stage of the data-parallel states (4d): 0 all-reduce, "
                                                      "1 optimizer, 2 + gradients, 3 + parameters (FSDP).")
     recompute: Literal["none", "selective", "full"] = Field("none", description="Activation recomputation (4d).")
+    tp_overlap: bool = Field(False, description="Overlap TP collectives with the compute of their pass (4d; "
+                                                "Megatron's --tp-comm-overlap with Transformer Engine).")
     seq_len: int | None = Field(None, ge=1, description="Tokens per sequence of a transformer; default the model's.")
     require_fit: bool = Field(False, description="Refuse (error) a 4d run whose memory per rank exceeds the device's.")
     uneven: Literal["allow", "reject"] = Field(

@@ -248,3 +248,22 @@ def test_critical_path_tiles_the_iteration():
     row = r.summary.iloc[0]
     assert row["critical_compute_s"] + row["critical_comm_s"] + row["critical_wait_s"] == pytest.approx(
         r.iteration_s, rel=1e-12)
+
+
+@pytest.mark.parametrize("tp_overlap", [False, True])
+def test_tp_overlap_hides_tp_collectives_under_compute(tp_overlap):
+    """TP = 2, one micro-batch, forward 1 s and backward 2 s with 0.5 s of TP all-reduce in each pass
+    (ring on 2 ranks: 2(t-1)/t * n / bw = n / bw on a zero-latency network): in sequence 1 + 0.5 + 2 + 0.5
+    = 4 s; overlapped, each pass takes the longer of its compute and its collectives: 1 + 2 = 3 s."""
+    from sim.llm.costs import Comm
+
+    n = 0.5e9  # bytes: 0.5 s at 1 GB/s
+    tp_comm = (Comm("allreduce", n),)
+    costs = [ChunkCost(0, ("l0",), 1, 1.0, 0.0, 2.0, 0.0, tp_comm, tp_comm, (), (), 0.0, 0.0)]
+    par = Parallel(tp=2, microbatch=1)
+    prog = build_program(par, 1, costs, 2, {"allreduce": "ring"}, tp_overlap=tp_overlap)
+    net = make_network("flow", build_topology("ideal:latency=0s,bandwidth=1GB/s", 2))
+    res = run_program(prog, net)
+    assert res.makespan_s == pytest.approx(3.0 if tp_overlap else 4.0, rel=1e-12)
+    tp_s = _split(res.records, 0)["tp_comm_s"]
+    assert tp_s == pytest.approx(1.0, rel=1e-12)

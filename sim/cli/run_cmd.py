@@ -72,6 +72,8 @@ def _shared_options(with_grid: bool) -> Callable:
         click.option("--zero", type=int, help="Transformers: ZeRO stage 0 | 1 | 2 | 3 (default 0)."),
         click.option("--recompute", help="Transformers: none | selective | full activation recomputation."),
         click.option("--seq-len", "seq_len", type=int, help="Transformers: tokens per sequence (default the model's)."),
+        click.option("--tp-overlap/--no-tp-overlap", "tp_overlap", default=None,
+                     help="Transformers: overlap TP collectives with their pass's compute (default off)."),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set any config key (repeatable)."),
     ]
 
@@ -88,7 +90,7 @@ def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
             "network", "collectives",
             "compute", "precision", "dtype_bytes", "overlap", "bucket_mb", "host_overhead", "placement", "ecmp",
             "dataset_size", "tp", "cp", "pp", "dp", "sp", "microbatch", "schedule", "virtual_stages", "zero",
-            "recompute", "seq_len", "require_fit")
+            "recompute", "seq_len", "require_fit", "tp_overlap")
     return {k: kwargs.get(k) for k in keys if kwargs.get(k) is not None}
 
 

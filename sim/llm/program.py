@@ -54,9 +54,9 @@ class _ProgramBuilder:
 
     def __init__(self, par: Parallel, batch: int, costs: Sequence[ChunkCost], word_bytes: int,
                  algorithms: dict[str, str], host_overhead_s: float, tp_solo: Callable | None = None,
-                 overlap: bool = False, bucket_params: float | None = None) -> None:
+                 overlap: bool = False, bucket_params: float | None = None, tp_overlap: bool = False) -> None:
         self.par, self.costs, self.word = par, costs, word_bytes
-        self.overlap = overlap
+        self.overlap, self.tp_overlap = overlap, tp_overlap
         #: parameters per gradient bucket; Megatron-core's default is max(4e7, 1e6 x the data-parallel size)
         #: (megatron/core/distributed/distributed_data_parallel.py, ``bucket_size``)
         self.bucket_params = bucket_params or max(4e7, 1e6 * par.dp * par.cp)
@@ -88,12 +88,12 @@ class _ProgramBuilder:
                                                              phase=phase, category=category, stream=stream,
                                                              deps=deps, count=c.count))
 
-    def pretimed(self, c: Comm, layer: str, phase: str, deps: tuple[int, ...]) -> Compute:
+    def pretimed(self, c: Comm, layer: str, phase: str, deps: tuple[int, ...], stream: str = "compute") -> Compute:
         """A TP collective timed ahead (symmetric reduction): its solo seconds on its node."""
         seconds, algorithm, sent = self.tp_solo(c)
-        return self._op(("t", c, layer, phase, deps), lambda: Compute(seconds, layer, phase, deps=deps, comm=c.op,
-                                                                      algorithm=algorithm, category="model",
-                                                                      group_size=self.par.tp, bytes_sent=sent))
+        return self._op(("t", c, layer, phase, deps, stream),
+                        lambda: Compute(seconds, layer, phase, stream=stream, deps=deps, comm=c.op, algorithm=algorithm,
+                                        category="model", group_size=self.par.tp, bytes_sent=sent))
 
     def send(self, src: int, dst: int, nbytes: float, key: str, layer: str, phase: str) -> Collective:
         """The pipeline send of ``key`` from ``src`` to ``dst`` (both ranks hold this op)."""
@@ -193,7 +193,7 @@ class _ProgramBuilder:
         if len(group) < 2:
             return ()
         if category == "model" and self.tp_solo is not None:
-            return tuple(self.add(self.pretimed(c, layer, phase, deps)) for c in comms)
+            return tuple(self.add(self.pretimed(c, layer, phase, deps, stream)) for c in comms)
         return tuple(self.add(self.collective(c, group, f"{self.ids[category]}:{tag}.{k}", layer, phase, category,
                                               stream, deps)) for k, c in enumerate(comms))
 
@@ -202,8 +202,9 @@ class _ProgramBuilder:
                    after_piece: Callable[[int, int], None] | None = None) -> int:
         """One pass through a chunk: its compute (in ``pieces`` equal parts, ``after_piece(i, index)`` called
         after each: the gradient buckets of an overlapped reduction), the attention core with the CP
-        exchange beside it (on ``comm2``), then the TP collectives; returns the index of its last compute."""
-        main = -1
+        exchange beside it (on ``comm2``), then the TP collectives — or, with ``tp_overlap``, the TP
+        collectives on ``comm2`` beside the whole pass; returns the index of its last compute."""
+        main, first = -1, len(self.ops)
         for i in range(pieces):
             main = self.add(self.compute(compute_s / pieces if pieces > 1 else compute_s, layer, phase,
                                          deps if i == 0 else ()))
@@ -211,13 +212,20 @@ class _ProgramBuilder:
                 after_piece(i, main)
         ring = self.comms(cp_comms, "domain", tag, layer, phase, "comm2", (main,))
         last = self.add(self.compute(attn_s, layer, phase)) if attn_s > 0 or ring else main
-        self.comms(tp_comms, "model", tag, layer, phase, "compute", ring)
+        if self.tp_overlap and tp_comms and len(self.groups["model"]) > 1:
+            # beside the pass's compute, from its start (Transformer Engine's userbuffer overlap); the
+            # compute stream then waits for them with an empty join
+            start = (first - 1,) if first > 0 else ()
+            tp = self.comms(tp_comms, "model", tag, layer, phase, "comm2", start + tuple(deps))
+            self.add(self.compute(0.0, layer, phase, tp))
+        else:
+            self.comms(tp_comms, "model", tag, layer, phase, "compute", ring)
         return last
 
 
 def build_program(par: Parallel, batch: int, costs: Sequence[ChunkCost], word_bytes: int,
                   algorithms: dict[str, str], host_overhead_s: float = 0.0, tp_solo: Callable | None = None,
-                  overlap: bool = False, bucket_params: float | None = None) -> Program:
+                  overlap: bool = False, bucket_params: float | None = None, tp_overlap: bool = False) -> Program:
     """The program of every rank (module docstring); ``algorithms`` maps collective op -> algorithm.
 
     With ``tp_solo`` (``Comm -> (seconds, algorithm, bytes sent per rank)``) only the ranks with tp = 0 are
@@ -227,6 +235,6 @@ def build_program(par: Parallel, batch: int, costs: Sequence[ChunkCost], word_by
     tp_symmetric`).
     """
     builder = _ProgramBuilder(par, batch, costs, word_bytes, algorithms, host_overhead_s, tp_solo, overlap,
-                              bucket_params)
+                              bucket_params, tp_overlap)
     ranks = range(0, par.procs, par.tp) if tp_solo is not None else range(par.procs)
     return Program(tuple(builder.rank_ops(r) for r in ranks), {"strategy": "4d"})

@@ -134,7 +134,7 @@ def plan_4d(config: Any, setup: Any) -> LLMPlan:
                         "more tp/pp, zero 1-3, recompute selective/full, a smaller microbatch, or no --require-fit")
     bucket = None if config.bucket_mb is None else config.bucket_mb * 2**20 / word
     prog = build_program(par, config.batch, costs, word, algorithms, config.host_overhead, tp_solo,
-                         overlap=config.overlap, bucket_params=bucket)
+                         overlap=config.overlap, bucket_params=bucket, tp_overlap=config.tp_overlap)
     meta = {"model": model.name, "strategy": "4d", "tp_representative": tp_solo is not None, "memory": memory,
             "microbatches": par.microbatches(config.batch)}
     return LLMPlan(par, costs, prog, network, meta)
