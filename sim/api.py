@@ -114,7 +114,12 @@ class Result:
         if self.meta.get("engine") == "fast":
             meta["note"] = ("analytic fast path: only rank 0 is timed; every rank of the grid runs the same "
                             "schedule")
-        trace = chrome_trace(self.records, max_ranks, meta)
+        ranks, label = None, None
+        if meta["config"].get("strategy") == "4d":
+            from sim.llm.run import trace_tracks
+
+            ranks, label = trace_tracks(self, max_ranks)
+        trace = chrome_trace(self.records, max_ranks, meta, ranks, label)
         if self.meter is not None and self.meter.keeps_series:
             from sim.results import link_counter_events
 
@@ -213,7 +218,16 @@ def write_outputs(result: Result, directory: Path, overwrite: bool = False) -> N
     def timeline(path: Path) -> None:
         from sim.plots.timeline import timeline_figure  # matplotlib only when files are written
 
-        timeline_figure(result).savefig(path, dpi=110)
+        if result.summary["strategy"].iloc[0] == "4d":
+            from sim.llm.run import trace_tracks
+            from sim.plots.timeline import NAMES_4D
+
+            ranks, label = trace_tracks(result, 8)
+            timeline_figure(result, ranks=ranks, label=label, names=NAMES_4D,
+                            title=f"One training iteration, the first rank of {len(ranks)} of "
+                                  f"{result.plan.par.pp} pipeline stages").savefig(path, dpi=110)
+        else:
+            timeline_figure(result).savefig(path, dpi=110)
 
     writers: dict[str, Callable[[Path], Any]] = {
         "summary.csv": lambda path: result.summary.to_csv(path, index=False),

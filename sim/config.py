@@ -306,6 +306,13 @@ def make_config(data: dict[str, Any] | RunConfig) -> RunConfig:
         config = RunConfig(**clean)
     except ValidationError as exc:
         raise _field_error(exc) from None
+    if config.is_4d():
+        for key in ("grid", "conv_grid", "conv", "fc"):
+            if getattr(config, key) is not None:
+                raise UserError(key, f"is set, but a 4d run (tp, cp, pp, dp) has no {key}",
+                                "leave it out, or drop tp/cp/pp/dp for the paper's strategies")
+        config.parallel()
+        return config
     config.grid_dims()
     config.layer_modes()
     config.conv_grid_dims()

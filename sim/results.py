@@ -152,22 +152,24 @@ def sample_ranks(ranks: list[int], limit: int, critical: int) -> list[int]:
 #: trace lanes (Chrome trace ``tid``) per rank: compute, communication that blocks the compute stream, and
 #: communication on the comm stream (overlapped with compute)
 TRACE_LANES = {"compute": (0, "compute"), "blocking": (1, "communication (blocking)"),
-               "comm": (2, "communication (overlapped)")}
+               "comm": (2, "communication (overlapped)"), "comm2": (3, "communication (second stream)")}
 
 
 def _lane(kind: str, stream: str) -> tuple[int, str]:
-    if stream == "comm":
-        return TRACE_LANES["comm"]
+    if stream in ("comm", "comm2"):
+        return TRACE_LANES[stream]
     return TRACE_LANES["blocking" if kind == "collective" else "compute"]
 
 
-def chrome_trace(records: pd.DataFrame, max_ranks: int = 64, meta: dict | None = None) -> dict[str, Any]:
+def chrome_trace(records: pd.DataFrame, max_ranks: int = 64, meta: dict | None = None,
+                 ranks: list[int] | None = None, label: Any = None) -> dict[str, Any]:
     """A Chrome trace (``chrome://tracing``, Perfetto): one complete span (``ph: "X"``, µs) per operation,
-    named by its layer and phase or collective; process = rank (named ``rank R``), threads = lanes
-    (:data:`TRACE_LANES`: compute, blocking communication, overlapped communication, each named with
-    ``thread_name`` metadata); at most ``max_ranks`` ranks (``otherData.ranks_shown`` says which)."""
+    named by its layer and phase or collective; process = rank (named ``rank R``, or ``label(R)``),
+    threads = lanes (:data:`TRACE_LANES`: compute, blocking communication, overlapped communication, a
+    second communication stream, each named with ``thread_name`` metadata); at most ``max_ranks`` ranks,
+    or the given ``ranks`` (``otherData.ranks_shown`` says which)."""
     all_ranks = sorted(int(r) for r in records["rank"].unique()) if not records.empty else []
-    shown = sample_ranks(all_ranks, max_ranks, critical_rank(records))
+    shown = sorted(ranks) if ranks is not None else sample_ranks(all_ranks, max_ranks, critical_rank(records))
     frame = records[records["rank"].isin(shown)]
     events: list[dict[str, Any]] = []
     lanes_used: dict[int, set[int]] = {r: set() for r in shown}
@@ -187,7 +189,8 @@ def chrome_trace(records: pd.DataFrame, max_ranks: int = 64, meta: dict | None =
     names = {tid: label for tid, label in TRACE_LANES.values()}
     metadata: list[dict[str, Any]] = []
     for r in shown:
-        metadata.append({"ph": "M", "name": "process_name", "pid": r, "tid": 0, "args": {"name": f"rank {r}"}})
+        metadata.append({"ph": "M", "name": "process_name", "pid": r, "tid": 0,
+                         "args": {"name": label(r) if label is not None else f"rank {r}"}})
         metadata.append({"ph": "M", "name": "process_sort_index", "pid": r, "tid": 0, "args": {"sort_index": r}})
         for tid in sorted(lanes_used[r]):
             metadata.append({"ph": "M", "name": "thread_name", "pid": r, "tid": tid, "args": {"name": names[tid]}})

@@ -35,6 +35,7 @@ Categories, for the summary's split: TP ``model``, CP ``domain``, data-parallel 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from sim.llm.costs import ChunkCost, Comm
@@ -52,8 +53,13 @@ class _ProgramBuilder:
     among the ranks that run identical computes, so memory grows with groups, not ranks × ops."""
 
     def __init__(self, par: Parallel, batch: int, costs: Sequence[ChunkCost], word_bytes: int,
-                 algorithms: dict[str, str], host_overhead_s: float, tp_solo: Callable | None = None) -> None:
+                 algorithms: dict[str, str], host_overhead_s: float, tp_solo: Callable | None = None,
+                 overlap: bool = False, bucket_params: float | None = None) -> None:
         self.par, self.costs, self.word = par, costs, word_bytes
+        self.overlap = overlap
+        #: parameters per gradient bucket; Megatron-core's default is max(4e7, 1e6 x the data-parallel size)
+        #: (megatron/core/distributed/distributed_data_parallel.py, ``bucket_size``)
+        self.bucket_params = bucket_params or max(4e7, 1e6 * par.dp * par.cp)
         #: with ``tp_solo``: one rank per TP group (tp = 0), program index = global rank // tp
         self.tp_solo = tp_solo
         self.index = (lambda g: g // par.tp) if tp_solo is not None else (lambda g: g)
@@ -114,6 +120,14 @@ class _ProgramBuilder:
         computes: list[int] = []  # each action's main compute, for ZeRO-3's prefetch deps
         reductions: list[int] = []
         sharded = len(self.groups["batch"]) > 1
+        # ZeRO 1/2 with overlap: the previous iteration's parameter all-gather runs under this one's first
+        # forwards (Megatron's --overlap-param-gather, in steady state): each chunk's first forward waits for it
+        early: dict[int, tuple[int, ...]] = {}
+        if self.overlap and par.zero in (1, 2) and sharded:
+            for c in range(par.virtual_stages):
+                g = global_chunk(s, c, par.pp)
+                early[c] = self.comms((Comm("allgather", self.costs[g].params * word),), "batch", f"P{g}",
+                                      f"chunk{g}", "param_gather", "comm", ())
         for n, a in enumerate(self.actions[s]):
             g = global_chunk(s, a.chunk, par.pp)
             cost = self.costs[g]
@@ -125,6 +139,7 @@ class _ProgramBuilder:
                 gather = self.comms((Comm("allgather", cost.params * word),), "batch", f"g{tag}", layer,
                                     "param_gather", "comm", pre)
             if a.kind == "F":
+                gather += early.pop(a.chunk, ())
                 if g > 0:
                     self.add(self.send(peer(g - 1), me, cost.send_bytes, f"{pp_id}:F{a.microbatch}.{g - 1}", layer,
                                        "fwd"))
@@ -142,15 +157,23 @@ class _ProgramBuilder:
             elif par.recompute == "selective" and cost.attn_fwd_s > 0:
                 self.add(self.compute(cost.attn_fwd_s, layer, "recompute", gather))
                 deps = ()
-            main = self.chunk_pass(cost.bwd_s, cost.attn_bwd_s, cost.cp_bwd, cost.tp_bwd, tag, layer, "bwd", deps)
+            reduce = sharded and (par.zero >= 2 or a.microbatch == self.last_b[(s, a.chunk)])
+            op = "allreduce" if par.zero == 0 else "reduce_scatter"
+            pieces = max(1, math.ceil(cost.params / self.bucket_params)) if reduce and self.overlap else 1
+
+            def bucket(i: int, piece: int, op=op, cost=cost, tag=tag, layer=layer, pieces=pieces) -> None:
+                nonlocal reductions
+                reductions += self.comms((Comm(op, cost.params * word / pieces),), "batch",
+                                         tag if pieces == 1 else f"{tag}.b{i}", layer, "grad_reduce", "comm", (piece,))
+
+            main = self.chunk_pass(cost.bwd_s, cost.attn_bwd_s, cost.cp_bwd, cost.tp_bwd, tag, layer, "bwd", deps,
+                                   pieces if self.overlap else 1, bucket if reduce and self.overlap else None)
             computes.append(main)
             if g > 0:
                 self.add(self.send(me, peer(g - 1), cost.send_bytes, f"{pp_id}:B{a.microbatch}.{g}", layer, "bwd"))
-            if sharded and (par.zero >= 2 or a.microbatch == self.last_b[(s, a.chunk)]):
-                op = "allreduce" if par.zero == 0 else "reduce_scatter"
-                reductions += self.comms((Comm(op, cost.params * word),), "batch", tag, layer, "grad_reduce", "comm",
-                                         (main,))
-        if par.zero in (1, 2) and sharded:
+            if reduce and not self.overlap:
+                bucket(0, main)
+        if par.zero in (1, 2) and sharded and not self.overlap:
             for c in range(par.virtual_stages):
                 g = global_chunk(s, c, par.pp)
                 self.comms((Comm("allgather", self.costs[g].params * word),), "batch", f"P{g}", f"chunk{g}",
@@ -175,19 +198,26 @@ class _ProgramBuilder:
                                               stream, deps)) for k, c in enumerate(comms))
 
     def chunk_pass(self, compute_s: float, attn_s: float, cp_comms: Sequence[Comm], tp_comms: Sequence[Comm], tag: str,
-                   layer: str, phase: str, deps: tuple[int, ...]) -> int:
-        """One pass through a chunk: its compute, the attention core with the CP exchange beside it (on
-        ``comm2``), then the TP collectives; returns the index of the main compute."""
-        main = self.add(self.compute(compute_s, layer, phase, deps))
+                   layer: str, phase: str, deps: tuple[int, ...], pieces: int = 1,
+                   after_piece: Callable[[int, int], None] | None = None) -> int:
+        """One pass through a chunk: its compute (in ``pieces`` equal parts, ``after_piece(i, index)`` called
+        after each: the gradient buckets of an overlapped reduction), the attention core with the CP
+        exchange beside it (on ``comm2``), then the TP collectives; returns the index of its last compute."""
+        main = -1
+        for i in range(pieces):
+            main = self.add(self.compute(compute_s / pieces if pieces > 1 else compute_s, layer, phase,
+                                         deps if i == 0 else ()))
+            if after_piece is not None:
+                after_piece(i, main)
         ring = self.comms(cp_comms, "domain", tag, layer, phase, "comm2", (main,))
-        if attn_s > 0 or ring:
-            self.add(self.compute(attn_s, layer, phase))
+        last = self.add(self.compute(attn_s, layer, phase)) if attn_s > 0 or ring else main
         self.comms(tp_comms, "model", tag, layer, phase, "compute", ring)
-        return main
+        return last
 
 
 def build_program(par: Parallel, batch: int, costs: Sequence[ChunkCost], word_bytes: int,
-                  algorithms: dict[str, str], host_overhead_s: float = 0.0, tp_solo: Callable | None = None) -> Program:
+                  algorithms: dict[str, str], host_overhead_s: float = 0.0, tp_solo: Callable | None = None,
+                  overlap: bool = False, bucket_params: float | None = None) -> Program:
     """The program of every rank (module docstring); ``algorithms`` maps collective op -> algorithm.
 
     With ``tp_solo`` (``Comm -> (seconds, algorithm, bytes sent per rank)``) only the ranks with tp = 0 are
@@ -196,6 +226,7 @@ def build_program(par: Parallel, batch: int, costs: Sequence[ChunkCost], word_by
     links carry nothing else and every TP rank's other flows use links of their own (:func:`sim.llm.run.
     tp_symmetric`).
     """
-    builder = _ProgramBuilder(par, batch, costs, word_bytes, algorithms, host_overhead_s, tp_solo)
+    builder = _ProgramBuilder(par, batch, costs, word_bytes, algorithms, host_overhead_s, tp_solo, overlap,
+                              bucket_params)
     ranks = range(0, par.procs, par.tp) if tp_solo is not None else range(par.procs)
     return Program(tuple(builder.rank_ops(r) for r in ranks), {"strategy": "4d"})

@@ -132,7 +132,9 @@ def plan_4d(config: Any, setup: Any) -> LLMPlan:
         raise UserError("require_fit", f"{memory['memory_per_rank_bytes'] / 2**30:.1f} GiB per rank does not fit the "
                                        f"device's {memory['device_memory_bytes'] / 2**30:.1f} GiB",
                         "more tp/pp, zero 1-3, recompute selective/full, a smaller microbatch, or no --require-fit")
-    prog = build_program(par, config.batch, costs, word, algorithms, config.host_overhead, tp_solo)
+    bucket = None if config.bucket_mb is None else config.bucket_mb * 2**20 / word
+    prog = build_program(par, config.batch, costs, word, algorithms, config.host_overhead, tp_solo,
+                         overlap=config.overlap, bucket_params=bucket)
     meta = {"model": model.name, "strategy": "4d", "tp_representative": tp_solo is not None, "memory": memory,
             "microbatches": par.microbatches(config.batch)}
     return LLMPlan(par, costs, prog, network, meta)
@@ -250,3 +252,23 @@ def chunk_table(plan: LLMPlan, records: pd.DataFrame) -> pd.DataFrame:
 
 def _microbatches(plan: LLMPlan) -> int:
     return int(plan.meta.get("microbatches", 1))
+
+
+def trace_tracks(result: Any, max_ranks: int) -> tuple[list[int], Callable[[int], str]]:
+    """The ranks a 4d trace shows — the first simulated rank of each pipeline stage (at most ``max_ranks``
+    stages, evenly spaced) and the critical rank — and their track names, ``stage S · rank R`` (R the
+    global rank: with one rank per TP group, program rank i is global rank i·tp)."""
+    from sim.results import critical_rank, sample_ranks
+
+    plan = result.plan
+    par = plan.par
+    per_stage = plan.prog.n_ranks // par.pp
+    scale = par.tp if plan.meta.get("tp_representative") else 1
+    firsts = [s * per_stage for s in range(par.pp)]
+    critical = critical_rank(result.records)
+    ranks = sorted(set(sample_ranks(firsts, max_ranks, critical)) | {critical})
+
+    def label(r: int) -> str:
+        return f"stage {r // per_stage} · rank {r * scale}"
+
+    return ranks, label

@@ -62,7 +62,12 @@ def simulate_point(config: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     cfg = make_config(config)
     setup = load_setup(cfg)
-    result = run_planned(cfg, setup, plan_config(cfg, setup), with_layers=False)
+    if cfg.is_4d():
+        from sim.llm.run import plan_4d, run_4d
+
+        result = run_4d(cfg, setup, plan_4d(cfg, setup))
+    else:
+        result = run_planned(cfg, setup, plan_config(cfg, setup), with_layers=False)
     row = result.summary.iloc[0].to_dict()
     row["wall_s"] = time.perf_counter() - start
     return row
