@@ -35,7 +35,7 @@ def _screen_vs_simulate(over: dict) -> tuple[float, float]:
 
 
 # pp = 1: no pipeline, the iteration is m passes back to back plus the exposed data-parallel tail
-@pytest.mark.parametrize("over", [dict(tp=2), dict(dp=8), dict(tp=2, zero=1), dict(dp=8, zero=2), dict(dp=8, zero=3),
+@pytest.mark.parametrize("over", [dict(tp=2), dict(dp=8), dict(tp=2, zero=1), dict(dp=8, zero=2),
                                   dict(tp=4, recompute="full"), dict(tp=2, recompute="selective", sp=False),
                                   dict(tp=4, dp=2, microbatch=2), dict(tp=2, cp=2, model="llama2-7b", seq_len=4096, batch=4),
                                   dict(dp=8, host_overhead="3ms")])
@@ -46,7 +46,7 @@ def test_screen_exact_without_pipeline(over):
 
 # pipelines whose stages pace alike (m > pp, no stage idles in the steady state): the closed form
 # (m - 1) max P + sum P is the engine's critical path
-@pytest.mark.parametrize("over", [dict(tp=2, pp=2), dict(pp=4), dict(tp=2, pp=2, zero=3), dict(tp=2, pp=2, zero=1),
+@pytest.mark.parametrize("over", [dict(tp=2, pp=2), dict(pp=4), dict(tp=2, pp=2, zero=1),
                                   dict(tp=2, pp=2, recompute="full"), dict(tp=4, pp=2, schedule="gpipe"),
                                   dict(tp=2, pp=4, sp=False)])
 def test_screen_exact_on_pipelines(over):
@@ -64,9 +64,11 @@ def test_screen_uniform_stages_ideal_network():
 
 @pytest.mark.parametrize("over, tol", [(dict(tp=2, pp=2, schedule="interleaved", virtual_stages=2), 0.02),
                                        (dict(pp=4, schedule="interleaved", virtual_stages=3), 0.02),
-                                       (dict(pp=8, microbatch=2), 0.07)])
+                                       (dict(pp=8, microbatch=2), 0.07),
+                                       (dict(dp=8, zero=3), 0.04), (dict(tp=2, pp=2, zero=3), 0.01)])
 def test_screen_close_elsewhere(over, tol):
-    """Interleaving, and a pipeline with m = pp and uneven stages, are approximations (docs/transformers.md)."""
+    """Interleaving, a pipeline with m = pp and uneven stages, and ZeRO-3's gathers on the comm stream are
+    approximations (docs/transformers.md)."""
     got, want = _screen_vs_simulate(over)
     assert abs(got / want - 1) < tol
 

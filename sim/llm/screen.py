@@ -29,7 +29,7 @@ stage, a ``1/v`` share of each stage per chunk: for uniform stages ``(m + (pp - 
 GPipe runs every forward, then every backward: ``(m-1)·max F_s + sum F_s`` plus the same in ``B``.
 
 Data-parallel reductions (ZeRO 0 and 1 once per chunk after its last backward, ZeRO 2 and 3 after every
-backward) run on the ``comm`` stream from the end of the backward's main compute: stage ``s`` ends its last
+backward) run on the ``comm`` stream from the end of the backward's last compute (the attention core): stage ``s`` ends its last
 backward at ``T_pipe - sum_{s' < s} B_{s'}`` (the drain: each earlier stage waits for its gradient), its
 chunk ``c``'s last backward some ``c·pp`` backward passes earlier; the reductions queue on the stream, and
 only what runs past the stage's last compute is exposed. ZeRO 1 and 2 then all-gather the parameters on
@@ -158,7 +158,9 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
         if sharded:
             red[g] = price(Comm("allreduce" if par.zero == 0 else "reduce_scatter", params_bytes), dp_group)
         gather_p[g] = gather
-        tail[g] = after + send_b
+        # the reduction (and ZeRO-3's next gather) waits for the pass's last compute (the attention core
+        # when there is one): only the ring beyond it, the TP collectives and the send are left
+        tail[g] = (max(c.attn_bwd_s, ring_b) - c.attn_bwd_s if c.attn_bwd_s > 0 or c.cp_bwd else 0.0) + tp_b + send_b
         bg = rec + c.bwd_s + after + send_b
         if par.zero == 3 and sharded:
             bg += max(0.0, red[g] + gather - tail[g])
