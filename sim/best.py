@@ -136,13 +136,17 @@ def _timed(cand: _Candidate, network: str, setup: Any) -> pd.DataFrame:
 
 
 def rank_best(base: RunConfig, top: int | None = None, exact_up_to: int = EXACT_UP_TO,
-              conv_grids: bool = True) -> pd.DataFrame:
+              conv_grids: bool = True, show_unfit: bool = False) -> pd.DataFrame:
     """All candidates ranked by iteration time (see the module docstring); one summary row each, with
     ``rank`` first, ``screen_iteration_s`` before ``iteration_s`` and ``speedup_vs_batch`` after it.
     ``base.strategy`` and ``base.grid`` are ignored; ``base.conv``/``base.fc``, when set, restrict the
     candidates (give ``strategy="integrated"`` to set both freely). ``top`` limits the rows (the
     pure-batch row is kept beyond it) and, above ``exact_up_to`` candidates on a non-analytic network,
-    is how many of the screen's best are re-timed. ``conv_grids=False`` searches one grid for all layers."""
+    is how many of the screen's best are re-timed. ``conv_grids=False`` searches one grid for all layers.
+
+    A transformer model is searched on the TP x CP x PP x DP grid instead (:func:`sim.llm.search.rank_best_4d`:
+    the dimensions ``base`` sets are fixed, the others searched; ``show_unfit`` lists the layouts that do
+    not fit the device's memory)."""
     from sim.api import load_setup, run_planned
     from sim.fastpath import run_fast
     from sim.network import make_network
@@ -155,6 +159,13 @@ def rank_best(base: RunConfig, top: int | None = None, exact_up_to: int = EXACT_
     analytic_base = base.model_copy(update={"network": "analytic", "grid": None, "strategy": "batch",
                                             "conv": None, "fc": None, "conv_grid": None})
     setup = load_setup(analytic_base)
+    if setup.model.transformer is not None:
+        from sim.llm.search import rank_best_4d
+
+        return rank_best_4d(base, setup, top, exact_up_to, show_unfit, DEFAULT_TOP_RETIMED)
+    if base.is_4d():
+        raise UserError("model", f"{setup.model.name!r} is not a transformer, so it has no tp/cp/pp/dp layout to "
+                                 "search", "a transformer model, or no tp, cp, pp, dp")
     has_conv = any(layer.kind == "conv" for layer in setup.model.weight_layers())
     routed = base.network != "analytic"
     screen = RoutedScreen(make_network("flow", setup.graph, ecmp=base.ecmp)) if routed else None

@@ -145,9 +145,12 @@ def run(config_file: str | None, sets: tuple[str, ...], out: str | None, overwri
                    "network other than analytic, also how many of the screen's best are re-timed (default 5).")
 @click.option("--exact-up-to", "exact_up_to", type=int, default=None, metavar="N",
               help="Re-time every candidate on --network when there are at most N (default 32; 0: never).")
+@click.option("--show-unfit", "show_unfit", is_flag=True,
+              help="Transformers: also list the layouts whose memory per rank exceeds the device's (fits false, "
+                   "unfit_reason), after the ranked rows.")
 @format_option
-def best(config_file: str | None, sets: tuple[str, ...], top: int | None, exact_up_to: int | None, fmt: str,
-         **kwargs: Any) -> None:
+def best(config_file: str | None, sets: tuple[str, ...], top: int | None, exact_up_to: int | None,
+         show_unfit: bool, fmt: str, **kwargs: Any) -> None:
     """Rank every strategy and grid of CONFIG_FILE and/or the flags by iteration time.
 
     \b
@@ -159,14 +162,25 @@ def best(config_file: str | None, sets: tuple[str, ...], top: int | None, exact_
     (--top, default 5) of the routed screen are re-timed; the screen ignores contention between groups,
     so the best may be missed. The pure-batch row (1xP) is always listed; speedup_vs_batch is its
     iteration_s over each row's.
+
+    \b
+    A transformer model is searched on the TP x CP x PP x DP grid instead (docs/transformers.md, "best"):
+    --tp --cp --pp --dp --microbatch --schedule --virtual-stages --zero --recompute --sp/--no-sp fix
+    their dimension, the others are searched; only layouts that fit the device's memory are ranked
+    (--show-unfit lists the others); each is screened in closed form and the top K re-timed on --network.
     """
     from sim.best import EXACT_UP_TO, rank_best
 
     overrides = _overrides(kwargs)
     overrides["strategy"] = "integrated"  # accepts every conv/fc restriction; best tries all strategies
     config = load_config(config_file, overrides, sets, ignore=("grid", "conv_grid"))
-    table = rank_best(config, top, EXACT_UP_TO if exact_up_to is None else exact_up_to)
-    if fmt == "table":
+    table = rank_best(config, top, EXACT_UP_TO if exact_up_to is None else exact_up_to, show_unfit=show_unfit)
+    if fmt == "table" and "tp" in table.columns and (table["strategy"] == "4d").all():
+        cols = ["rank", "tp", "cp", "pp", "dp", "microbatch", "schedule", "virtual_stages", "zero", "recompute", "sp",
+                "screen_iteration_s", "iteration_s", "tokens_per_s", "mfu", "tp_comm_s", "cp_comm_s", "pp_comm_s",
+                "dp_comm_s", "bubble_s", "memory_per_rank_bytes", "fits", "unfit_reason"]
+        emit(table[[c for c in cols if c in table.columns]], "table")
+    elif fmt == "table":
         cols = ["rank", "strategy", "pr", "pc", "conv_pr", "conv_pc", "conv", "fc", "screen_iteration_s",
                 "iteration_s", "speedup_vs_batch", "epoch_s", "compute_s", "batch_comm_s", "model_comm_s",
                 "domain_comm_s", "redistribute_s", "memory_per_rank_bytes"]

@@ -1,0 +1,208 @@
+"""Closed-form screen of one 4-D layout: the iteration time the program of :mod:`sim.llm.program` takes,
+without the engine, for ``dnnsim best`` on a transformer (:mod:`sim.llm.search`).
+
+Collective prices (:class:`Pricer`): each collective is priced on the group the program gives it (rank
+tp = cp = dp = 0's TP and CP groups, stage ``s``'s data-parallel group, the send between adjacent stages).
+Under ``network: analytic`` it is the network's own closed form (:func:`sim.network.base.cached_cost`
+with the group's placement facts), what the engine charges; on any other network the routed, uncontended
+cost of :class:`sim.screen.RoutedScreen` (each phase on the group's actual routes and link classes).
+
+Per global chunk ``g`` (on stage ``s = g mod pp``) and micro-batch, mirroring the program's ops:
+
+* forward pass ``Fpass = fwd + max(attn_fwd, ring_fwd) + tp_fwd``: the main compute, then the attention core
+  beside the CP ring exchange (``comm2`` stream), then the TP collectives, which wait for both;
+* backward pass ``Bpass = R + bwd + max(attn_bwd, ring_bwd) + tp_bwd`` with the recomputation ``R``
+  (full: ``fwd + attn_fwd + tp_fwd``, no ring; selective: ``attn_fwd``; none: 0);
+* a pipeline send blocks its sender for the transfer (the program's ``send`` ends when the data has
+  arrived), so ``F_g = Fpass + send`` (not on the last chunk), ``B_g = Bpass + send`` (not on chunk 0).
+
+A stage's period per micro-batch is ``P_s = sum of F_g + B_g`` over its ``v`` chunks (ZeRO-3: plus, per
+backward, what the reduce-scatter and the next gather on the ``comm`` stream take beyond the backward's
+tail; and never less than the ``comm`` stream's load per micro-batch under ZeRO-2/3). With ``m``
+micro-batches the pipeline (1F1B and interleaved) takes
+
+    T_pipe = (m - 1/v) · max_s P_s + (1/v) · sum_s P_s
+
+the steady state paced by the heaviest stage plus the fill and drain of one micro-batch through every
+stage, a ``1/v`` share of each stage per chunk: for uniform stages ``(m + (pp - 1)/v) · P``, the bubble
+``(pp - 1)/(v·m + pp - 1)`` of :func:`sim.llm.schedule.bubble_fraction`; with pp = 1 exactly ``m · P``.
+GPipe runs every forward, then every backward: ``(m-1)·max F_s + sum F_s`` plus the same in ``B``.
+
+Data-parallel reductions (ZeRO 0 and 1 once per chunk after its last backward, ZeRO 2 and 3 after every
+backward) run on the ``comm`` stream from the end of the backward's last compute (the attention core): stage ``s`` ends its last
+backward at ``T_pipe - sum_{s' < s} B_{s'}`` (the drain: each earlier stage waits for its gradient), its
+chunk ``c``'s last backward some ``c·pp`` backward passes earlier; the reductions queue on the stream, and
+only what runs past the stage's last compute is exposed. ZeRO 1 and 2 then all-gather the parameters on
+the compute stream; the host overhead comes last. ZeRO-3's first gather (before any compute) is exposed
+once.
+
+On ``analytic`` this is exact where the closed forms are (pp = 1; a pipeline whose stages are equal),
+close elsewhere (tests/test_best4d.py measures it); on a routed network contention between groups is
+ignored, which is why ``best`` re-times its top candidates on the configured network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sim.llm.costs import ChunkCost, Comm
+from sim.llm.parallel import Parallel
+
+
+def _algorithm(algorithms: dict[str, str], op: str) -> str:
+    """The algorithm the program gives ``op`` (as :mod:`sim.llm.program` chooses it)."""
+    return algorithms.get(op, algorithms.get("*", "ring"))
+
+
+class Pricer:
+    """Seconds of a collective of the 4-D program on its group (module docstring), cached.
+
+    ``network`` is the setup's analytic network (closed forms) or a :class:`sim.screen.RoutedScreen`
+    (routed); ``tp_solo_algorithms`` uses :func:`sim.llm.run.plan_4d`'s choice for TP collectives timed
+    ahead (``algorithms.get(op, "ring")``).
+    """
+
+    def __init__(self, analytic: Any, algorithms: dict[str, str], routed: Any = None) -> None:
+        self.analytic = analytic
+        self.routed = routed
+        self.algorithms = algorithms
+        self._cache: dict[tuple, float] = {}
+
+    def algorithm(self, op: str, tp_solo: bool = False) -> str:
+        return self.algorithms.get(op, "ring") if tp_solo else _algorithm(self.algorithms, op)
+
+    def price(self, c: Comm, group: tuple[int, ...], tp_solo: bool = False) -> float:
+        """Seconds of ``c`` (``count`` copies back to back) on ``group``; 0 for a group of one."""
+        if len(group) < 2:
+            return 0.0
+        alg = self.algorithm(c.op, tp_solo)
+        key = (c.op, alg, group, float(c.nbytes), c.count)
+        hit = self._cache.get(key)
+        if hit is None:
+            if self.routed is not None:
+                hit = c.count * self.routed.group_s(c.op, alg, group, float(c.nbytes))
+            else:
+                from sim.network.base import cached_cost
+
+                net = self.analytic
+                kw = net.algo_kwargs(c.op, alg, group)
+                hit = cached_cost(c.op, alg, len(group), float(c.nbytes), net.alpha_s, net.bandwidth_Bps, kw, c.count)
+            self._cache[key] = hit
+        return hit
+
+    def total(self, comms: Sequence[Comm], group: tuple[int, ...], tp_solo: bool = False) -> float:
+        return sum(self.price(c, group, tp_solo) for c in comms)
+
+
+@dataclass(frozen=True)
+class Screen:
+    """The screen of one layout: ``iteration_s`` and its parts (seconds)."""
+
+    iteration_s: float
+    pipeline_s: float  #: T_pipe
+    period_s: float  #: the heaviest stage's period per micro-batch
+    exposed_dp_s: float  #: data-parallel reductions and gathers past the pipeline's end
+
+
+def groups(par: Parallel) -> dict[str, Any]:
+    """Rank tp = cp = dp = 0's TP and CP groups and, per stage, the data-parallel group and the stage's
+    first rank (for the pipeline sends), as :mod:`sim.llm.program` forms them."""
+    return {
+        "tp": tuple(par.rank(t, 0, 0, 0) for t in range(par.tp)),
+        "cp": tuple(par.rank(0, c, 0, 0) for c in range(par.cp)),
+        "dp": [tuple(par.rank(0, c, d, s) for d in range(par.dp) for c in range(par.cp)) for s in range(par.pp)],
+        "head": [par.rank(0, 0, 0, s) for s in range(par.pp)],
+    }
+
+
+def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, word_bytes: int,
+           host_overhead_s: float = 0.0, tp_solo: bool = False,
+           grp: dict[str, Any] | None = None) -> Screen:
+    """The closed-form iteration of ``par`` with chunk costs ``costs`` and ``m`` micro-batches (module
+    docstring); ``tp_solo``: TP collectives priced with the algorithm :func:`sim.llm.run.plan_4d` uses
+    when one rank stands for its TP group."""
+    g_ = grp or groups(par)
+    pp, v = par.pp, par.virtual_stages
+    chunks = pp * v
+    sharded = par.cp * par.dp > 1
+    price, total = pricer.price, pricer.total
+    F = [0.0] * pp
+    B = [0.0] * pp
+    load = [0.0] * pp  # comm stream per micro-batch (ZeRO 2, 3)
+    b_chunk = [0.0] * chunks
+    tail = [0.0] * chunks  # a backward's time after its main compute
+    red = [0.0] * chunks  # the reduction after a chunk's last backward
+    gather_p = [0.0] * chunks  # ZeRO 1/2 closing all-gather, ZeRO-3 per-action gather
+    for c in costs:
+        g = c.index
+        s = g % pp
+        dp_group = g_["dp"][s]
+        tp_f = total(c.tp_fwd, g_["tp"], tp_solo)
+        tp_b = total(c.tp_bwd, g_["tp"], tp_solo)
+        ring_f = total(c.cp_fwd, g_["cp"])
+        ring_b = total(c.cp_bwd, g_["cp"])
+        fpass = c.fwd_s + max(c.attn_fwd_s, ring_f) + tp_f
+        if par.recompute == "full":
+            rec = c.fwd_s + c.attn_fwd_s + tp_f
+        elif par.recompute == "selective":
+            rec = c.attn_fwd_s
+        else:
+            rec = 0.0
+        after = max(c.attn_bwd_s, ring_b) + tp_b
+        send_f = price(Comm("send", c.send_bytes), (g_["head"][s], g_["head"][(g + 1) % pp])) if g < chunks - 1 else 0.0
+        send_b = price(Comm("send", c.send_bytes), (g_["head"][s], g_["head"][(g - 1) % pp])) if g > 0 else 0.0
+        params_bytes = c.params * word_bytes
+        gather = price(Comm("allgather", params_bytes), dp_group) if sharded and par.zero >= 1 else 0.0
+        if sharded:
+            red[g] = price(Comm("allreduce" if par.zero == 0 else "reduce_scatter", params_bytes), dp_group)
+        gather_p[g] = gather
+        # the reduction (and ZeRO-3's next gather) waits for the pass's last compute (the attention core
+        # when there is one): only the ring beyond it, the TP collectives and the send are left
+        tail[g] = (max(c.attn_bwd_s, ring_b) - c.attn_bwd_s if c.attn_bwd_s > 0 or c.cp_bwd else 0.0) + tp_b + send_b
+        bg = rec + c.bwd_s + after + send_b
+        if par.zero == 3 and sharded:
+            bg += max(0.0, red[g] + gather - tail[g])
+            load[s] += 2 * gather + red[g]
+        elif par.zero == 2 and sharded:
+            load[s] += red[g]
+        F[s] += fpass + send_f
+        B[s] += bg
+        b_chunk[g] = bg
+    period = [max(F[s] + B[s], load[s]) for s in range(pp)]
+    if par.schedule == "gpipe":
+        t_pipe = (m - 1) * max(F) + sum(F) + (m - 1) * max(B) + sum(B)
+    else:
+        t_pipe = (m - 1.0 / v) * max(period) + sum(period) / v
+    if par.zero == 3 and sharded:
+        t_pipe += gather_p[0]
+    end = t_pipe
+    drain = 0.0
+    for s in range(pp):
+        stage_end = t_pipe - drain
+        drain += b_chunk[s]  # stage s's chunk 0 (global chunk s) is the next stage up's wait
+        t_comm = float("-inf")
+        for c in reversed(range(v)):
+            g = c * pp + s
+            ready = stage_end - tail[g] - c * pp * b_chunk[g]
+            t_comm = max(t_comm, ready) + red[g]
+        finish = max(stage_end, t_comm)
+        if par.zero in (1, 2) and sharded:
+            finish += sum(gather_p[c * pp + s] for c in range(v))
+        end = max(end, finish)
+    return Screen(end + host_overhead_s, t_pipe, max(period), end - t_pipe)
+
+
+def make_pricer(setup: Any, network: str, ecmp: bool = False) -> Pricer:
+    """The :class:`Pricer` for ``network``: closed forms under ``analytic``, routed costs otherwise."""
+    routed = None
+    if network != "analytic":
+        from sim.network import make_network
+        from sim.screen import RoutedScreen
+
+        routed = RoutedScreen(make_network("flow", setup.graph, ecmp=ecmp))
+    return Pricer(setup.analytic, dict(setup.algorithms), routed)
+
+
+__all__: list[str] = ["Pricer", "Screen", "groups", "make_pricer", "screen"]

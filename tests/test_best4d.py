@@ -1,0 +1,185 @@
+"""``dnnsim best`` on a transformer: the closed-form screen against the simulator, the search space against
+the documented rules, memory first, the re-timed winner against an exhaustive search, and bad input."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+from sim.api import load_setup, simulate
+from sim.best import rank_best
+from sim.cli import main
+from sim.config import make_config
+from sim.llm.costs import chunk_costs
+from sim.llm.memory import max_memory_breakdown
+from sim.llm.parallel import Parallel, check_parallel
+from sim.llm.run import tp_symmetric
+from sim.llm.screen import make_pricer, screen
+from sim.llm.search import CP_MIN_SEQ_LEN, MAX_MICROBATCH, MAX_VIRTUAL_STAGES, heaviest_stage_memory, layouts
+from workloads.zoo import get_model
+
+BASE = dict(model="gpt3-125m", procs=8, batch=16, topology="dgx-h100", network="analytic", compute="roofline:h100",
+            precision="bf16", collectives="nccl")
+
+
+def _screen_vs_simulate(over: dict) -> tuple[float, float]:
+    cfg = make_config({**BASE, **over})
+    setup = load_setup(cfg)
+    par = cfg.parallel()
+    costs = chunk_costs(setup.model, par, setup.compute_model.time, cfg.word_bytes())
+    sc = screen(par, costs, par.microbatches(cfg.batch), make_pricer(setup, "analytic"), cfg.word_bytes(),
+                cfg.host_overhead, tp_symmetric(setup.graph, par, "analytic"))
+    return sc.iteration_s, float(simulate(cfg).summary["iteration_s"].iloc[0])
+
+
+# pp = 1: no pipeline, the iteration is m passes back to back plus the exposed data-parallel tail
+@pytest.mark.parametrize("over", [dict(tp=2), dict(dp=8), dict(tp=2, zero=1), dict(dp=8, zero=2),
+                                  dict(tp=4, recompute="full"), dict(tp=2, recompute="selective", sp=False),
+                                  dict(tp=4, dp=2, microbatch=2), dict(tp=2, cp=2, model="llama2-7b", seq_len=4096, batch=4),
+                                  dict(dp=8, host_overhead="3ms")])
+def test_screen_exact_without_pipeline(over):
+    got, want = _screen_vs_simulate(over)
+    assert got == pytest.approx(want, rel=1e-9)
+
+
+# pipelines whose stages pace alike (m > pp, no stage idles in the steady state): the closed form
+# (m - 1) max P + sum P is the engine's critical path
+@pytest.mark.parametrize("over", [dict(tp=2, pp=2), dict(pp=4), dict(tp=2, pp=2, zero=1),
+                                  dict(tp=2, pp=2, recompute="full"), dict(tp=4, pp=2, schedule="gpipe"),
+                                  dict(tp=2, pp=4, sp=False)])
+def test_screen_exact_on_pipelines(over):
+    got, want = _screen_vs_simulate(over)
+    assert got == pytest.approx(want, rel=1e-9)
+
+
+def test_screen_uniform_stages_ideal_network():
+    """An ideal network (one switch, equal links) and an even split of blocks (24 on 4 stages; only the
+    embedding and the output layer differ): the screen is the engine's critical path."""
+    over = dict(model="gpt3-350m", topology="ideal:latency=2us,bandwidth=50GB/s", pp=4, dp=2, batch=32)
+    got, want = _screen_vs_simulate(over)
+    assert got == pytest.approx(want, rel=1e-9)
+
+
+@pytest.mark.parametrize("over, tol", [(dict(tp=2, pp=2, schedule="interleaved", virtual_stages=2), 0.02),
+                                       (dict(pp=4, schedule="interleaved", virtual_stages=3), 0.02),
+                                       (dict(pp=8, microbatch=2), 0.07),
+                                       (dict(dp=8, zero=3), 0.04), (dict(tp=2, pp=2, zero=3), 0.01)])
+def test_screen_close_elsewhere(over, tol):
+    """Interleaving, a pipeline with m = pp and uneven stages, and ZeRO-3's gathers on the comm stream are
+    approximations (docs/transformers.md)."""
+    got, want = _screen_vs_simulate(over)
+    assert abs(got / want - 1) < tol
+
+
+def test_heaviest_stage_memory_is_the_max():
+    cfg = get_model("gpt3-125m").transformer
+    for pp, sched, v, zero in [(2, "1f1b", 1, 0), (4, "1f1b", 1, 1), (8, "1f1b", 1, 3), (3, "interleaved", 2, 0),
+                               (4, "gpipe", 1, 2), (5, "1f1b", 1, 0), (2, "interleaved", 3, 1)]:
+        par = Parallel(tp=1, pp=pp, dp=1, schedule=sched, virtual_stages=v, zero=zero)
+        batch = 4 * pp
+        want = max_memory_breakdown(cfg, par, precision="bf16", batch=batch)
+        got = heaviest_stage_memory(cfg, par, batch, "bf16", True)
+        assert (got.stage, got.total_bytes) == (want.stage, want.total_bytes)
+
+
+def _brute_force(cfg, procs: int, batch: int, gpus_per_node: int | None) -> set[Parallel]:
+    """The documented space by brute force over every tuple, independently of the enumeration."""
+    out = set()
+    seq = cfg.seq_len
+    for tp, cp, pp in itertools.product(range(1, procs + 1), repeat=3):
+        if procs % (tp * cp * pp) or (gpus_per_node and tp > gpus_per_node):
+            continue
+        if cp > 1 and seq < CP_MIN_SEQ_LEN:
+            continue
+        dp = procs // (tp * cp * pp)
+        for mb in range(1, MAX_MICROBATCH + 1):
+            for sched, v in [("1f1b", 1)] + [("interleaved", v) for v in range(2, MAX_VIRTUAL_STAGES + 1)]:
+                if sched == "interleaved" and (cfg.layers % pp or (cfg.layers // pp) % v):
+                    continue
+                for zero, rec, sp in itertools.product(range(4), ("none", "selective", "full"), (True, False)):
+                    if tp == 1 and not sp:
+                        continue
+                    par = Parallel(tp=tp, cp=cp, pp=pp, dp=dp, sp=sp, microbatch=mb, schedule=sched,
+                                   virtual_stages=v, zero=zero, recompute=rec)
+                    try:
+                        check_parallel(par, layers=cfg.layers, heads=cfg.heads, kv_heads=cfg.n_kv_heads,
+                                       hidden=cfg.hidden, seq_len=seq, batch=batch, procs=procs)
+                    except Exception:
+                        continue
+                    out.add(par)
+    return out
+
+
+def test_search_space_is_the_documented_one():
+    cfg = get_model("gpt3-125m").transformer  # 12 heads, 12 layers, hidden 768
+    got = layouts(cfg, 8, 16, {}, 8)
+    assert len(got) == len(set(got))
+    assert set(got) == _brute_force(cfg, 8, 16, 8)
+    assert {p.tp for p in got} == {1, 2, 4}  # 8 does not divide 12 heads
+
+
+def test_search_space_respects_fixed_dimensions():
+    cfg = get_model("gpt3-125m").transformer
+    fixed = {"tp": 2, "zero": 1, "recompute": "selective", "microbatch": 2}
+    got = layouts(cfg, 8, 16, fixed, 8)
+    assert got and all((p.tp, p.zero, p.recompute, p.microbatch) == (2, 1, "selective", 2) for p in got)
+    assert set(got) == {p for p in _brute_force(cfg, 8, 16, 8)
+                        if (p.tp, p.zero, p.recompute, p.microbatch) == (2, 1, "selective", 2)}
+    inter = layouts(cfg, 8, 16, {"schedule": "interleaved"}, 8)
+    assert inter and all(p.schedule == "interleaved" and p.pp > 1 for p in inter)
+    # tp across nodes only when fixed: 2 GPUs per node caps the searched tp at 2
+    assert {p.tp for p in layouts(cfg, 8, 16, {}, 2)} == {1, 2}
+    assert {p.tp for p in layouts(cfg, 8, 16, {"tp": 4}, 2)} == {4}
+
+
+def test_unfit_excluded_and_listed():
+    base = make_config({**BASE, "model": "llama3-8b", "batch": 8, "tp": 8, "recompute": "none", "zero": 0})
+    ranked = rank_best(base)
+    assert (ranked["fits"] == True).all()  # noqa: E712
+    full = rank_best(base, show_unfit=True)
+    unfit = full[full["fits"] == False]  # noqa: E712
+    assert len(unfit) > 0 and full["rank"].iloc[: len(ranked)].tolist() == list(range(1, len(ranked) + 1))
+    for _, row in unfit.iterrows():
+        assert row["memory_per_rank_bytes"] > 80 * 2**30  # H100: 80 GiB
+        assert row["unfit_reason"] == f"needs {row['memory_per_rank_bytes'] / 2**30:.1f} GiB of 80.0 GiB"
+
+
+def test_winner_agrees_with_exhaustive_flow():
+    """Every candidate simulated on flow: best's winner (re-timing only its screen's top 3) is the fastest."""
+    base = make_config({**BASE, "network": "flow", "zero": 0, "recompute": "none", "sp": True, "microbatch": 1})
+    table = rank_best(base, top=3, exact_up_to=0)
+    setup = load_setup(base)
+    times = []
+    for par in layouts(setup.model.transformer, 8, 16, {"zero": 0, "recompute": "none", "sp": True,
+                                                        "microbatch": 1}, 8):
+        cfg = make_config({**BASE, "network": "flow", "tp": par.tp, "cp": par.cp, "pp": par.pp, "dp": par.dp,
+                           "schedule": par.schedule, "virtual_stages": par.virtual_stages})
+        times.append(float(simulate(cfg).summary["iteration_s"].iloc[0]))
+    assert float(table["iteration_s"].iloc[0]) == pytest.approx(min(times), rel=1e-12)
+
+
+def test_cli_best_4d(capsys):
+    args = ["best", "--model", "gpt3-125m", "--procs", "8", "--batch", "16", "--compute", "roofline:h100",
+            "--precision", "bf16", "--tp", "2", "--zero", "1", "--top", "2"]
+    assert main([*args, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["rank"] for r in rows] == [1, 2] and all(r["tp"] == 2 and r["zero"] == 1 for r in rows)
+    assert rows[0]["iteration_s"] <= rows[1]["iteration_s"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "virtual_stages" in out and "tokens_per_s" in out
+
+
+@pytest.mark.parametrize("args", [["--tp", "5"], ["--cp", "3", "--seq-len", "1024"], ["--pp", "13"],
+                                  ["--conv", "model"], ["--tp", "3", "--dp", "2"]])
+def test_cli_best_4d_errors(args, capsys):
+    assert main(["best", "--model", "gpt3-125m", "--procs", "8", "--batch", "16", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_cnn_with_tp_refused(capsys):
+    assert main(["best", "--model", "alexnet", "--procs", "8", "--batch", "64", "--tp", "2"]) == 2
+    assert "not a transformer" in capsys.readouterr().err
