@@ -56,10 +56,10 @@ TRAINING_UNITS = {"iteration_s": (), "tflops_per_gpu": ("narayanan2021", "megatr
 #: a training row's setting keys (the run config keys of transformer training on a TP x CP x PP x DP grid)
 TRAINING_KEYS = {"model", "procs", "batch", "seq_len", "tp", "cp", "pp", "dp", "sp", "microbatch", "schedule",
                  "virtual_stages", "zero", "recompute", "precision", "compute", "topology", "network",
-                 "collectives", "overlap"}
+                 "collectives", "overlap", "tp_overlap"}
 #: keys simulate may not know yet (the TP x CP x PP x DP strategy adds them): refusing one makes a row pending
 PENDING_KEYS = TRAINING_KEYS - {"model", "procs", "batch", "precision", "compute", "topology", "network",
-                                "collectives", "overlap"}
+                                "collectives", "overlap", "tp_overlap"}
 ROW_KEYS = {"id", "kind", "setting", "measured", "missing", "source", "notes"}
 COLLECTIVE_KEYS = {"op", "procs", "bytes", "topology", "algorithm", "network"}
 #: the defaults every collective row shares (the ``collective`` command's network; the nccl model)

@@ -183,3 +183,18 @@ def test_cli_best_4d_errors(args, capsys):
 def test_cnn_with_tp_refused(capsys):
     assert main(["best", "--model", "alexnet", "--procs", "8", "--batch", "64", "--tp", "2"]) == 2
     assert "not a transformer" in capsys.readouterr().err
+
+
+def test_screen_follows_tp_overlap_on_one_stage():
+    """pp = 1, analytic: with --tp-overlap the screen equals simulate (each pass the longer of its compute
+    and its TP collectives)."""
+    from sim.api import simulate
+
+    cfg = dict(model="gpt3-125m", procs=4, tp=4, batch=4, microbatch=2, precision="bf16", compute="roofline:h100",
+               network="analytic", topology="ideal:latency=2us,bandwidth=10GB/s", collectives="ring", tp_overlap=True)
+    from sim.best import rank_best
+    from sim.config import make_config
+
+    for _, row in rank_best(make_config(cfg)).head(3).iterrows():
+        exact = simulate({**cfg, "sp": bool(row["sp"]), "zero": int(row["zero"]), "recompute": row["recompute"]})
+        assert row["screen_iteration_s"] == pytest.approx(exact.iteration_s, rel=1e-9)

@@ -119,7 +119,7 @@ def groups(par: Parallel) -> dict[str, Any]:
 
 def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, word_bytes: int,
            host_overhead_s: float = 0.0, tp_solo: bool = False,
-           grp: dict[str, Any] | None = None) -> Screen:
+           grp: dict[str, Any] | None = None, tp_overlap: bool = False) -> Screen:
     """The closed-form iteration of ``par`` with chunk costs ``costs`` and ``m`` micro-batches (module
     docstring); ``tp_solo``: TP collectives priced with the algorithm :func:`sim.llm.run.plan_4d` uses
     when one rank stands for its TP group."""
@@ -143,14 +143,21 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
         tp_b = total(c.tp_bwd, g_["tp"], tp_solo)
         ring_f = total(c.cp_fwd, g_["cp"])
         ring_b = total(c.cp_bwd, g_["cp"])
-        fpass = c.fwd_s + max(c.attn_fwd_s, ring_f) + tp_f
-        if par.recompute == "full":
-            rec = c.fwd_s + c.attn_fwd_s + tp_f
-        elif par.recompute == "selective":
-            rec = c.attn_fwd_s
+        if tp_overlap and par.tp > 1:
+            # TP collectives on comm2 beside the whole pass (with the CP ring, which shares that stream)
+            fpass = max(c.fwd_s + max(c.attn_fwd_s, ring_f), ring_f + tp_f)
+            rec = {"full": max(c.fwd_s + c.attn_fwd_s, tp_f), "selective": c.attn_fwd_s}.get(par.recompute, 0.0)
+            after = max(c.attn_bwd_s, ring_b) + max(0.0, ring_b + tp_b - c.bwd_s - max(c.attn_bwd_s, ring_b))
+            tp_b = 0.0
         else:
-            rec = 0.0
-        after = max(c.attn_bwd_s, ring_b) + tp_b
+            fpass = c.fwd_s + max(c.attn_fwd_s, ring_f) + tp_f
+            if par.recompute == "full":
+                rec = c.fwd_s + c.attn_fwd_s + tp_f
+            elif par.recompute == "selective":
+                rec = c.attn_fwd_s
+            else:
+                rec = 0.0
+            after = max(c.attn_bwd_s, ring_b) + tp_b
         send_f = price(Comm("send", c.send_bytes), (g_["head"][s], g_["head"][(g + 1) % pp])) if g < chunks - 1 else 0.0
         send_b = price(Comm("send", c.send_bytes), (g_["head"][s], g_["head"][(g - 1) % pp])) if g > 0 else 0.0
         params_bytes = c.params * word_bytes

@@ -249,7 +249,7 @@ def rank_best_4d(base: Any, setup: Any, top: int | None = None, exact_up_to: int
         if grp is None:
             grp = group_cache[grid] = groups(par)
         cand.screen_s = screen(par, costs, par.microbatches(base.batch), pricer, word, base.host_overhead, solo,
-                               grp).iteration_s
+                               grp, tp_overlap=base.tp_overlap).iteration_s
 
     fit: list[_Cand] = []
     unfit: list[_Cand] = []
