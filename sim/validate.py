@@ -55,8 +55,8 @@ UNITS = {"collective": "busbw_GB/s", "throughput": "samples/s", "scaling": "spee
 TRAINING_UNITS = {"iteration_s": (), "tflops_per_gpu": ("narayanan2021", "megatron2024"), "mfu_pct": ("palm",)}
 #: a training row's setting keys (the run config keys of transformer training on a TP x CP x PP x DP grid)
 TRAINING_KEYS = {"model", "procs", "batch", "seq_len", "tp", "cp", "pp", "dp", "sp", "microbatch", "schedule",
-                 "virtual_stages", "zero", "recompute", "precision", "compute", "topology", "network",
-                 "collectives"}
+                 "virtual_stages", "zero", "overlap", "recompute", "precision", "compute", "topology",
+                 "network", "collectives"}
 #: keys simulate may not know yet (the TP x CP x PP x DP strategy adds them): refusing one makes a row pending
 PENDING_KEYS = TRAINING_KEYS - {"model", "procs", "batch", "precision", "compute", "topology", "network",
                                 "collectives"}
