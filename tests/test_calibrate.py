@@ -209,3 +209,13 @@ def test_bad_reference_op_and_missing_file(tmp_path, capsys):
 def test_parse_text_errors_are_user_errors():
     with pytest.raises(UserError):
         parse_text("#  size  count  type  redop  root  time  algbw  busbw #wrong\n  8 2 float sum -1 1.0 0 0 0\n")
+
+
+def test_a3_mega_preset_base_latency_is_the_held_out_fit():
+    # topologies/presets/a3-mega.yaml says its base_latency_us was fitted on the A3 Mega table's rows
+    # below 1 MiB only (the validation rows are 1 MiB .. 8 GiB), the efficiencies held: reproduce it
+    (table,) = read_files([A3MEGA])
+    table.rows = [row for row in table.rows if row.size_bytes <= 512 * 2**10]
+    fit = fit_nccl([table], load_reference("a3-mega"), only=("base_latency_us",))
+    assert [p.status for p in fit.params] == ["fitted", "held", "held"]
+    assert load_preset("a3-mega")["nccl"]["base_latency_us"] == round(fit.nccl_values()["base_latency_us"], 1)
