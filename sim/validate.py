@@ -33,10 +33,6 @@ Kinds and how the prediction is made (one set of defaults for every row, nothing
       (:func:`palm_flops_per_token`, the PaLM definition; ``peak`` the dense peak of the row's
       ``compute`` device at its ``precision``, as dnnsim's own ``mfu`` uses).
 
-    A training row whose setting dnnsim refuses with "unknown config key" for one of the 4-D keys
-    (``tp``, ``pp``, ...) is reported as *pending* ("not yet runnable: <error>") instead of failing the
-    table: dnnsim's TP x CP x PP x DP strategy, in progress, adds those keys.
-
 ``error = predicted / measured - 1``. :func:`summarize` gives the median and max of ``|error|``.
 """
 
@@ -57,9 +53,6 @@ TRAINING_UNITS = {"iteration_s": (), "tflops_per_gpu": ("narayanan2021", "megatr
 TRAINING_KEYS = {"model", "procs", "batch", "seq_len", "tp", "cp", "pp", "dp", "sp", "microbatch", "schedule",
                  "virtual_stages", "zero", "recompute", "precision", "compute", "topology", "network",
                  "collectives", "overlap", "tp_overlap"}
-#: keys simulate may not know yet (the TP x CP x PP x DP strategy adds them): refusing one makes a row pending
-PENDING_KEYS = TRAINING_KEYS - {"model", "procs", "batch", "precision", "compute", "topology", "network",
-                                "collectives", "overlap", "tp_overlap"}
 ROW_KEYS = {"id", "kind", "setting", "measured", "missing", "source", "notes"}
 COLLECTIVE_KEYS = {"op", "procs", "bytes", "topology", "algorithm", "network"}
 #: the defaults every collective row shares (the ``collective`` command's network; the nccl model)
@@ -297,19 +290,9 @@ def _iteration_s(config: dict[str, Any]) -> float:
     return float(simulate(config).summary["iteration_s"].iloc[0])
 
 
-class NotYetRunnable(Exception):
-    """A training row whose setting simulate refuses for a key it does not know yet (:data:`PENDING_KEYS`)."""
-
-
 def _training_iteration_s(row: dict[str, Any]) -> float:
-    """dnnsim's iteration time of a training row; a refused 4-D key raises :class:`NotYetRunnable`."""
-    config = {**row["setting"], "model": row.get("_model", row["setting"]["model"])}
-    try:
-        return _iteration_s(config)
-    except UserError as exc:
-        if exc.field in PENDING_KEYS and exc.problem.startswith("unknown config key"):
-            raise NotYetRunnable(f"{exc.field}: {exc.problem}") from exc
-        raise
+    """dnnsim's iteration time of a training row (its model path resolved)."""
+    return _iteration_s({**row["setting"], "model": row.get("_model", row["setting"]["model"])})
 
 
 def predict(row: dict[str, Any]) -> float:
@@ -345,9 +328,8 @@ def _setting_text(row: dict[str, Any]) -> str:
 def run_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One result per row: id, kind, setting, unit, measured, predicted, error, status.
 
-    ``status`` is ``run``, ``missing`` (no numbers) or ``pending`` (a training row simulate cannot run
-    yet: ``measured`` is its published value in seconds, ``predicted`` and ``error`` are None and
-    ``note`` says why). Training rows also carry ``published`` (the value and unit as printed).
+    ``status`` is ``run`` or ``missing`` (no numbers). Training rows also carry ``published`` (the value
+    and unit as printed); their ``measured`` is that value in seconds per iteration.
     """
     results = []
     for row in rows:
@@ -360,24 +342,17 @@ def run_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 result["published"] = f"{row['measured']['value']} {row['measured']['unit']}"
             else:
                 measured = float(row["measured"]["value"])
-            result.update(measured=measured, status="run")
-            try:
-                predicted = predict(row)
-            except NotYetRunnable as exc:
-                result.update(status="pending", note=f"not yet runnable: {exc}")
-            else:
-                result.update(predicted=predicted, error=predicted / measured - 1)
+            predicted = predict(row)
+            result.update(measured=measured, status="run", predicted=predicted, error=predicted / measured - 1)
         results.append(result)
     return results
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Rows run, missing and pending, median and max ``|error|`` and the id of the worst row."""
+    """Rows run and missing, median and max ``|error|`` and the id of the worst row."""
     errors = [(abs(r["error"]), r["id"]) for r in results if r["error"] is not None]
-    pending = sum(1 for r in results if r.get("status") == "pending")
-    summary: dict[str, Any] = {"rows": len(errors), "missing": len(results) - len(errors) - pending,
-                               "pending": pending, "median_abs_error": None, "max_abs_error": None,
-                               "worst": None}
+    summary: dict[str, Any] = {"rows": len(errors), "missing": len(results) - len(errors),
+                               "median_abs_error": None, "max_abs_error": None, "worst": None}
     if errors:
         summary["median_abs_error"] = statistics.median(e for e, _ in errors)
         summary["max_abs_error"], summary["worst"] = max(errors)

@@ -10,6 +10,7 @@ import pytest
 import simpy
 
 from sim.collectives import get_algorithm, parse_collectives
+from sim.collectives import nccl_tuning as tune
 from sim.collectives.nccl_tuning import NcclGraph, choose
 from sim.errors import UserError
 from sim.network import make_network
@@ -75,15 +76,34 @@ def _flow_time(G, op, p, nbytes, network="flow"):
 
 @pytest.mark.parametrize("k", [1, 2, 4])
 def test_multichannel_ring_reaches_k_nics(k):
-    # 2 nodes × 4 GPUs, k NICs of B per node, NVLink 1000× faster, no link latency, NIC efficiency e:
+    # 4 nodes × 4 GPUs, k NICs of B per node, NVLink 1000× faster, no link latency, NIC efficiency e:
     # NCCL's rail-aligned rings push k channels through k NICs, so a large ring all-reduce's bus bandwidth
     # 2(p-1)/p · n / t approaches k · B · e (less only NCCL's fixed per-call latency, < 1 % at 16 GiB).
+    # (4 nodes, not 2: on 2 nodes NCCL's search gives the tree graph up to twice the NIC bandwidth and
+    # its tuning picks the tree for large sizes, test_two_nodes_large_allreduce_picks_tree.)
     B, e = 25e9, 0.9
-    G = hier(2, 4, 1000 * B, B, 0.0, 0.0, nics_per_node=k, nccl={"bus_efficiency": {"nic": e}})
-    p, n = 8, 16 * 2**30
+    G = hier(4, 4, 1000 * B, B, 0.0, 0.0, nics_per_node=k, nccl={"bus_efficiency": {"nic": e}})
+    p, n = 16, 16 * 2**30
     t = _flow_time(G, "allreduce", p, n)
     busbw = 2 * (p - 1) / p * n / t
     assert 0.99 * k * B * e < busbw <= k * B * e
+
+
+def test_two_nodes_large_allreduce_picks_tree():
+    # 2 nodes x 8 H100, 8 NICs of 200 Gbit/s (25 GB/s), 8 channels: per channel NVLink 450/8 = 56.25 GB/s,
+    # NIC 25 GB/s. NCCL's search (src/graph/search.cc, ncclTopoCompute): a ring graph crossing the network
+    # has bwIntra = bwInter = 25; a tree graph on 2 nodes may raise bwIntra to 2 x bwInter = 50 (< 56.25).
+    # tuning.cc: ring Simple bus = 8 x 25 x p/nsteps = 8 x 25 x 16/30; tree Simple bus =
+    # min(8 x 50 x 0.92, 8 x perChMaxTreeBws[Hopper][2 nodes] = 8 x 41.4) x 0.5
+    g = tune.NcclGraph(n_ranks=16, n_nodes=2, channels=8, bw_intra_GBps=56.25, bw_inter_GBps=25.0)
+    assert tune.graph_bw_GBps("ring", g) == 25.0 and tune.graph_bw_GBps("tree", g) == 50.0
+    assert tune.bus_bandwidth_GBps("allreduce", "ring", "Simple", g) == pytest.approx(8 * 25 * 16 / 30)
+    assert tune.bus_bandwidth_GBps("allreduce", "tree", "Simple", g) == pytest.approx(min(8 * 50 * 0.92,
+                                                                                          8 * 41.4) * 0.5)
+    assert tune.choose("allreduce", 2**30, g)[:2] == ("tree", "Simple")
+    # one node: the graph's bandwidth is NVLink's for every algorithm
+    g1 = tune.NcclGraph(n_ranks=8, n_nodes=1, channels=8, bw_intra_GBps=56.25, bw_inter_GBps=56.25)
+    assert tune.graph_bw_GBps("ring", g1) == tune.graph_bw_GBps("tree", g1) == 56.25
 
 
 def test_flat_ring_stays_one_nic():

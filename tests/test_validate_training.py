@@ -1,5 +1,5 @@
 """Training rows of the validation table: the published-value conversions, pinned to numbers printed in
-the sources and to hand computations; row checking; the pending state while simulate lacks the 4-D keys."""
+the sources and to hand computations; row checking; a row run end to end."""
 
 from __future__ import annotations
 
@@ -174,29 +174,27 @@ def test_mfu_conversion_on_a_tiny_model(tmp_path):
     assert math.isclose(published_iteration_s(row), seconds, rel_tol=1e-12)
 
 
-def test_pending_then_run(tmp_path, monkeypatch, capsys):
+def test_a_training_row_runs(tmp_path, monkeypatch, capsys):
+    """The fixture row runs on the 4-D strategy: its prediction is simulate's iteration_s of its setting (the
+    model path resolved against the rows file), and error = predicted / measured - 1."""
+    from sim.api import simulate
+
     path = _fixture(tmp_path)
-    seen = []
-
-    def refuses(config):
-        seen.append(config)
-        raise UserError("tp", "unknown config key 'tp'", "one of model, batch, ...")
-
-    monkeypatch.setattr(validate, "_iteration_s", refuses)
-    (result,) = run_rows(load_rows(path))
-    assert result["status"] == "pending" and result["predicted"] is None and result["error"] is None
-    assert result["note"] == "not yet runnable: tp: unknown config key 'tp'"
-    assert result["published"] == "50 mfu_pct" and result["measured"] > 0
-    assert seen[0]["model"] == str(tmp_path / "models" / "tiny.yaml") and seen[0]["tp"] == 2
-    assert summarize([result])["pending"] == 1 and summarize([result])["missing"] == 0
+    (row,) = load_rows(path)
+    (result,) = run_rows([row])
+    config = {**row["setting"], "model": str(tmp_path / "models" / "tiny.yaml")}
+    assert result["status"] == "run" and result["published"] == "50 mfu_pct"
+    assert result["predicted"] == simulate(config).iteration_s
+    assert math.isclose(result["error"], result["predicted"] / result["measured"] - 1, rel_tol=1e-12)
+    assert summarize([result])["rows"] == 1 and summarize([result])["missing"] == 0
     assert main(["validate", "--rows", str(path)]) == 0
-    out = capsys.readouterr().out
-    assert "tiny  measured" in out and "0 rows run, 0 missing, 1 pending" in out
+    assert "# 1 rows run, 0 missing" in capsys.readouterr().out
 
+    seen = []
     measured = result["measured"]
-    monkeypatch.setattr(validate, "_iteration_s", lambda config: 2 * measured)
+    monkeypatch.setattr(validate, "_iteration_s", lambda config: seen.append(config) or 2 * measured)
     (result,) = run_rows(load_rows(path))
-    assert result["status"] == "run" and math.isclose(result["error"], 1.0, rel_tol=1e-12)
+    assert math.isclose(result["error"], 1.0, rel_tol=1e-12) and seen[0]["tp"] == 2
 
 
 def test_other_refusals_are_errors(tmp_path, monkeypatch, capsys):

@@ -312,6 +312,23 @@ def _build_kind(kind_name: str, raw: dict[str, Any], n_hosts: int | None, label:
     return kind.make(params, n_hosts)
 
 
+def _preset_form(path: str) -> dict[str, Any] | None:
+    """The mapping of a ``.yaml``/``.yml`` file written like a preset (a top-level ``kind`` naming a kind,
+    ``params``, optional ``nccl``), or None for a graph file (hosts, switches, edges)."""
+    if not path.lower().endswith((".yaml", ".yml")) or not Path(path).is_file():
+        return None
+    from sim.yamlfile import read_yaml_mapping
+
+    data = read_yaml_mapping(path, "topology", "a topology YAML file: a graph (hosts, switches, edges) or a "
+                                               "preset-form mapping (kind, params, nccl)")
+    if "kind" not in data:
+        return None
+    if data["kind"] not in KINDS or not isinstance(data.get("params") or {}, dict):
+        raise UserError("topology.kind", f"{data['kind']!r} in {path!r} is not a kind with a params mapping",
+                        "kind: one of " + ", ".join(KINDS) + ", with params: {key: value}")
+    return data
+
+
 def build_topology(spec: str | nx.Graph, n_hosts: int | None = None) -> nx.Graph:
     """The topology graph for a spec, a preset, a file, or an existing graph.
 
@@ -337,8 +354,15 @@ def build_topology(spec: str | nx.Graph, n_hosts: int | None = None) -> nx.Graph
         if not label:
             raise UserError("topology", "empty topology spec", "a kind such as " + ", ".join(KINDS))
         if label.lower().endswith(FILE_SUFFIXES):
-            from topologies.fileio import from_file
-            G = from_file(label)
+            form = _preset_form(label)
+            if form is not None:  # a YAML file in preset form (kind, params, nccl), e.g. calibrate's output
+                merged = dict(form.get("params") or {})
+                if form.get("nccl") is not None:
+                    merged["nccl"] = form["nccl"]
+                G = _build_kind(str(form["kind"]), merged, n_hosts, label)
+            else:
+                from topologies.fileio import from_file
+                G = from_file(label)
         else:
             name, raw = parse_spec(label)
             if name in KINDS or name not in list_presets():

@@ -1,118 +1,272 @@
-"""Fit the per-call latency and bus bandwidth of each link class to nccl-tests tables.
+"""Fit the ``nccl`` collective model's own parameters to nccl-tests tables, by running that model.
 
-The model fitted is nccl-tests' own "algbw vs size" reading of a collective, one per link class c::
+The parameters are the ones ``--collectives nccl`` reads from a topology's ``nccl:`` block (docs/nccl.md):
 
-    t(S) = α_c + S · f_op(n) / (η_c · B_c)
+* ``base_latency_us`` — the per-call latency added to NCCL's own ``baseLat``/``hwLat`` prediction;
+* ``bus_efficiency.nvlink`` — bytes / e on every transfer inside a node;
+* ``bus_efficiency.nic`` — bytes / e on every transfer across nodes.
 
-``S`` the size column (bytes), ``f_op(n)`` nccl-tests' bus factor (busbw / algbw: ``2(n-1)/n`` for
-all-reduce, ``(n-1)/n`` for all-gather, reduce-scatter and all-to-all, 1 for broadcast and reduce), ``α_c``
-the base latency of one call, ``η_c · B_c`` the bus bandwidth reached on that class: ``B_c`` the
-class's reference (nominal) bandwidth and ``η_c`` its bus efficiency. A table's class is ``intra`` when
-its ranks are on one host and ``inter`` when on several (from the file's ``#  Rank ... on HOST`` lines,
-or as the caller says). All rows of one class, over every file, are fitted together by least squares on
-the relative error ``(t_fit - t)/t`` (every size weighs the same, as on nccl-tests' log-scale plots),
-with α_c >= 0. ``η_c`` is only known when ``B_c`` is given; the bus bandwidth is always.
+Everything else the model reads (GPUs and NICs per node, link bandwidths and latencies, GPU generation,
+CPU vendor, NVLS, LL128, channels) comes from the reference machine (:mod:`sim.calibrate.reference`) and is
+not fitted. For every measured row (op, ranks, size) the prediction is the model's time
+(:meth:`sim.collectives.nccl.NcclCollective.cost_s`: NCCL's algorithm/protocol choice, the multi-channel
+phases, the switched-fabric closed form, which ``--network flow`` reproduces on a ``hier`` topology), on
+the reference with the candidate parameters. The fit minimises ``Σ (t_model / t_measured − 1)²`` (every
+size weighs the same, as on nccl-tests' log-scale plots) subject to ``base_latency_us >= 0`` and
+``0 < e <= 1`` (or only some of them, the others held at the reference's values): projected Gauss-Newton in ``(base_latency_us, 1/e_nvlink, 1/e_nic)``, in which the
+model is piecewise linear, with a forward-difference Jacobian and step halving. A parameter no row
+depends on (e.g. ``nic`` with single-node tables only) is held at the reference's value and reported as
+such. Deterministic: same tables and reference, same numbers.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from sim.calibrate.nccltests import Table
+from sim.calibrate.reference import Reference
 from sim.errors import UserError
 
-LINK_CLASSES = ("intra", "inter")
+#: the fitted parameters: name in the ``nccl:`` block, flat key of :func:`topologies.hier.nccl_params`
+PARAMS: tuple[tuple[str, str], ...] = (("base_latency_us", "base_latency_us"),
+                                       ("bus_efficiency.nvlink", "eff_nvlink"),
+                                       ("bus_efficiency.nic", "eff_nic"))
+#: the ops the nccl model times (sim.collectives.nccl_tuning.OPS)
+MODEL_OPS = ("allreduce", "allgather", "reduce_scatter")
 
 
 @dataclass(frozen=True)
-class ClassFit:
-    """The fit of one link class: ``alpha_s``, ``bus_Bps`` (= η·B), ``efficiency`` (None without B)."""
+class ParamFit:
+    """One parameter: its ``nccl:`` name, the fitted ``value``, the reference's ``start`` and ``status``
+    (``fitted``, ``at bound``, ``held`` (not asked for) or ``held (no row depends on it)``)."""
 
-    link_class: str
-    alpha_s: float
-    bus_Bps: float
-    reference_Bps: float | None
-    efficiency: float | None
-    ranks: int
-    rows: int
-    rms_rel_error: float
-    max_rel_error: float
-
-    def time_s(self, size_bytes: float, bus_factor: float) -> float:
-        """The fitted time of one call (module docstring)."""
-        return self.alpha_s + size_bytes * bus_factor / self.bus_Bps
+    name: str
+    key: str
+    value: float
+    start: float
+    status: str
 
 
 @dataclass(frozen=True)
 class Residual:
-    """One measured row against the fit."""
+    """One measured row against the fitted model."""
 
     source: str
     op: str
     ranks: int
-    link_class: str
+    nodes: int
     size_bytes: int
+    algo: str
+    proto: str
     measured_s: float
     fitted_s: float
+
+    @property
+    def link_class(self) -> str:
+        """``intra`` (one node) or ``inter`` (several)."""
+        return "intra" if self.nodes == 1 else "inter"
 
     @property
     def rel_error(self) -> float:
         return (self.fitted_s - self.measured_s) / self.measured_s
 
 
-def link_class(table: Table, default: str | None) -> str:
-    """``intra`` (one host), ``inter`` (several), or ``default`` when the file lists no hosts."""
-    if table.hosts is not None:
-        return "intra" if table.hosts == 1 else "inter"
-    if default is None:
-        raise UserError("link-class", f"{table.source} line {table.line}: the file lists no devices, so its "
-                                      "link class is unknown", "--link-class intra or inter")
-    return default
+@dataclass(frozen=True)
+class NcclFit:
+    """The fit: parameters, residuals, and the reference it is relative to."""
+
+    reference: Reference
+    params: tuple[ParamFit, ...]
+    residuals: tuple[Residual, ...]
+
+    def nccl_values(self) -> dict[str, float]:
+        """Flat keys (``base_latency_us``, ``eff_nvlink``, ``eff_nic``) -> fitted value."""
+        return {p.key: p.value for p in self.params}
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Per link class (and ``all``): rows, rms and max |relative error|."""
+        out: dict[str, dict[str, float]] = {}
+        for cls in ("intra", "inter", "all"):
+            rel = np.array([r.rel_error for r in self.residuals if cls in ("all", r.link_class)])
+            if len(rel):
+                out[cls] = {"rows": int(len(rel)), "rms_rel_error": float(np.sqrt(np.mean(rel**2))),
+                            "max_rel_error": float(np.max(np.abs(rel)))}
+        return out
 
 
-def _solve(x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
-    """(α, 1/bandwidth) minimising Σ((α + x c - t)/t)², α >= 0, c > 0."""
-    design = np.column_stack([1.0 / t, x / t])
-    (alpha, slope), *_ = np.linalg.lstsq(design, np.ones_like(t), rcond=None)
-    if alpha < 0:  # the constrained optimum lies on α = 0
-        alpha = 0.0
-        slope = float(np.sum(x / t) / np.sum((x / t) ** 2))
-    if not slope > 0:
-        raise UserError("nccl-tests", "the fit found no positive bandwidth (times do not grow with size)",
-                        "tables whose time grows with size, e.g. up to at least 64MiB")
-    return float(alpha), float(slope)
+@dataclass(frozen=True)
+class _Point:
+    source: str
+    op: str
+    ranks: int
+    nodes: int
+    local_size: int
+    size_bytes: int
+    time_s: float
 
 
-def fit_tables(tables: list[Table], default_class: str | None = None, min_bytes: float = 0.0,
-               reference_Bps: dict[str, float] | None = None) -> tuple[dict[str, ClassFit], list[Residual]]:
-    """Fit every link class present in ``tables`` (rows of at least ``min_bytes``); the residuals of
-    every fitted row, by class, then in file order."""
-    reference_Bps = reference_Bps or {}
-    by_class: dict[str, list[tuple[Table, list]]] = {}
+def _points(tables: list[Table], ref: Reference, min_bytes: float) -> list[_Point]:
+    g = ref.gpus_per_node
+    points: list[_Point] = []
     for table in tables:
-        rows = [row for row in table.rows if row.size_bytes >= min_bytes]
-        if rows:
-            by_class.setdefault(link_class(table, default_class), []).append((table, rows))
-    if not by_class:
-        raise UserError("min-bytes", f"no row of at least {min_bytes:g} bytes", "a smaller --min-bytes")
-    fits: dict[str, ClassFit] = {}
-    residuals: list[Residual] = []
-    for cls, entries in by_class.items():
-        x = np.array([row.size_bytes * table.bus_factor for table, rows in entries for row in rows])
-        t = np.array([row.time_s for table, rows in entries for row in rows])
-        if len(t) < 2:
-            raise UserError("nccl-tests", f"link class {cls} has {len(t)} row to fit", "at least two sizes")
-        alpha, slope = _solve(x, t)
-        rel = (alpha + x * slope - t) / t
-        ref = reference_Bps.get(cls)
-        bus = 1.0 / slope
-        fits[cls] = ClassFit(cls, alpha, bus, ref, None if ref is None else bus / ref,
-                             max(table.ranks for table, _ in entries), len(t),
-                             float(np.sqrt(np.mean(rel**2))), float(np.max(np.abs(rel))))
-        for table, rows in entries:
-            for row in rows:
-                residuals.append(Residual(table.source, table.op, table.ranks, cls, row.size_bytes, row.time_s,
-                                          fits[cls].time_s(row.size_bytes, table.bus_factor)))
-    return fits, residuals
+        where = f"{table.source} line {table.line}"
+        if table.op not in MODEL_OPS:
+            raise UserError("op", f"{where}: the nccl model does not time {table.op!r}", ", ".join(MODEL_OPS))
+        p = int(table.ranks)
+        if p < 2:
+            raise UserError("nccl-tests", f"{where}: {p} rank sends nothing", "tables of at least 2 ranks")
+        if p % g or (table.hosts is not None and p != table.hosts * g):
+            hosts = "" if table.hosts is None else f" on {table.hosts} host(s)"
+            raise UserError("reference", f"{where}: {p} ranks{hosts} do not fill whole nodes of the reference's "
+                                         f"{g} GPUs", f"a reference with gpus_per_node matching the table, e.g. "
+                                                      f"{ref.label.split(':')[0]}:gpus_per_node="
+                                                      f"{p if table.hosts in (None, 1) else p // table.hosts}")
+        for row in table.rows:
+            if row.size_bytes >= min_bytes and row.size_bytes > 0:
+                points.append(_Point(table.source, table.op, p, p // g, g, row.size_bytes, row.time_s))
+    if len(points) < 2:
+        raise UserError("min-bytes", f"{len(points)} row(s) of at least {min_bytes:g} bytes to fit",
+                        "at least two rows: a smaller --min-bytes or more sizes")
+    return points
+
+
+def model_time_s(ref: Reference, op: str, ranks: int, size_bytes: float, values: dict[str, float]) -> float:
+    """The nccl model's time of one call on the reference with ``values`` (flat keys) in its ``nccl:`` block."""
+    from sim.collectives.nccl import NCCL
+
+    g = ref.gpus_per_node
+    fabric = ref.fabric(ranks, values)
+    return NCCL[op].cost_s(int(ranks), float(size_bytes), 0.0, 1.0, local_size=g, fabric=fabric)
+
+
+class _Model:
+    """t(x) for every point, x = (base_latency_us, 1/e_nvlink, 1/e_nic); fabrics cached per rank count."""
+
+    def __init__(self, ref: Reference, points: list[_Point]) -> None:
+        self.ref, self.points = ref, points
+        self.t = np.array([pt.time_s for pt in points])
+        self._fabrics = {p: ref.fabric(p) for p in sorted({pt.ranks for pt in points})}
+
+    @staticmethod
+    def values(x: np.ndarray) -> dict[str, float]:
+        return {"base_latency_us": float(x[0]), "eff_nvlink": float(1.0 / x[1]), "eff_nic": float(1.0 / x[2])}
+
+    def times(self, x: np.ndarray) -> np.ndarray:
+        from sim.collectives.nccl import NCCL
+
+        vals = self.values(x)
+        out = np.empty(len(self.points))
+        for i, pt in enumerate(self.points):
+            fabric = {**self._fabrics[pt.ranks], **vals}
+            out[i] = NCCL[pt.op].cost_s(pt.ranks, float(pt.size_bytes), 0.0, 1.0, local_size=pt.local_size,
+                                        fabric=fabric)
+        return out
+
+    def residuals(self, x: np.ndarray) -> np.ndarray:
+        return self.times(x) / self.t - 1.0
+
+    def choice(self, pt: _Point, x: np.ndarray) -> tuple[str, str]:
+        from sim.collectives.nccl import NCCL
+
+        plan = NCCL[pt.op].plan(pt.ranks, float(pt.size_bytes), pt.local_size,
+                                {**self._fabrics[pt.ranks], **self.values(x)})
+        return plan.algo, plan.proto
+
+
+_LOWER = np.array([0.0, 1.0, 1.0])  # base latency >= 0 us; 1/e >= 1 (e <= 1)
+
+
+def _jacobian(model: _Model, x: np.ndarray, r: np.ndarray, free: np.ndarray) -> np.ndarray:
+    J = np.zeros((len(r), len(x)))
+    for j in np.flatnonzero(free):
+        h = 1e-6 * max(1.0, abs(x[j]))
+        xh = x.copy()
+        xh[j] += h
+        J[:, j] = (model.residuals(xh) - r) / h
+    return J
+
+
+def _bounded_step(J: np.ndarray, r: np.ndarray, x: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """argmin ||r + J dx|| with x + dx >= lower, over the free parameters: every choice of which free
+    parameters sit on their bound, the best feasible one (3 parameters: at most 8 small solves)."""
+    idx = list(np.flatnonzero(free))
+    best, best_cost = np.zeros_like(x), float(r @ r)
+    for k in range(len(idx) + 1):
+        for pinned in itertools.combinations(idx, k):
+            dx = np.zeros_like(x)
+            for j in pinned:
+                dx[j] = _LOWER[j] - x[j]
+            rest = [j for j in idx if j not in pinned]
+            if rest:
+                sol, *_ = np.linalg.lstsq(J[:, rest], -(r + J @ dx), rcond=None)
+                dx[rest] = sol
+            if np.any(x + dx < _LOWER - 1e-12):
+                continue
+            lin = r + J @ dx
+            cost = float(lin @ lin)
+            if cost < best_cost - 1e-18:
+                best, best_cost = dx, cost
+    return best
+
+
+def fit_nccl(tables: list[Table], ref: Reference, min_bytes: float = 0.0,
+             only: tuple[str, ...] | None = None) -> NcclFit:
+    """Fit ``base_latency_us``, ``bus_efficiency.nvlink`` and ``.nic`` (or only the names in ``only``;
+    the others held at the reference's values) to every row of ``tables`` of at least ``min_bytes``
+    (module docstring)."""
+    names = [name for name, _ in PARAMS]
+    for name in only or ():
+        if name not in names:
+            raise UserError("fit", f"unknown parameter {name!r}", ", ".join(names))
+    points = _points(tables, ref, min_bytes)
+    model = _Model(ref, points)
+    start = ref.nccl_start()
+    x0 = np.array([start["base_latency_us"], 1.0 / start["eff_nvlink"], 1.0 / start["eff_nic"]])
+    # start off the kink at 0 (a zero base latency can hide under the path latency) and off e = 1
+    x = np.maximum(x0, np.array([10.0, 1.05, 1.05]))
+    r = model.residuals(x)
+    free = np.ones(3, dtype=bool)
+    J = _jacobian(model, x, r, free)
+    held = ~np.any(J != 0, axis=0)
+    if only:
+        held |= np.array([name not in only for name in names])
+    free &= ~held
+    x[held] = x0[held]
+    r = model.residuals(x)
+    cost = float(r @ r)
+    for _ in range(200):
+        if not free.any():
+            break
+        J = _jacobian(model, x, r, free)
+        dx = _bounded_step(J, r, x, free)
+        step, moved = 1.0, False
+        while step > 1e-10:
+            xn = np.maximum(x + step * dx, _LOWER)
+            rn = model.residuals(xn)
+            cn = float(rn @ rn)
+            if cn < cost:
+                moved = np.max(np.abs(xn - x) / np.maximum(1.0, np.abs(x))) > 1e-13
+                x, r, cost = xn, rn, cn
+                break
+            step /= 2
+        if not moved or cost < 1e-30:
+            break
+    if not math.isfinite(cost):
+        raise UserError("nccl-tests", "the fit did not converge", "tables whose time grows with size")
+    params = []
+    for j, (name, key) in enumerate(PARAMS):
+        start_v = start[key]
+        value = start_v if held[j] else float(x[j]) if j == 0 else float(1.0 / x[j])
+        status = ("held" if only and name not in only else "held (no row depends on it)") if held[j] else "at bound" if x[j] <= _LOWER[j] else "fitted"
+        params.append(ParamFit(name, key, value, start_v, status))
+    fitted = model.times(x)
+    residuals = []
+    for pt, t_fit in zip(points, fitted, strict=True):
+        algo, proto = model.choice(pt, x)
+        residuals.append(Residual(pt.source, pt.op, pt.ranks, pt.nodes, pt.size_bytes, algo, proto, pt.time_s,
+                                  float(t_fit)))
+    return NcclFit(ref, tuple(params), tuple(residuals))

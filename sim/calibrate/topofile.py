@@ -1,12 +1,12 @@
-"""Write a fit (:mod:`sim.calibrate.fit`) as a topology YAML file that ``--topology`` reads.
+"""Write a fit (:mod:`sim.calibrate.fit`) as a topology YAML file that ``--topology FILE`` reads.
 
-The graph is a star (one non-blocking switch ``s0``, hosts ``h0 .. h{n-1}``) whose links carry the fitted
-values of the *main* class (``inter`` when the files had a multi-node table, else ``intra``), with n its
-largest rank count: every link has the fitted bus bandwidth ``η·B`` and the latency
-``α / (4 (n - 1))``, so that a ring all-reduce of n ranks on it (2(n-1) steps, each over two links:
-``2(n-1) · 2 · latency = α``, and ``2(n-1)/n · S`` bytes through each rank's link at ``η·B``) takes
-exactly the fitted ``α + S · 2(n-1)/n / (η·B)``. The ``nccl:`` block holds every class's values for an
-NCCL-like collective model (docs/calibrate.md names the keys); the topology reader ignores it.
+The file is in preset form, like ``topologies/presets/*.yaml``: ``kind: hier``, the reference machine's
+``params`` unchanged, and its ``nccl:`` block with the fitted ``base_latency_us`` and
+``bus_efficiency: {nvlink, nic}`` under the names the ``nccl`` collective model reads (the reference's
+``arch``, ``cpu_vendor``, ``nvls``, ``ll128``, ``channels`` kept). ``--topology FILE --collectives nccl``
+(or ``dnnsim collective --algorithm nccl --topology FILE``) then gives back the fitted times. Values are
+written at full float precision, so the file reproduces the fit bit for bit. A ``calibration:`` mapping
+records the command, the files, and the fit's residual statistics (the topology reader ignores it).
 """
 
 from __future__ import annotations
@@ -14,39 +14,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sim.calibrate.fit import ClassFit
+from sim.calibrate.fit import NcclFit
 from sim.errors import UserError
 
 
-def main_class(fits: dict[str, ClassFit]) -> ClassFit:
-    """The class the graph's links carry: ``inter`` when fitted, else ``intra``."""
-    return fits["inter"] if "inter" in fits else fits["intra"]
-
-
-def topology_dict(fits: dict[str, ClassFit], sources: list[str], command: str) -> dict[str, Any]:
+def topology_dict(fit: NcclFit, sources: list[str], command: str) -> dict[str, Any]:
     """The YAML mapping (module docstring)."""
-    main = main_class(fits)
-    n = max(main.ranks, 2)
-    hosts = [f"h{i}" for i in range(n)]
-    nccl: dict[str, Any] = {
-        "base_latency_us": {c: round(f.alpha_s * 1e6, 4) for c, f in fits.items()},
-        "bus_bandwidth_GBps": {c: round(f.bus_Bps / 1e9, 4) for c, f in fits.items()},
-        "bus_efficiency": {c: (None if f.efficiency is None else round(f.efficiency, 4)) for c, f in fits.items()},
-        "reference_bandwidth_GBps": {c: (None if f.reference_Bps is None else round(f.reference_Bps / 1e9, 4))
-                                     for c, f in fits.items()},
-        "fit": {c: {"ranks": f.ranks, "rows": f.rows, "rms_rel_error": round(f.rms_rel_error, 4),
-                    "max_rel_error": round(f.max_rel_error, 4)} for c, f in fits.items()},
-    }
+    ref = fit.reference
+    values = fit.nccl_values()
+    nccl = {k: v for k, v in ref.nccl.items() if k not in ("base_latency_us", "bus_efficiency")}
+    nccl["base_latency_us"] = values["base_latency_us"]
+    nccl["bus_efficiency"] = {"nvlink": values["eff_nvlink"], "nic": values["eff_nic"]}
     return {
         "name": "calibrated",
-        "description": f"fitted by dnnsim calibrate nccl from {', '.join(sources)}: {main.link_class} class, "
-                       f"{n} hosts on one switch; ring all-reduce on it takes the fitted time",
-        "command": command,
-        "hosts": hosts,
-        "switches": ["s0"],
-        "defaults": {"bandwidth": float(main.bus_Bps), "latency": float(main.alpha_s / (4 * (n - 1)))},
-        "edges": [[h, "s0"] for h in hosts],
+        "description": f"{ref.label} with the nccl model's base latency and bus efficiencies fitted by dnnsim "
+                       f"calibrate nccl to {', '.join(sources)}",
+        "kind": "hier",
+        "params": dict(ref.params),
         "nccl": nccl,
+        "calibration": {
+            "command": command,
+            "reference": ref.label,
+            "files": list(sources),
+            "parameters": {p.name: {"value": p.value, "start": p.start, "status": p.status} for p in fit.params},
+            "fit": {cls: {k: (round(v, 6) if isinstance(v, float) else v) for k, v in s.items()}
+                    for cls, s in fit.stats().items()},
+        },
     }
 
 

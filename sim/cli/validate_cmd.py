@@ -1,9 +1,8 @@
 """``dnnsim validate``: predict every row of the validation table and print predicted vs measured.
 
 Fields: ``id, kind, setting, unit, measured, predicted, error, status`` (error = predicted / measured − 1;
-status ``run``, ``missing`` — rows dnnsim cannot express, ``setting`` = ``missing: ...`` and no numbers — or
-``pending`` — training rows whose 4-D keys simulate does not accept yet: measured but no prediction). The
-table format ends with the median and max ``|error|`` over the rows run. See validation/README.md.
+status ``run`` or ``missing`` — rows dnnsim cannot express, ``setting`` = ``missing: ...`` and no numbers).
+The table format ends with the median and max ``|error|`` over the rows run. See validation/README.md.
 
 Example::
 
@@ -32,13 +31,7 @@ def format_results(results: list[dict]) -> str:
     lines = [f"{'id':<{width}}  {'unit':<10}  {'measured':>9}  {'predicted':>9}  {'error':>8}  setting"]
     lines += [f"{r['id']:<{width}}  {r['unit']:<10}  {_cell(r['measured']):>9}  {_cell(r['predicted']):>9}  "
               f"{_cell(r['error'], pct=True):>8}  {r['setting']}" for r in run]
-    pending = [r for r in results if r.get("status") == "pending"]
-    if pending:
-        lines.append("")
-        lines.append("# training rows not yet runnable (published value converted to iteration_s):")
-        lines += [f"#   {r['id']}  measured {_cell(r['measured'])} s ({r['published']})  {r['note']}"
-                  for r in pending]
-    missing = [r for r in results if r["error"] is None and r.get("status") != "pending"]
+    missing = [r for r in results if r["error"] is None]
     if missing:
         lines.append("")
         lines.append("# rows dnnsim cannot express yet:")
@@ -62,10 +55,9 @@ def validate(rows_path: str | None, only: str | None, fmt: str) -> None:
         return
     click.echo(format_results(results))
     s = summarize(results)
-    pending = f", {s['pending']} pending" if s["pending"] else ""
     if s["rows"]:
-        click.echo(f"# {s['rows']} rows run, {s['missing']} missing{pending}: median |error| "
+        click.echo(f"# {s['rows']} rows run, {s['missing']} missing: median |error| "
                    f"{s['median_abs_error'] * 100:.1f} %, max |error| {s['max_abs_error'] * 100:.1f} % "
                    f"({s['worst']})")
     else:
-        click.echo(f"# 0 rows run, {s['missing']} missing{pending}")
+        click.echo(f"# 0 rows run, {s['missing']} missing")

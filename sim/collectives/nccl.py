@@ -157,7 +157,7 @@ class NcclCollective:
         if algo == "ring":
             factor = bw / tune.bus_bandwidth_GBps(self.op, "ring", "Simple", g)
         elif algo == "tree":
-            factor = bw / (C * (g.bw_intra_GBps if N <= 2 else g.bw_inter_GBps) * 0.5)
+            factor = bw / (C * tune.graph_bw_GBps("tree", g) * 0.5)
         else:
             factor = 1.0
         share = max(1, L // max(1, min(int(f["nics_per_node"]), L)))

@@ -90,6 +90,21 @@ def enabled(op: str, algo: str, g: NcclGraph) -> bool:
     return True
 
 
+def graph_bw_GBps(algo: str, g: NcclGraph) -> float:
+    """The per-channel bandwidth ``ncclTopoTuneModel`` takes for ``algo``: ``bwIntra`` on up to 2 nodes,
+    else ``bwInter`` — of that algorithm's graph. NCCL's search (``src/graph/search.cc``,
+    ``ncclTopoCompute``) gives a ring graph that crosses the network ``bwIntra = bwInter`` = the speed its
+    NIC path sustains, and a tree graph on 2 nodes a ``bwIntra`` raised to at most ``2 · bwInter``
+    (pass 2, "increase bwIntra for trees"); inside one node the graph's bandwidth is NVLink's."""
+    if g.n_nodes <= 1:
+        return g.bw_intra_GBps
+    if algo == "ring":
+        return min(g.bw_intra_GBps, g.bw_inter_GBps)
+    if algo == "tree" and g.n_nodes == 2:
+        return min(g.bw_intra_GBps, 2 * g.bw_inter_GBps)
+    return g.bw_intra_GBps if g.n_nodes <= 2 else g.bw_inter_GBps
+
+
 def bus_bandwidth_GBps(op: str, algo: str, proto: str, g: NcclGraph) -> float:
     """``comm->bandwidths[coll][a][p]``: the algorithm bandwidth NCCL's model gives (GB/s), 0 if disabled."""
     if not enabled(op, algo, g) or (algo == "nvls" and proto != "Simple") or (proto == "LL128" and not g.ll128):
@@ -100,7 +115,7 @@ def bus_bandwidth_GBps(op: str, algo: str, proto: str, g: NcclGraph) -> float:
     i1 = cc if nodes == 1 else (1 if g.cpu_vendor == "amd" else 0)
     ll_max = LL_MAX_BWS[i1][i2]
     ppn = p / nodes
-    bw = g.bw_intra_GBps if nodes <= 2 else g.bw_inter_GBps
+    bw = graph_bw_GBps(algo, g)
     if algo == "nvls":
         bw = min(g.bw_intra_GBps, g.bw_inter_GBps)
     bus = ch * bw
