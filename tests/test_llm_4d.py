@@ -117,15 +117,19 @@ def test_bubble_fraction_on_an_ideal_network(schedule, p, m, v):
 
 
 # ------------------------------------------------------------------------------------- symmetry, events
-def test_one_rank_per_tp_group_equals_every_rank(monkeypatch):
-    """On dgx-h100 with TP = 8 (a whole node) the TP-representative program gives the full program's times."""
-    cfg = dict(model="llama3-8b", procs=32, tp=8, pp=2, cp=2, zero=1, batch=8, seq_len=2048, network="flow",
-               topology="dgx-h100", compute="roofline:h100", precision="bf16", collectives="nccl")
+@pytest.mark.parametrize("network", ["flow", "analytic"])
+def test_one_rank_per_tp_group_equals_every_rank(monkeypatch, network):
+    """On dgx-h100 with TP = 8 (a whole node) the TP-representative program gives the full program's times
+    (the representatives keep their hosts: their DP, CP and pipeline groups span nodes)."""
+    # analytic: a DP group of 8 representatives must span 8 nodes (on one node nccl would pick NVLS)
+    layout = dict(pp=2, cp=2, dp=2, zero=1) if network == "flow" else dict(dp=8)
+    cfg = dict(model="llama3-8b", procs=64, tp=8, batch=8, seq_len=2048, network=network, topology="dgx-h100",
+               compute="roofline:h100", precision="bf16", collectives="nccl", **layout)
     fast = simulate(cfg)
-    assert fast.plan.meta["tp_representative"] and fast.plan.prog.n_ranks == 4
+    assert fast.plan.meta["tp_representative"] and fast.plan.prog.n_ranks == 8
     monkeypatch.setattr(llm_run, "tp_symmetric", lambda *a: False)
     full = simulate(cfg)
-    assert full.plan.prog.n_ranks == 32
+    assert full.plan.prog.n_ranks == 64
     for key in ("iteration_s", "compute_s", "tp_comm_s", "cp_comm_s", "pp_comm_s", "dp_comm_s", "bubble_s",
                 "bytes_sent_per_rank"):
         assert fast.summary[key].iloc[0] == pytest.approx(full.summary[key].iloc[0], rel=1e-9), key

@@ -116,7 +116,7 @@ def plan_4d(config: Any, setup: Any) -> LLMPlan:
     algorithms = dict(setup.algorithms)
 
     def net(placement: Any = None) -> Any:
-        if config.network == "analytic":
+        if config.network == "analytic" and placement is None:
             return setup.analytic
         return make_network(config.network, setup.graph, placement=placement, ecmp=config.ecmp)
 
@@ -125,8 +125,8 @@ def plan_4d(config: Any, setup: Any) -> LLMPlan:
     if tp_symmetric(setup.graph, par, config.network):
         solo = _solo_timer(network, par)
         tp_solo = lambda c: solo(c, algorithms.get(c.op, "ring"))  # noqa: E731
-        if config.network != "analytic":
-            network = net(list(range(0, par.procs, par.tp)))
+        # program rank i is global rank i * tp: its host (placement facts of the DP, CP and pipeline groups)
+        network = net(list(range(0, par.procs, par.tp)))
     memory = plan_memory(config, setup, par)
     if config.require_fit and memory["fits"] is False:
         raise UserError("require_fit", f"{memory['memory_per_rank_bytes'] / 2**30:.1f} GiB per rank does not fit the "
