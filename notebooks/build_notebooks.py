@@ -303,8 +303,9 @@ def transformers() -> list:
             "pipeline parallelism (PP) cuts the layers into stages that pass activations along, and data "
             "parallelism (DP) replicates the rest and reduces the gradients, optionally with ZeRO. This "
             "notebook runs Llama 3 70B on DGX H100 nodes: one iteration and its numbers, the pipeline bubble "
-            "against its formula, the memory each rank needs, and where the time goes for several layouts of "
-            "the same 64 GPUs. `docs/transformers.md` describes the model; everything here runs in seconds."),
+            "against its formula, the memory each rank needs, where the time goes for several layouts of "
+            "the same 64 GPUs, and the layouts `dnnsim best` finds. `docs/transformers.md` describes the "
+            "model; everything here runs in seconds."),
         new_code_cell(setup("import sim",
                             "from sim.llm.memory import device_memory_bytes, fits, max_memory_breakdown",
                             "from sim.llm.parallel import Parallel", "from sim.llm.schedule import bubble_fraction",
@@ -484,7 +485,27 @@ def transformers() -> list:
             "work of each call, and a TP-4 rank's matrix products are twice as large), but each rank holds "
             "twice the parameters per stage: the best MFU here, with the most memory. Context parallelism "
             "adds its ring exchange, and its half-length sequences make smaller calls. MFU sums it up: "
-            "model FLOPs per second over the peak of the 64 GPUs."),
+            "model FLOPs per second over the peak of the 64 GPUs.\n\n"
+            "## Let dnnsim search\n\n"
+            "`dnnsim best` (here `sim.best.rank_best`) searches the layouts for you: every TP × CP × PP × DP "
+            "split of the GPUs with its micro-batch size, schedule, ZeRO stage and recomputation; the ones "
+            "whose heaviest stage does not fit the device are dropped, the rest timed in closed form (the "
+            "slowest-stage count above, per chunk), and the best of them re-timed by the simulator on the "
+            "`flow` network. A dimension you give is fixed: TP 8 here, which keeps the search to seconds "
+            "(docs/transformers.md describes the search space)."),
+        new_code_cell('from sim.best import rank_best\n'
+                      'from sim.config import make_config\n\n'
+                      'best = rank_best(make_config({**H100, "model": "llama3-70b", "procs": 64, "batch": 64, "tp": 8}), top=5)\n'
+                      'best["GiB"] = best["memory_per_rank_bytes"] / GiB\n'
+                      'print(best[["rank", "tp", "cp", "pp", "dp", "microbatch", "schedule", "virtual_stages", "zero",\n'
+                      '            "recompute", "screen_iteration_s", "iteration_s", "mfu", "GiB"]].to_string(index=False))'),
+        new_markdown_cell(
+            "The winners spend the memory the hand-picked layouts left free: two sequences per micro-batch "
+            "(larger matrix products, which the roofline runs more efficiently) and, with pipeline stages, "
+            "the interleaved schedule with 8 chunks per stage to shrink the bubble, at 67 to 75 GiB of the "
+            "80. "
+            "`screen_iteration_s` is the closed form, `iteration_s` the simulation, by which the rows are "
+            "ranked."),
     ]
 
 

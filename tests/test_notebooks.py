@@ -264,6 +264,15 @@ def check_transformers(printed: list[str]) -> None:
             assert float(pp_s) == 0 and float(bubble_s) == 0
     assert _row(split, "8x1x2x4")[-1] == _row(table, "selective", "/", "ZeRO", "1")[6]
 
+    # 5. dnnsim best with TP 8 fixed: five fitting layouts ranked by their simulated iteration
+    best = next(t for t in printed if "screen_iteration_s" in t)
+    rows = [line.split() for line in best.splitlines()[1:]]
+    assert [r[0] for r in rows] == ["1", "2", "3", "4", "5"] and all(r[1] == "8" for r in rows)
+    times = [float(r[11]) for r in rows]
+    assert times == sorted(times)
+    for r in rows:
+        assert _close(r[12], _mfu(64 * T70 / float(r[11]), 64), rel=1e-6) and float(r[13]) <= 80
+
 
 CHECKS = {"01-quickstart": check_quickstart, "02-reproduce-the-paper": check_reproduce,
           "03-topology-and-contention": check_topology, "04-sweeps-at-scale": check_sweeps,
