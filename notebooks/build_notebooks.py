@@ -2,8 +2,8 @@
 
 Run ``python notebooks/build_notebooks.py`` after editing a cell here; the ``.ipynb`` files are written
 atomically, committed without outputs, and executed by ``tests/test_notebooks.py``. Each notebook runs in
-seconds: the analytic network and a few dozen points, except ``03`` which uses the ``flow`` network on
-P <= 64.
+seconds: the analytic network and a few dozen points, except ``03`` and ``05`` which use the ``flow``
+network on P <= 64.
 """
 
 from __future__ import annotations
@@ -237,11 +237,285 @@ def sweeps() -> list:
     ]
 
 
+H100_BASE = """\
+# DGX H100 nodes (8 GPUs on NVSwitch, one 400 Gbit/s NIC per GPU), the H100's bf16 roofline, NCCL's algorithms
+H100 = {"topology": "dgx-h100", "network": "flow", "compute": "roofline:h100", "precision": "bf16",
+        "collectives": "nccl"}
+GiB = 2**30"""
+
+FLAT_PROFILE = """\
+LLAMA70 = get_model("llama3-70b")
+
+
+def flat_profile(path, head_blocks=0.0):
+    \"\"\"A profile CSV of Llama 3 70B in which every layer of a block takes 1 ms forward and 2 ms backward per
+    sequence, the embedding and the final norm nothing, and the output layer `head_blocks` blocks' worth.\"\"\"
+    block_layers = sum(layer.name.startswith("h0.") for layer in LLAMA70.layers)  # 13
+    rows = []
+    for layer in LLAMA70.layers:
+        fwd = 1e-3 if layer.name.startswith("h") else 0.0
+        if layer.name == "lm_head":
+            fwd = head_blocks * block_layers * 1e-3
+        rows.append({"layer": layer.name, "batch": 1, "fwd_s": fwd, "bwd_s": 2 * fwd})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return f"profile:{path}"
+
+
+# a network on which the activations' sends take a fraction of a nanosecond, so that the stages' compute
+# is all there is
+IDEAL = {"topology": "ideal:latency=0s,bandwidth=1e18B/s", "network": "analytic", "precision": "bf16"}
+
+
+def bubble_row(config, m, v=1):
+    \"\"\"Run `config` with m micro-batches; its bubble share beside the uniform-stage formula.\"\"\"
+    schedule = "interleaved" if v > 1 else "1f1b"
+    result = sim.simulate({**config, "batch": m, "microbatch": 1, "schedule": schedule, "virtual_stages": v})
+    s = result.summary.iloc[0]
+    return result, {"schedule": schedule, "v": v, "m": m, "iteration_s": s.iteration_s, "bubble_s": s.bubble_s,
+                    "measured": s.bubble_s / s.iteration_s, "formula": bubble_fraction(schedule, s.pp, m, v)}"""
+
+
+def slowest_stage_cell() -> str:
+    return '''\
+def slowest_stage(result, m):
+    """Iteration and stage 0's bubble share when the last stage sets the pace: its m passes, plus one pass of
+    every other stage to fill the pipeline and drain it; times per micro-batch from the per-chunk table."""
+    t = (result.layers["fwd_compute_s"] + result.layers["bwd_compute_s"] + result.layers["tp_comm_s"]) / m
+    iteration = t.iloc[:-1].sum() + m * t.iloc[-1]
+    return iteration, 1 - m * t.iloc[0] / iteration
+
+
+rows = []
+for m in (4, 8, 16, 32):
+    result, row = bubble_row({**IDEAL, "model": "llama3-70b", "procs": 4, "pp": 4,
+                              "compute": flat_profile(SCRATCH / "head.csv", head_blocks=2)}, m)
+    row["slowest-stage iteration_s"], row["slowest stage"] = slowest_stage(result, m)
+    rows.append(row)
+pd.DataFrame(rows)'''
+
+
+def transformers() -> list:
+    return [
+        new_markdown_cell(
+            "# Transformers on the TP × CP × PP × DP grid\n\n"
+            "dnnsim trains a transformer as Megatron-LM does: tensor parallelism (TP) splits every block's "
+            "matrices over a group of GPUs, context parallelism (CP) splits the sequence (ring attention), "
+            "pipeline parallelism (PP) cuts the layers into stages that pass activations along, and data "
+            "parallelism (DP) replicates the rest and reduces the gradients, optionally with ZeRO. This "
+            "notebook runs Llama 3 70B on DGX H100 nodes: one iteration and its numbers, the pipeline bubble "
+            "against its formula, the memory each rank needs, where the time goes for several layouts of "
+            "the same 64 GPUs, and the layouts `dnnsim best` finds. `docs/transformers.md` describes the "
+            "model; everything here runs in seconds."),
+        new_code_cell(setup("import sim",
+                            "from sim.llm.memory import device_memory_bytes, fits, max_memory_breakdown",
+                            "from sim.llm.parallel import Parallel", "from sim.llm.schedule import bubble_fraction",
+                            "from workloads.zoo import get_model, get_transformer_config") + "\n\n" + H100_BASE),
+        new_markdown_cell(
+            "## One iteration\n\n"
+            "64 GPUs (8 DGX H100 nodes): TP 8 inside each node, 2 pipeline stages of 40 blocks, 4 data-parallel "
+            "replicas; a global batch of 64 sequences of 8,192 tokens, one sequence per micro-batch, so each "
+            "replica runs m = 64 / 4 = 16 micro-batches through the 1F1B schedule. ZeRO 1 shards the optimizer "
+            "state over the replicas, selective recomputation repeats the attention core in the backward pass. "
+            "Any 4-D key (`tp`, `cp`, `pp`, `dp`) selects this strategy; `dnnsim run --tp 8 --pp 2 --dp 4 ...` "
+            "is the same run from the shell."),
+        new_code_cell('run = {**H100, "model": "llama3-70b", "procs": 64, "tp": 8, "pp": 2, "dp": 4, "batch": 64,\n'
+                      '       "zero": 1, "recompute": "selective"}\n'
+                      'result = sim.simulate(run)\n'
+                      's = result.summary.iloc[0]\n'
+                      'pd.Series({k: s[k] for k in ["iteration_s", "compute_s", "tp_comm_s", "cp_comm_s", "pp_comm_s",\n'
+                      '                             "dp_comm_s", "bubble_s", "tokens_per_s", "mfu"]}, name="llama3-70b")'),
+        new_markdown_cell(
+            "The times are those of the *critical rank* (the one that finishes last), here a rank of the first "
+            "stage:\n\n"
+            "* `compute_s`: its matrix products, attention and the rest, by the H100 roofline at bf16, "
+            "including the recomputed attention;\n"
+            "* `tp_comm_s`: the tensor-parallel collectives inside its node (with sequence parallelism, an "
+            "all-gather and a reduce-scatter around each attention and MLP, forward and backward);\n"
+            "* `pp_comm_s`: the activations and gradients crossing the stage boundary while they move;\n"
+            "* `dp_comm_s`: the gradient reduce-scatter and parameter all-gather of ZeRO 1 over the 4 replicas;\n"
+            "* `bubble_s`: the time it waits for the other stage (the pipeline bubble);\n"
+            "* `tokens_per_s` = batch × seq_len / iteration_s, and `mfu`: the model FLOPs per token "
+            "(6N + 12·L·H·Q·T, PaLM's definition, no recomputation counted) times tokens/s over 64 × the "
+            "H100's 989.5 TFLOP/s.\n\n"
+            "These parts need not add up to `iteration_s` exactly: the data-parallel reduction runs on a "
+            "stream of its own. `memory_*` are the bytes per rank of the stage that needs the most, and "
+            "`fits` compares their total with the H100's 80 GiB:"),
+        new_code_cell('memory = pd.Series({k.removeprefix("memory_").removesuffix("_bytes"): s[k] / GiB\n'
+                      '                    for k in ["memory_weights_bytes", "memory_gradients_bytes",\n'
+                      '                              "memory_optimizer_bytes", "memory_activations_bytes",\n'
+                      '                              "memory_inflight_bytes", "memory_per_rank_bytes"]}, name="GiB")\n'
+                      'print(memory.to_string())\n'
+                      'print("fits on an H100:", bool(s.fits))'),
+        new_markdown_cell(
+            "The per-chunk table (`layers.csv` of a 4-D run) has one row per model chunk: its stage, blocks, "
+            "the parameters one rank holds (the first chunk has the vocabulary-parallel embedding, the last "
+            "the final norm and the output layer), one rank's compute over the iteration, and its "
+            "communication by kind."),
+        new_code_cell('result.layers[["layer", "stage", "blocks", "params_per_rank", "fwd_compute_s", "bwd_compute_s",\n'
+                      '               "tp_comm_s", "pp_comm_s", "dp_comm_s"]].astype({"params_per_rank": "int64"})'),
+        new_markdown_cell(
+            "## The pipeline bubble\n\n"
+            "With p stages and m micro-batches, a stage of 1F1B (or GPipe) idles while the pipeline fills and "
+            "drains: on uniform stages and a free network, a share (p − 1)/(m + p − 1) of the iteration. "
+            "Megatron-LM's interleaved schedule gives each stage v chunks of the model and cuts the fill by v: "
+            "(p − 1)/(v·m + p − 1) (Narayanan et al. 2021, Sec. 2.2). `bubble_s` is the time the critical rank "
+            "waits at its pipeline receives.\n\n"
+            "A real model's stages are not uniform: the first holds the embedding and the last the final norm "
+            "and the output layer. To see the schedule alone we make them uniform: a compute profile "
+            "(`compute: profile:FILE`, a CSV of per-layer times) in which every layer of a block takes 1 ms "
+            "forward and 2 ms backward and the embedding, final norm and output layer nothing, on 4 stages "
+            "without TP over an ideal network so fast that the sends are free."),
+        new_code_cell(FLAT_PROFILE + "\n\n" +
+                      'flat = {**IDEAL, "model": "llama3-70b", "procs": 4, "pp": 4, "compute": flat_profile(SCRATCH / "flat.csv")}\n'
+                      'pd.DataFrame([bubble_row(flat, m, v)[1] for v in (1, 2) for m in (4, 8, 16, 32)])'),
+        new_markdown_cell(
+            "Measured and formula agree to the printed digits (the sends' fraction of a nanosecond is what "
+            "is left), and the iteration is (m + p − 1) passes of a stage (20 blocks × 13 layers × 3 ms "
+            "= 0.78 s) for 1F1B, (m + (p − 1)/v) interleaved. Interleaving with v = 2 halves the bubble "
+            "time (2.34 s → 1.17 s), at the price of v times more pipeline sends.\n\n"
+            "### A heavier last stage\n\n"
+            "Now give the output layer the cost of two blocks. The last stage then sets the pace: it runs its "
+            "m passes back to back, the others wait for it, and the iteration is one pass of each of the "
+            "other stages (fill and drain) plus m passes of the last. The first stage, which finishes last, "
+            "idles for everything but its own m passes. That *slowest-stage* count, from the per-chunk "
+            "table, is exact here; the uniform formula underestimates the bubble, and more so as m grows, "
+            "since every micro-batch adds the stages' difference."),
+        new_code_cell(slowest_stage_cell()),
+        new_markdown_cell(
+            "### The real model\n\n"
+            "With the H100 roofline the stages differ in compute and in TP communication: the output layer "
+            "(8,192 × 128,256) costs more than a block, and the vocabulary-parallel cross-entropy adds "
+            "collectives. Llama 3 70B with TP 8 and PP 4 on 32 GPUs, `analytic` network (each collective "
+            "at its closed-form cost):"),
+        new_code_cell('real = {**H100, "network": "analytic", "model": "llama3-70b", "procs": 32, "tp": 8, "pp": 4}\n'
+                      'rows = []\n'
+                      'for m in (4, 8, 16, 32):\n'
+                      '    result, row = bubble_row(real, m)\n'
+                      '    row["slowest-stage iteration_s"], row["slowest stage"] = slowest_stage(result, m)\n'
+                      '    rows.append(row)\n'
+                      'print(pd.DataFrame(rows).to_string())\n'
+                      'result.layers[["layer", "stage", "blocks", "fwd_compute_s", "bwd_compute_s", "tp_comm_s", "pp_comm_s"]]'),
+        new_markdown_cell(
+            "The measured bubble is above the uniform formula at every m, and the slowest-stage count, "
+            "with each chunk's compute and TP time per micro-batch from the table, accounts for nearly all "
+            "of the difference: the last chunk's output layer and loss make its passes about 3.5% longer, "
+            "and every micro-batch adds that to the first stage's wait. The count leaves out the pipeline "
+            "sends (each takes about half a millisecond here), so it "
+            "underestimates the iteration by a few milliseconds, and it books the first stage's own sends "
+            "as waiting, so its bubble share is slightly higher than the measured one.\n\n"
+            "## Memory per rank\n\n"
+            "What one rank holds (Rajbhandari et al. 2020 for the model states, Korthikanti et al. 2022 for "
+            "the activations): 2Ψ bytes of bf16 weights, 2Ψ of gradients and 12Ψ of Adam state (fp32 master "
+            "weights, momentum, variance) for the Ψ parameters of its stage; ZeRO 1 shards the optimizer "
+            "state over the DP replicas, ZeRO 2 also the gradients, ZeRO 3 also the weights. Activations: one "
+            "micro-batch through the stage; *in flight*: the other micro-batches the 1F1B schedule keeps "
+            "(pp − stage of them on a stage, so 2 on the first of 2 stages). Selective recomputation drops "
+            "the attention scores (the s × s term), full recomputation keeps only each block's input. The "
+            "layout of the first run (TP 8, PP 2, DP 4), for every recomputation and ZeRO stage, heaviest "
+            "stage:"),
+        new_code_cell('cfg = get_transformer_config("llama3-70b")\n'
+                      'h100 = device_memory_bytes("h100")\n'
+                      'rows = {}\n'
+                      'for recompute in ("none", "selective", "full"):\n'
+                      '    for zero in (0, 1, 2, 3):\n'
+                      '        par = Parallel(tp=8, pp=2, dp=4, zero=zero, recompute=recompute)\n'
+                      '        worst = max_memory_breakdown(cfg, par, precision="bf16", batch=64, dropout=False)\n'
+                      '        rows[f"{recompute} / ZeRO {zero}"] = {\n'
+                      '            "stage": worst.stage, "weights": worst.weights_bytes / GiB,\n'
+                      '            "gradients": worst.gradients_bytes / GiB, "optimizer": worst.optimizer_bytes / GiB,\n'
+                      '            "activations": worst.activations_bytes / GiB, "in flight": worst.inflight_bytes / GiB,\n'
+                      '            "total": worst.total_bytes / GiB, "fits": fits(worst, h100)}\n'
+                      'mem = pd.DataFrame.from_dict(rows, orient="index")\n'
+                      'print(mem.to_string())\n'
+                      'print("the run above (selective, ZeRO 1) reported the same total:",\n'
+                      '      s.memory_per_rank_bytes / GiB == mem.loc["selective / ZeRO 1", "total"])'),
+        new_code_cell('parts = ["weights", "gradients", "optimizer", "activations", "in flight"]\n'
+                      'ax = mem[parts].plot.bar(stacked=True, figsize=(10, 4.5), width=0.75)\n'
+                      'ax.axhline(h100 / GiB, color="black", linestyle="--", linewidth=1)\n'
+                      'ax.text(11.4, h100 / GiB + 3, "H100: 80 GiB", ha="right")\n'
+                      'ax.set_ylabel("GiB per rank (heaviest stage)")\n'
+                      'ax.set_title("Llama 3 70B, TP 8 × PP 2 × DP 4, 8,192 tokens, 1F1B")\n'
+                      'ax.set_xticks(range(len(mem)), mem.index, rotation=45, ha="right")\n'
+                      'ax.figure.tight_layout()'),
+        new_markdown_cell(
+            "Without recomputation the attention scores of 8,192 × 8,192 tokens per head, kept for each of "
+            "the 40 blocks of the two micro-batches in flight, do not fit whatever ZeRO does (fused attention "
+            "kernels do not store them, which is what selective recomputation models). With selective "
+            "recomputation the model states decide: ZeRO 0's 16 bytes per parameter do not fit, ZeRO 1's "
+            "2 + 2 + 12/4 do. Full recomputation fits even without ZeRO, and pays with a second forward "
+            "pass.\n\n"
+            "## Where the time goes\n\n"
+            "The same 64 GPUs, the same batch of 64 sequences, ZeRO 1 and selective recomputation, on the "
+            "`flow` network (links shared max-min fairly) for several layouts TP × CP × PP × DP:"),
+        new_code_cell('layouts = {"8x1x1x8": {"tp": 8, "dp": 8}, "8x1x2x4": {"tp": 8, "pp": 2, "dp": 4},\n'
+                      '           "8x1x4x2": {"tp": 8, "pp": 4, "dp": 2},\n'
+                      '           "8x1x4x2/v2": {"tp": 8, "pp": 4, "dp": 2, "schedule": "interleaved", "virtual_stages": 2},\n'
+                      '           "4x1x4x4": {"tp": 4, "pp": 4, "dp": 4}, "8x2x2x2": {"tp": 8, "cp": 2, "pp": 2, "dp": 2}}\n'
+                      'rows = {}\n'
+                      'for name, layout in layouts.items():\n'
+                      '    s = sim.simulate({**H100, "model": "llama3-70b", "procs": 64, "batch": 64, "zero": 1,\n'
+                      '                      "recompute": "selective", **layout}).summary.iloc[0]\n'
+                      '    rows[name] = {k: s[k] for k in ["iteration_s", "compute_s", "tp_comm_s", "cp_comm_s", "pp_comm_s",\n'
+                      '                                    "dp_comm_s", "bubble_s", "tokens_per_s", "mfu"]}\n'
+                      '    rows[name]["GiB"] = s.memory_per_rank_bytes / GiB\n'
+                      'split = pd.DataFrame(rows).T\n'
+                      'split.index.name = "TPxCPxPPxDP"\n'
+                      'print(split.to_string())'),
+        new_code_cell('kinds = ["compute_s", "tp_comm_s", "cp_comm_s", "pp_comm_s", "dp_comm_s", "bubble_s"]\n'
+                      'ax = split[kinds].plot.barh(stacked=True, figsize=(10, 3.8))\n'
+                      'ax.scatter(split["iteration_s"], range(len(split)), marker="|", s=400, color="black",\n'
+                      '           label="iteration_s", zorder=3)\n'
+                      'ends = split[kinds].sum(axis=1).clip(lower=split["iteration_s"])\n'
+                      'for y, (end, mfu) in enumerate(zip(ends, split["mfu"], strict=True)):\n'
+                      '    ax.text(end + 0.1, y, f"MFU {mfu:.1%}", va="center")\n'
+                      'ax.set_xlabel("seconds of the critical rank")\n'
+                      'ax.set_xlim(0, split[kinds].sum(axis=1).max() * 1.2)\n'
+                      'ax.invert_yaxis()\n'
+                      'ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))\n'
+                      'ax.figure.tight_layout()'),
+        new_markdown_cell(
+            "The bars are the critical rank's time by kind; the black tick is the iteration (the data-parallel "
+            "reduction runs on its own stream, so the bars can reach past it). Tensor parallelism over a "
+            "whole node costs about a fifth of the iteration whatever the other dimensions do: with "
+            "sequence parallelism each block makes four collectives of its activations forward and four "
+            "backward inside the node. More pipeline stages shrink the data-parallel share (fewer "
+            "replicas, fewer parameters per rank) and grow the bubble (fewer micro-batches per replica); "
+            "interleaving wins part of it back, and the sends themselves are cheap. TP 4 with PP 4 (the same "
+            "16-way split of the weights as TP 8 with PP 2) more than halves the tensor-parallel time, and "
+            "its compute is faster too (the roofline's efficiency grows with the work of each call, and a "
+            "TP-4 rank's matrix products are twice as large), but 1F1B keeps 4 micro-batches in flight on "
+            "its first stage instead of 2: the best MFU here, with the most memory. Context parallelism "
+            "adds its ring exchange, and its half-length sequences make smaller calls. MFU sums it up: "
+            "model FLOPs per second over the peak of the 64 GPUs.\n\n"
+            "## Let dnnsim search\n\n"
+            "`dnnsim best` (here `sim.best.rank_best`) searches the layouts for you: every TP × CP × PP × DP "
+            "split of the GPUs with its micro-batch size, schedule, ZeRO stage and recomputation; the ones "
+            "whose heaviest stage does not fit the device are dropped, the rest timed in closed form (the "
+            "slowest-stage count above, per chunk), and the best of them re-timed by the simulator on the "
+            "`flow` network. A dimension you give is fixed: TP 8 here, which keeps the search to seconds "
+            "(docs/transformers.md describes the search space)."),
+        new_code_cell('from sim.best import rank_best\n'
+                      'from sim.config import make_config\n\n'
+                      'best = rank_best(make_config({**H100, "model": "llama3-70b", "procs": 64, "batch": 64, "tp": 8}), top=5)\n'
+                      'best["GiB"] = best["memory_per_rank_bytes"] / GiB\n'
+                      'print(best[["rank", "tp", "cp", "pp", "dp", "microbatch", "schedule", "virtual_stages", "zero",\n'
+                      '            "recompute", "screen_iteration_s", "iteration_s", "mfu", "GiB"]].to_string(index=False))'),
+        new_markdown_cell(
+            "The winners spend the memory the hand-picked layouts left free: two sequences per micro-batch "
+            "(larger matrix products, which the roofline runs more efficiently) and, with pipeline stages, "
+            "the interleaved schedule with 8 chunks per stage to shrink the bubble, at 67 to 75 GiB of the "
+            "80. "
+            "`screen_iteration_s` is the closed form, `iteration_s` the simulation, by which the rows are "
+            "ranked."),
+    ]
+
+
 NOTEBOOKS = {
     "01-quickstart": quickstart,
     "02-reproduce-the-paper": reproduce,
     "03-topology-and-contention": topology,
     "04-sweeps-at-scale": sweeps,
+    "05-transformers": transformers,
 }
 
 
