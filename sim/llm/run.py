@@ -62,7 +62,9 @@ class LLMPlan:
 def tp_symmetric(graph: Any, par: Parallel, network: str) -> bool:
     """Whether one rank per TP group can stand for the group, exactly.
 
-    Always under ``analytic`` (a collective costs its closed form whatever else runs). Under ``flow`` and
+    Under ``analytic`` (a collective costs its closed form whatever else runs) when every TP group sits on
+    the nodes alike (TP divides, or is a multiple of, the GPUs per node of a topology with nodes, so that
+    algorithms that read the node structure cost the same on each group). Under ``flow`` and
     ``step`` when the TP group is a whole node of a ``hier`` topology with one NIC per GPU: the TP
     collectives then use only that node's NVSwitch links, which no other traffic uses (every CP, DP and
     pipeline peer is on another node and is reached through the GPU's own NIC), and the ranks of one TP
@@ -71,9 +73,10 @@ def tp_symmetric(graph: Any, par: Parallel, network: str) -> bool:
     """
     if par.tp == 1:
         return False
-    if network == "analytic":
-        return True
     g = graph.graph
+    if network == "analytic":
+        per_node = g.get("gpus_per_node")
+        return not per_node or per_node % par.tp == 0 or par.tp % per_node == 0
     return g.get("kind") == "hier" and g.get("gpus_per_node") == par.tp and g.get("nics_per_node") == par.tp
 
 
