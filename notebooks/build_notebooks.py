@@ -280,7 +280,8 @@ def slowest_stage_cell() -> str:
 def slowest_stage(result, m):
     """Iteration and stage 0's bubble share when the last stage sets the pace: its m passes, plus one pass of
     every other stage to fill the pipeline and drain it; times per micro-batch from the per-chunk table."""
-    t = (result.layers["fwd_compute_s"] + result.layers["bwd_compute_s"] + result.layers["tp_comm_s"]) / m
+    chunks = result.layers[result.layers["kind"] == "chunk"]
+    t = (chunks["fwd_compute_s"] + chunks["bwd_compute_s"] + chunks["tp_comm_s"]) / m
     iteration = t.iloc[:-1].sum() + m * t.iloc[-1]
     return iteration, 1 - m * t.iloc[0] / iteration
 
@@ -347,12 +348,14 @@ def transformers() -> list:
                       'print(memory.to_string())\n'
                       'print("fits on an H100:", bool(s.fits))'),
         new_markdown_cell(
-            "The per-chunk table (`layers.csv` of a 4-D run) has one row per model chunk: its stage, blocks, "
-            "the parameters one rank holds (the first chunk has the vocabulary-parallel embedding, the last "
-            "the final norm and the output layer), one rank's compute over the iteration, and its "
-            "communication by kind."),
-        new_code_cell('result.layers[["layer", "stage", "blocks", "params_per_rank", "fwd_compute_s", "bwd_compute_s",\n'
-                      '               "tp_comm_s", "pp_comm_s", "dp_comm_s"]].astype({"params_per_rank": "int64"})'),
+            "The per-layer table (`layers.csv` of a 4-D run) has one row per layer — its stage, chunk, the "
+            "share of its work one rank does and its compute over the iteration — and then one row per model "
+            "chunk (`kind` chunk): its stage, blocks, the parameters one rank holds (the first chunk has the "
+            "vocabulary-parallel embedding, the last the final norm and the output layer), one rank's compute "
+            "over the iteration, and its communication by kind."),
+        new_code_cell('chunks = result.layers[result.layers["kind"] == "chunk"]\n'
+                      'chunks[["layer", "stage", "blocks", "params_per_rank", "fwd_compute_s", "bwd_compute_s",\n'
+                      '        "tp_comm_s", "pp_comm_s", "dp_comm_s"]].astype({"params_per_rank": "int64"})'),
         new_markdown_cell(
             "## The pipeline bubble\n\n"
             "With p stages and m micro-batches, a stage of 1F1B (or GPipe) idles while the pipeline fills and "
@@ -394,7 +397,8 @@ def transformers() -> list:
                       '    row["slowest-stage iteration_s"], row["slowest stage"] = slowest_stage(result, m)\n'
                       '    rows.append(row)\n'
                       'print(pd.DataFrame(rows).to_string())\n'
-                      'result.layers[["layer", "stage", "blocks", "fwd_compute_s", "bwd_compute_s", "tp_comm_s", "pp_comm_s"]]'),
+                      'chunks = result.layers[result.layers["kind"] == "chunk"]\n'
+                      'chunks[["layer", "stage", "blocks", "fwd_compute_s", "bwd_compute_s", "tp_comm_s", "pp_comm_s"]]'),
         new_markdown_cell(
             "The measured bubble is above the uniform formula at every m, and the slowest-stage count, "
             "with each chunk's compute and TP time per micro-batch from the table, accounts for nearly all "

@@ -170,7 +170,7 @@ def test_recomputation_costs_a_forward():
                 topology=IDEAL, dp=1)
     none, full = _row(base), _row({**base, "recompute": "full"})
     res = simulate(base)
-    fwd = float(res.layers["fwd_compute_s"].sum())
+    fwd = float(res.layers.loc[res.layers["kind"] == "chunk", "fwd_compute_s"].sum())
     assert full["compute_s"] - none["compute_s"] == pytest.approx(fwd, rel=1e-9)
 
 
@@ -271,3 +271,17 @@ def test_tp_overlap_hides_tp_collectives_under_compute(tp_overlap):
     assert res.makespan_s == pytest.approx(3.0 if tp_overlap else 4.0, rel=1e-12)
     tp_s = _split(res.records, 0)["tp_comm_s"]
     assert tp_s == pytest.approx(1.0, rel=1e-12)
+
+
+def test_layer_table_rows_add_up_to_their_chunks():
+    """layers.csv of a 4d run: one row per model layer, then per chunk; a chunk's compute and parameters are
+    the sums of its layers' (independent sums of the per-layer rows)."""
+    r = simulate(dict(model="gpt3-125m", procs=8, tp=2, pp=2, batch=8, compute="roofline:a100", precision="bf16"))
+    table = r.layers
+    from workloads.zoo import get_model
+
+    assert list(table.loc[table["kind"] != "chunk", "layer"]) == [layer.name for layer in get_model("gpt3-125m").layers]
+    chunks = table[table["kind"] == "chunk"].set_index("chunk")
+    layers = table[table["kind"] != "chunk"].groupby("chunk")
+    for col in ("fwd_compute_s", "bwd_compute_s", "params_per_rank"):
+        assert layers[col].sum().to_numpy() == pytest.approx(chunks[col].to_numpy(), rel=1e-12), col

@@ -84,6 +84,8 @@ class ChunkCost:
     cp_bwd: tuple[Comm, ...]
     send_bytes: float
     params: float
+    #: per layer of the chunk: (name, kind, fraction of its work on one rank, fwd_s, bwd_s, parameters on one rank)
+    per_layer: tuple[tuple[str, str, float, float, float, float], ...] = ()
 
 
 def split_blocks(n_blocks: int, chunks: int) -> list[range]:
@@ -160,12 +162,16 @@ def chunk_costs(model: Model, par: Parallel, compute_time, word_bytes: int) -> l
         times = {"fwd": 0.0, "bwd": 0.0, "attn_fwd": 0.0, "attn_bwd": 0.0}
         params = 0.0
         kv_words = 0.0
+        rows = []
         for layer in layers:
             shard = compute_fraction(layer, par, kv)
             prefix = "attn_" if layer.kind == "attention" else ""
-            times[prefix + "fwd"] += compute_time(layer, "fwd", b, shard)
-            times[prefix + "bwd"] += compute_time(layer, "bwd", b, shard)
-            params += layer.params * param_fraction(layer, par, kv)
+            fwd, bwd = compute_time(layer, "fwd", b, shard), compute_time(layer, "bwd", b, shard)
+            times[prefix + "fwd"] += fwd
+            times[prefix + "bwd"] += bwd
+            mine = layer.params * param_fraction(layer, par, kv)
+            params += mine
+            rows.append((layer.name, layer.kind, shard, fwd, bwd, mine))
             if layer.kind == "attention":
                 _, kv_heads, d = attention_heads(layer)
                 kv_words += 2 * max(1, kv_heads // par.tp) * d
@@ -190,5 +196,5 @@ def chunk_costs(model: Model, par: Parallel, compute_time, word_bytes: int) -> l
         send = act / (par.tp if par.seq_parallel else 1)
         out.append(ChunkCost(c, tuple(layer.name for layer in layers), blocks, times["fwd"], times["attn_fwd"],
                              times["bwd"], times["attn_bwd"], tuple(tp_fwd), tuple(tp_bwd), cp_fwd, cp_bwd,
-                             send, params))
+                             send, params, tuple(rows)))
     return out

@@ -230,27 +230,37 @@ def run_4d(config: Any, setup: Any, plan: LLMPlan, links: bool = False, link_ser
 
 
 def chunk_table(plan: LLMPlan, records: pd.DataFrame) -> pd.DataFrame:
-    """One row per model chunk (the ``layers.csv`` of a 4d run): its stage, blocks, layers, parameters per
-    rank, the compute of one rank over the iteration (every micro-batch, recomputation excluded) and the
-    mean time per rank of the chunk's ranks in TP, CP, pipeline and data-parallel communication."""
+    """The ``layers.csv`` of a 4d run: one row per layer of the model (kind as the model names it), then one
+    row per model chunk (``kind == "chunk"``).
+
+    Every row has its ``stage`` and ``chunk``, the parameters one rank holds (``params_per_rank``) and the
+    compute of one rank over the iteration (every micro-batch; recomputation excluded); a layer row also
+    the fraction of the layer's work one rank does (``shard``). The communication columns (``tp_comm_s,
+    cp_comm_s, pp_comm_s, dp_comm_s``: the mean time per rank of the chunk's ranks) and ``send_bytes`` (one
+    pipeline send at the chunk's boundary) are on the chunk rows: a chunk's collectives run as one sequence.
+    """
     par = plan.par
     micro = max(1, _microbatches(plan))
     ranks_per_stage = max(1, plan.prog.n_ranks // par.pp)
     comm = records[records["kind"].to_numpy() != "compute"]
     dur = comm["end_s"] - comm["start_s"]
     by = dur.groupby([comm["layer"], comm["category"]]).sum() / ranks_per_stage
-    rows = []
+    layer_rows, chunk_rows = [], []
     for c in plan.costs:
         name = f"chunk{c.index}"
-        row = {"layer": name, "kind": "chunk", "stage": c.index % par.pp, "blocks": c.blocks,
+        stage = c.index % par.pp
+        for lname, kind, shard, fwd, bwd, mine in c.per_layer:
+            layer_rows.append({"layer": lname, "kind": kind, "stage": stage, "chunk": c.index, "shard": shard,
+                               "params_per_rank": mine, "fwd_compute_s": micro * fwd, "bwd_compute_s": micro * bwd})
+        row = {"layer": name, "kind": "chunk", "stage": stage, "chunk": c.index, "blocks": c.blocks,
                "layers": len(c.layers), "params_per_rank": c.params,
                "fwd_compute_s": micro * (c.fwd_s + c.attn_fwd_s), "bwd_compute_s": micro * (c.bwd_s + c.attn_bwd_s),
                "send_bytes": c.send_bytes}
         for cat, col in (("model", "tp_comm_s"), ("domain", "cp_comm_s"), ("pipeline", "pp_comm_s"),
                          ("batch", "dp_comm_s")):
             row[col] = float(by.get((name, cat), 0.0))
-        rows.append(row)
-    return pd.DataFrame(rows)
+        chunk_rows.append(row)
+    return pd.DataFrame(layer_rows + chunk_rows)
 
 
 def _microbatches(plan: LLMPlan) -> int:
