@@ -97,6 +97,12 @@ def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
 def _print_table(summary, layers) -> None:
     emit(summary, "table", vertical=True)
     sys.stdout.write("\n")
+    if summary["strategy"].iloc[0] == "4d" and len(layers):
+        # a transformer has hundreds of layers: the terminal gets the chunk rows, layers.csv (--out) all of them
+        chunks = layers[layers["kind"] == "chunk"].dropna(axis=1, how="all")
+        emit(chunks.drop(columns=["shard"], errors="ignore"), "table")
+        sys.stdout.write(f"({len(layers) - len(chunks)} per-layer rows in layers.csv with --out)\n")
+        return
     emit(layers, "table")
 
 
