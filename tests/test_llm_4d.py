@@ -86,11 +86,13 @@ def test_data_parallel_volume_is_zeros(zero, factor):
 
 def test_pipeline_sends_carry_one_activation_per_boundary():
     """Each of the m micro-batches crosses each of the p-1 stage boundaries forward and backward with
-    b*s*h words: 2(p-1)m*b*s*h*w bytes over all ranks."""
+    b*s*h words: 2(p-1)m*b*s*h*w bytes over all ranks. GPT-3's embeddings are tied, so the first and last
+    stage also all-reduce the word embedding's gradient (V*h words) between them: a 2-rank ring all-reduce,
+    V*h*w bytes sent by each of the two (Megatron-LM's embedding group)."""
     p, m = 4, 3
     row = _row(dict(model="gpt3-125m", procs=p, pp=p, batch=m, microbatch=1, precision="bf16",
                     network="analytic", topology=IDEAL, collectives="ring"))
-    total = 2 * (p - 1) * m * GPT.seq_len * GPT.hidden * 2
+    total = 2 * (p - 1) * m * GPT.seq_len * GPT.hidden * 2 + 2 * GPT.vocab * GPT.hidden * 2
     assert row["bytes_sent_per_rank"] == pytest.approx(total / p, rel=1e-12)
 
 
@@ -283,5 +285,10 @@ def test_layer_table_rows_add_up_to_their_chunks():
     assert list(table.loc[table["kind"] != "chunk", "layer"]) == [layer.name for layer in get_model("gpt3-125m").layers]
     chunks = table[table["kind"] == "chunk"].set_index("chunk")
     layers = table[table["kind"] != "chunk"].groupby("chunk")
-    for col in ("fwd_compute_s", "bwd_compute_s", "params_per_rank"):
+    for col in ("fwd_compute_s", "bwd_compute_s"):
         assert layers[col].sum().to_numpy() == pytest.approx(chunks[col].to_numpy(), rel=1e-12), col
+    # parameters: the tied output layer has none of its own, but with pp > 1 the last stage holds a copy of
+    # the word embedding (V*h / tp per rank)
+    copy = [0.0, GPT.vocab * GPT.hidden / 2]
+    assert (layers["params_per_rank"].sum().to_numpy() + copy) == pytest.approx(chunks["params_per_rank"].to_numpy(),
+                                                                                rel=1e-12)

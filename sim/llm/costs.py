@@ -36,6 +36,12 @@ Pipeline sends
 Data parallelism
     the chunk's parameters on one rank: projections, embedding and output layer divided over TP (K/V by
     ``min(tp, kv_heads)``), norms replicated; gradients and parameters move at the precision's word size.
+
+Tied embeddings across pipeline stages
+    with a tied output layer and more than one chunk, the last chunk holds its own copy of the word
+    embedding (``V·h/tp`` per rank, counted in its parameters) and the first and last chunk all-reduce the
+    embedding's gradient between them once per iteration (Megatron-LM's embedding group,
+    ``finalize_model_grads``): ``embedding_sync``.
 """
 
 from __future__ import annotations
@@ -86,6 +92,9 @@ class ChunkCost:
     params: float
     #: per layer of the chunk: (name, kind, fraction of its work on one rank, fwd_s, bwd_s, parameters on one rank)
     per_layer: tuple[tuple[str, str, float, float, float, float], ...] = ()
+    #: tied embeddings with several chunks: the word-embedding parameters (per rank) whose gradient the
+    #: first and the last chunk all-reduce together (0 otherwise)
+    embedding_sync: float = 0.0
 
 
 def split_blocks(n_blocks: int, chunks: int) -> list[range]:
@@ -194,7 +203,12 @@ def chunk_costs(model: Model, par: Parallel, compute_time, word_bytes: int) -> l
             cp_fwd = (Comm("allgather", ring, blocks),)
             cp_bwd = (Comm("allgather", ring, blocks), Comm("reduce_scatter", ring, blocks))
         send = act / (par.tp if par.seq_parallel else 1)
+        sync = 0.0
+        if cfg.tied_embeddings and chunks > 1 and c in (0, chunks - 1):
+            sync = cfg.vocab * h / par.tp
+            if c == chunks - 1:
+                params += sync  # the last stage's copy of the word embedding (Megatron), reduced over DP too
         out.append(ChunkCost(c, tuple(layer.name for layer in layers), blocks, times["fwd"], times["attn_fwd"],
                              times["bwd"], times["attn_bwd"], tuple(tp_fwd), tuple(tp_bwd), cp_fwd, cp_bwd,
-                             send, params, tuple(rows)))
+                             send, params, tuple(rows), sync))
     return out

@@ -21,7 +21,9 @@ backward ``B(mb, chunk)``
     and 3 reduce-scatter after every micro-batch, since a rank keeps only its shard of the gradients
     (DeepSpeed ``zero/stage_1_and_2.py`` reduces in the backward hooks of every micro-step).
 
-After the last action: ZeRO 1 and 2 all-gather the updated parameters (blocking, after every reduction:
+After the last action: with tied embeddings and pipeline stages, the first and the last stage all-reduce
+the word embedding's gradient (the last stage holds a copy: Megatron-LM's embedding group); ZeRO 1 and 2
+all-gather the updated parameters (blocking, after every reduction:
 the optimizer needs them); a host overhead (optimizer step, data loading) if configured.
 
 Groups. TP: the ``tp`` ranks with the other coordinates equal; CP: likewise over ``cp``; data-parallel
@@ -173,6 +175,7 @@ class _ProgramBuilder:
                 self.add(self.send(me, peer(g - 1), cost.send_bytes, f"{pp_id}:B{a.microbatch}.{g}", layer, "bwd"))
             if reduce and not self.overlap:
                 bucket(0, main)
+        self.embedding_sync(tp, cp, dp, s, tuple(reductions))
         if par.zero in (1, 2) and sharded and not self.overlap:
             for c in range(par.virtual_stages):
                 g = global_chunk(s, c, par.pp)
@@ -181,6 +184,22 @@ class _ProgramBuilder:
         if self.host_s > 0:
             self.add(self.compute(self.host_s, "host", "host", tuple(reductions)))
         return tuple(self.ops)
+
+    def embedding_sync(self, tp: int, cp: int, dp: int, s: int, deps: tuple[int, ...]) -> None:
+        """The tied word embedding's gradient all-reduce between the stage of the first chunk (stage 0) and
+        that of the last (stage pp - 1), after the gradient reductions (Megatron-LM's embedding group)."""
+        par = self.par
+        first, last = self.costs[0], self.costs[-1]
+        if not first.embedding_sync or s not in (0, par.pp - 1) or par.pp == 1:
+            return
+        group = (self.index(par.rank(tp, cp, dp, 0)), self.index(par.rank(tp, cp, dp, par.pp - 1)))
+        c = Comm("allreduce", first.embedding_sync * self.word)
+        alg = _algorithm(self.algorithms, "allreduce")
+        key = f"emb:{tp}.{cp}.{dp}"
+        self.add(self._op(("k", key, deps, s), lambda: Collective(c.op, group, float(c.nbytes), alg, key=key,
+                                                                  layer=f"chunk{last.index if s else 0}",
+                                                                  phase="embedding_sync", category="batch",
+                                                                  deps=deps)))
 
     def add(self, op: object) -> int:
         self.ops.append(op)

@@ -32,8 +32,9 @@ Data-parallel reductions (ZeRO 0 and 1 once per chunk after its last backward, Z
 backward) run on the ``comm`` stream from the end of the backward's last compute (the attention core): stage ``s`` ends its last
 backward at ``T_pipe - sum_{s' < s} B_{s'}`` (the drain: each earlier stage waits for its gradient), its
 chunk ``c``'s last backward some ``c·pp`` backward passes earlier; the reductions queue on the stream, and
-only what runs past the stage's last compute is exposed. ZeRO 1 and 2 then all-gather the parameters on
-the compute stream; the host overhead comes last. ZeRO-3's first gather (before any compute) is exposed
+only what runs past the stage's last compute is exposed. With tied embeddings the first and last stage
+then all-reduce the embedding's gradient together (from the later of their two ends); ZeRO 1 and 2 then
+all-gather the parameters on the compute stream; the host overhead comes last. ZeRO-3's first gather (before any compute) is exposed
 once.
 
 On ``analytic`` this is exact where the closed forms are (pp = 1; a pipeline whose stages are equal),
@@ -186,6 +187,7 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
         t_pipe += gather_p[0]
     end = t_pipe
     drain = 0.0
+    finish = [0.0] * pp
     for s in range(pp):
         stage_end = t_pipe - drain
         drain += b_chunk[s]  # stage s's chunk 0 (global chunk s) is the next stage up's wait
@@ -194,10 +196,16 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
             g = c * pp + s
             ready = stage_end - tail[g] - c * pp * b_chunk[g]
             t_comm = max(t_comm, ready) + red[g]
-        finish = max(stage_end, t_comm)
+        finish[s] = max(stage_end, t_comm)
+    sync = costs[0].embedding_sync
+    if sync and pp > 1:  # tied embeddings: the first and last stage all-reduce its gradient, then go on
+        both = max(finish[0], finish[-1]) + price(Comm("allreduce", sync * word_bytes),
+                                                  (g_["head"][0], g_["head"][pp - 1]))
+        finish[0] = finish[-1] = both
+    for s in range(pp):
         if par.zero in (1, 2) and sharded:
-            finish += sum(gather_p[c * pp + s] for c in range(v))
-        end = max(end, finish)
+            finish[s] += sum(gather_p[c * pp + s] for c in range(v))
+        end = max(end, finish[s])
     return Screen(end + host_overhead_s, t_pipe, max(period), end - t_pipe)
 
 
