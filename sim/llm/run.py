@@ -37,11 +37,6 @@ from sim.llm.parallel import Parallel, check_parallel
 from sim.llm.program import build_program
 from sim.program import Program
 
-#: the 4-D summary fields, appended to :data:`sim.results.SUMMARY_FIELDS`
-LLM_FIELDS = ["tp", "cp", "pp", "dp", "sp", "microbatch", "schedule", "virtual_stages", "zero", "recompute",
-              "seq_len", "tp_comm_s", "cp_comm_s", "pp_comm_s", "dp_comm_s", "bubble_s", "tokens_per_s", "mfu",
-              "fits"]
-
 
 @dataclass
 class LLMPlan:
@@ -53,7 +48,6 @@ class LLMPlan:
     prog: Program
     network: Any
     meta: dict = field(default_factory=dict)
-    plans: list = field(default_factory=list)
 
     def program(self) -> Program:
         return self.prog
