@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 #: network model classes by name, in registration order (filled by :func:`register_model`)
 REGISTRY: dict[str, type[NetworkModel]] = {}
+#: at most this many entries in a model's per-group memo (a bound on memory over very long sweeps)
+MAX_MEMO = 65536
 
 _M = TypeVar("_M", bound="type[NetworkModel]")
 
@@ -164,6 +166,7 @@ class NetworkModel(ABC):
         self.router = Router(graph, ecmp=ecmp)
         self._patterns: dict[tuple, tuple] = {}
         self._link_bytes: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._kwargs: dict[tuple, tuple] = {}  # algo_kwargs per (op, algorithm, group, halo_dims)
         self.alpha_s = float(self.router.alpha_s)
         self.bandwidth_Bps = float(self.router.bandwidth_Bps)
         n = self.router.n_hosts
@@ -197,8 +200,14 @@ class NetworkModel(ABC):
         grid (``halo_dims``, ``(p,)`` by default). ``local_size`` is
         given only on a topology with ``gpus_per_node`` (``hier``): the GPUs per node when the group is
         node-aligned (consecutive members fill whole nodes, one node after another), else 1 (every member
-        treated as its own node); elsewhere the algorithm's default (one node).
+        treated as its own node); elsewhere the algorithm's default (one node). Memoized per (op, algorithm,
+        group, halo_dims): the engine asks for each collective it starts several times (algorithm, bytes,
+        schedule), and the same groups recur every micro-batch.
         """
+        key = (op, algorithm, tuple(group), tuple(halo_dims))
+        hit = self._kwargs.get(key)
+        if hit is not None:
+            return hit
         kw: dict = {}
         for fact in getattr(get_algo(op, algorithm), "placement_facts", ()):
             if fact == "dims":
@@ -211,7 +220,10 @@ class NetworkModel(ABC):
                     kw["fabric"] = self.graph.graph["fabric"]
             else:
                 raise ValueError(f"{op} {algorithm} needs placement fact {fact!r}, which no network model gives")
-        return _freeze(kw)
+        frozen = _freeze(kw)
+        if len(self._kwargs) < MAX_MEMO:
+            self._kwargs[key] = frozen
+        return frozen
 
     def algorithm_fallback(self, op: str, algorithm: str, group: Sequence[int]) -> tuple[str, str] | None:
         """``(algorithm that runs, why)`` when ``algorithm`` needs multi-rank nodes (it declares
