@@ -436,16 +436,22 @@ def simulate(config: RunConfig | dict | str | Path, *, engine: str = "auto", pap
     """
     start = time.perf_counter()
     cfg = load_config(config) if isinstance(config, (str, Path)) else make_config(config)
-    setup = load_setup(cfg)
+    result = run_config(cfg, load_setup(cfg), engine=engine, paper_dx=paper_dx, links=links,
+                        link_series=link_series)
+    result.summary["wall_s"] = time.perf_counter() - start
+    return result
+
+
+def run_config(cfg: RunConfig, setup: Setup, *, engine: str = "auto", paper_dx: bool = False,
+               with_layers: bool = True, links: bool = False, link_series: bool = True) -> Result:
+    """Plan and time ``cfg`` on its loaded ``setup``: a 4d run (:mod:`sim.llm.run`) or the paper's strategies
+    (:func:`plan_config`, :func:`run_planned`; ``with_layers=False`` skips their per-layer table)."""
     if cfg.is_4d():
         from sim.llm.run import plan_4d, run_4d
 
         if engine == "fast":
             raise UserError("engine", "the fast path times the paper's grids, not a 4d run",
                             "engine auto or full")
-        result = run_4d(cfg, setup, plan_4d(cfg, setup), links=links, link_series=link_series)
-    else:
-        plan = plan_config(cfg, setup, paper_dx=paper_dx)
-        result = run_planned(cfg, setup, plan, engine, links=links, link_series=link_series)
-    result.summary["wall_s"] = time.perf_counter() - start
-    return result
+        return run_4d(cfg, setup, plan_4d(cfg, setup), links=links, link_series=link_series)
+    plan = plan_config(cfg, setup, paper_dx=paper_dx)
+    return run_planned(cfg, setup, plan, engine, with_layers=with_layers, links=links, link_series=link_series)

@@ -57,17 +57,11 @@ def simulate_point(config: dict[str, Any]) -> dict[str, Any]:
     """
     import time
 
-    from sim.api import load_setup, make_config, plan_config, run_planned
+    from sim.api import load_setup, make_config, run_config
 
     start = time.perf_counter()
     cfg = make_config(config)
-    setup = load_setup(cfg)
-    if cfg.is_4d():
-        from sim.llm.run import plan_4d, run_4d
-
-        result = run_4d(cfg, setup, plan_4d(cfg, setup))
-    else:
-        result = run_planned(cfg, setup, plan_config(cfg, setup), with_layers=False)
+    result = run_config(cfg, load_setup(cfg), with_layers=False)
     row = result.summary.iloc[0].to_dict()
     row["wall_s"] = time.perf_counter() - start
     return row
