@@ -292,3 +292,10 @@ def test_layer_table_rows_add_up_to_their_chunks():
     copy = [0.0, GPT.vocab * GPT.hidden / 2]
     assert (layers["params_per_rank"].sum().to_numpy() + copy) == pytest.approx(chunks["params_per_rank"].to_numpy(),
                                                                                 rel=1e-12)
+
+
+def test_require_fit_needs_a_device_capacity(capsys):
+    """--require-fit without a device memory to check against is refused, not silently passed."""
+    assert main(["run", "--model", "gpt3-125m", "--procs", "2", "--tp", "2", "--batch", "2", "--require-fit"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: require_fit:") and err.count("\n") == 1

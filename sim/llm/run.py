@@ -125,6 +125,10 @@ def plan_4d(config: Any, setup: Any) -> LLMPlan:
         # program rank i is global rank i * tp: its host (placement facts of the DP, CP and pipeline groups)
         network = net(list(range(0, par.procs, par.tp)))
     memory = plan_memory(config, setup, par)
+    if config.require_fit and memory["fits"] is None:
+        raise UserError("require_fit", f"compute {config.compute!r} names no device with a memory capacity, so "
+                                       "fitting cannot be checked",
+                        "compute roofline:DEVICE whose device file gives memory (a100, h100, v100, ...)")
     if config.require_fit and memory["fits"] is False:
         raise UserError("require_fit", f"{memory['memory_per_rank_bytes'] / 2**30:.1f} GiB per rank does not fit the "
                                        f"device's {memory['device_memory_bytes'] / 2**30:.1f} GiB",
