@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import pandas as pd
 import yaml
 
-from sim.config import RunConfig, load_config, make_config, validate_against_model
+from sim.config import RunConfig, load_config, make_config, refuse_4d_only, validate_against_model
 from sim.errors import UserError
 from sim.grid import Grid
 from sim.memory import memory_per_rank_bytes
@@ -310,6 +310,7 @@ def with_seq_len(model: Any, seq_len: int) -> Any:
 
 def plan_config(config: RunConfig, setup: Setup, paper_dx: bool = False) -> RunPlan:
     """Validate ``config`` against the model and plan its iteration."""
+    refuse_4d_only(config)
     validate_against_model(config, setup.model)
     pr, pc = config.grid_dims()
     conv_mode, fc = config.layer_modes()

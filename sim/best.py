@@ -40,7 +40,7 @@ from typing import Any
 
 import pandas as pd
 
-from sim.config import RunConfig, make_config
+from sim.config import RunConfig, make_config, refuse_4d_only
 from sim.errors import UserError
 from sim.grid import all_grids
 
@@ -163,6 +163,7 @@ def rank_best(base: RunConfig, top: int | None = None, exact_up_to: int = EXACT_
         from sim.llm.search import rank_best_4d
 
         return rank_best_4d(base, setup, top, exact_up_to, show_unfit, DEFAULT_TOP_RETIMED)
+    refuse_4d_only(base)
     if base.is_4d():
         raise UserError("model", f"{setup.model.name!r} is not a transformer, so it has no tp/cp/pp/dp layout to "
                                  "search", "a transformer model, or no tp, cp, pp, dp")

@@ -297,6 +297,20 @@ def _field_error(exc: ValidationError) -> UserError:
     return UserError(name, f"{value!r} is not valid ({msg})", allowed)
 
 
+#: keys that only a 4d run (tp, cp, pp, dp) uses: refused with another value than their default elsewhere
+FOUR_D_ONLY = ("sp", "microbatch", "schedule", "virtual_stages", "zero", "recompute", "tp_overlap", "require_fit")
+
+
+def refuse_4d_only(config: RunConfig) -> None:
+    """UserError for a 4d-only key (:data:`FOUR_D_ONLY`) set to other than its default on a run of the paper's
+    strategies, where it would be ignored. Called where such a run is planned or searched (``dnnsim best``
+    on a transformer searches the 4-D grid and uses them)."""
+    for key in FOUR_D_ONLY:
+        if getattr(config, key) != RunConfig.model_fields[key].default:
+            raise UserError(key, f"{getattr(config, key)!r} is set, but it applies only to a 4d run",
+                            "give tp, cp, pp or dp (a transformer on the 4-D grid), or leave it out")
+
+
 def make_config(data: dict[str, Any] | RunConfig) -> RunConfig:
     """A validated :class:`RunConfig` from a dict (or the config itself); errors as :class:`UserError`."""
     if isinstance(data, RunConfig):

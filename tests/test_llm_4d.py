@@ -299,3 +299,22 @@ def test_require_fit_needs_a_device_capacity(capsys):
     assert main(["run", "--model", "gpt3-125m", "--procs", "2", "--tp", "2", "--batch", "2", "--require-fit"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: require_fit:") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [["--zero", "2"], ["--microbatch", "4"], ["--schedule", "gpipe"], ["--no-sp"],
+                                  ["--tp-overlap"], ["--recompute", "full"]])
+def test_4d_only_flags_are_refused_without_a_4d_layout(args, capsys):
+    """A 4d-only choice on a run of the paper's strategies would be ignored: it is refused instead."""
+    assert main(["run", "--model", "alexnet", "--procs", "4", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "only to a 4d run" in err and err.count("\n") == 1
+
+
+def test_4d_only_flags_refused_by_best_on_a_cnn_used_on_a_transformer(capsys):
+    assert main(["best", "--model", "alexnet", "--procs", "4", "--batch", "64", "--zero", "1"]) == 2
+    assert capsys.readouterr().err.startswith("error: zero:")
+    assert main(["best", "--model", "gpt3-125m", "--procs", "4", "--batch", "4", "--zero", "1", "--top", "1",
+                 "--format", "csv"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    header = rows[0].split(",")
+    assert rows[1].split(",")[header.index("zero")] == "1"  # fixed in the search, not refused
