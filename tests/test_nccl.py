@@ -165,3 +165,79 @@ def test_bad_nccl_block(raw):
 def test_deterministic():
     G = build_topology("dgx-h100", 16)
     assert _flow_time(G, "allreduce", 16, 3e6) == _flow_time(G, "allreduce", 16, 3e6)
+
+
+def test_tree_chunk_sizes_follow_nccl_calc_coll_chunking():
+    # src/enqueue.cc calcCollChunking for ncclPatternTreeUpDown: stepSize = buffSize / NCCL_STEPS (8);
+    # Simple: NCCL_BUFFSIZE/8 (4 MiB default -> 512 KiB; 8 MiB -> 1 MiB); LL: 524288/8/2 = 32 KiB of data;
+    # LL128: 4915200/8 = 614400, 15/16 of it data = 576000, halved while bytes/(C·chunk) < (1 + log2 N +
+    # 0.1·ppn)·64/ppn and chunk > 128 KiB, then while < ·16/ppn and chunk > 32 KiB. 2 nodes x 8, 8 channels,
+    # 1 MiB: ppn 8, steps 2.8: 131072 // chunk is 0 until chunk = 72000 (first loop stops: not > 131072),
+    # then 131072 // 36000 = 3 < 5.6 -> 18000 (not > 32768: stops).
+    g = NcclGraph(n_ranks=16, n_nodes=2, channels=8, bw_intra_GBps=56.25, bw_inter_GBps=25.0)
+    assert tune.tree_chunk_bytes("Simple", 2**30, g) == 2**19
+    assert tune.tree_chunk_bytes("Simple", 2**30, g, buffsize=8 * 2**20) == 2**20
+    assert tune.tree_chunk_bytes("LL", 2**20, g) == 2**15
+    assert tune.tree_chunk_bytes("LL128", 2**20, g) == 18000
+    # a large message keeps LL128's full chunk: 2**30 // (8 · 576000) = 233 >= 22.4
+    assert tune.tree_chunk_bytes("LL128", 2**30, g) == 576000
+
+
+def test_two_node_tree_runs_at_the_wire_rate():
+    # 2 nodes x 8 GPUs, one NIC of B per GPU (efficiency e), NVLink 1000x faster, no link latency: a large
+    # tree/Simple all-reduce moves n across each node's NICs once each way (each channel's head edge carries
+    # one chunk of n/C each way per step), at the wire's rate: no 0.92 or per-channel cap of NCCL's tuning.
+    # K = n/(C·chunk) = 8 GiB/(8·512 KiB) = 2048 chunks, K − 1 + 2D steps with D = 7 + log2(2) = 8, plus
+    # NCCL's tree/Simple latency 2·(7·28 + 1·28) µs (tuning.cc hwLat NVLink and NET, baseLat 0).
+    B, e = 25e9, 0.9
+    G = hier(2, 8, 1000 * B, B, 0.0, 0.0, nccl={"bus_efficiency": {"nic": e}})
+    n = 8 * 2**30
+    assert get_algorithm("allreduce", "nccl").plan(16, n, 8, G.graph["fabric"]).algo == "tree"
+    K, steps = 2048, 2048 - 1 + 2 * 8
+    expected = steps * (n / (8 * K)) / (B * e) + 2 * (7 * 28 + 28) * 1e-6
+    assert _flow_time(G, "allreduce", 16, n) == pytest.approx(expected, rel=1e-9)
+    assert 0.98 * 8 * B * e < n / expected < 8 * B * e
+
+
+def test_nvls_moves_n_plus_n_over_l_at_nccl_nvls_efficiency():
+    # one dgx-h100 node (NVLink 450 GB/s per direction, bus efficiency 0.8): NVLS all-reduce moves n(1 + 1/L)
+    # each way per GPU, at NCCL's nvlsEfficiency 0.85 (tuning.cc, Hopper): algbw -> 450·0.8·0.85/(1 + 1/8)
+    # = 272 GB/s, busbw 2·7/8 of that = 476 GB/s (NCCL's maintainer quotes ~480 on 8 H100: validation row
+    # dgxh100-allreduce-nvls-8gpu). Less NCCL's 23 µs NVLS latency (+ preset base latency), < 0.1 % at 8 GiB.
+    G = build_topology("dgx-h100", 8)
+    n = 8 * 2**30
+    assert get_algorithm("allreduce", "nccl").plan(8, n, 8, G.graph["fabric"]).algo == "nvls"
+    algbw = n / _flow_time(G, "allreduce", 8, n)
+    ideal = 450e9 * 0.8 * 0.85 / (1 + 1 / 8)
+    assert 0.999 * ideal < algbw <= ideal
+
+
+def test_nccl_algo_and_proto_restrict_the_choice():
+    # NCCL_ALGO / NCCL_PROTO: tuning.cc zeroes the bandwidth of what they leave out, so the choice is the
+    # fastest of the rest
+    g = NcclGraph(n_ranks=8, n_nodes=1, channels=8, bw_intra_GBps=56.25, bw_inter_GBps=56.25, nvls=True)
+    assert choose("allreduce", 2**28, g)[0] == "nvls"
+    ring_only = NcclGraph(**{**g.__dict__, "algorithms": ("ring",)})
+    assert choose("allreduce", 2**28, ring_only)[:2] == ("ring", "Simple")
+    assert choose("allreduce", 2**28, ring_only)[2] == tune.algo_time_us("allreduce", "ring", "Simple", 2**28, g)
+    simple_only = NcclGraph(**{**A100_NODE.__dict__, "protocols": ("Simple",)})
+    assert choose("allreduce", 1024, simple_only)[:2] == ("ring", "Simple")
+    # all-gather has no tree: NCCL_ALGO=Tree leaves it nothing
+    with pytest.raises(UserError, match="topology.nccl"):
+        choose("allgather", 2**20, NcclGraph(**{**g.__dict__, "algorithms": ("tree",)}))
+
+
+def test_preset_spec_sets_nccl_keys():
+    G = build_topology("dgx-h100:nccl.algorithms=ring+tree,nccl.protocols=Simple,nccl.buffsize=8MiB", 8)
+    f = dict(G.graph["fabric"])
+    assert f["algorithms"] == ("tree", "ring") and f["protocols"] == ("Simple",) and f["buffsize"] == 8 * 2**20
+    assert f["nvls"] is True and f["eff_nvlink"] == 0.8          # the preset's other nccl keys stay
+    plan = get_algorithm("allreduce", "nccl").plan(8, 2**30, 8, G.graph["fabric"])
+    assert (plan.algo, plan.proto) == ("ring", "Simple")
+
+
+@pytest.mark.parametrize("raw", [{"algorithms": ["warp"]}, {"algorithms": []}, {"protocols": "LL,fast"},
+                                 {"buffsize": "1KiB"}, {"buffsize": "lots"}, {"protocols": 3}])
+def test_bad_nccl_choice_keys(raw):
+    with pytest.raises(UserError, match="topology.nccl"):
+        nccl_params(raw)

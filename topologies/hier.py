@@ -30,6 +30,7 @@ from typing import Any
 import networkx as nx
 
 from sim.errors import UserError
+from sim.units import parse_bytes
 from topologies._graph import add_links, check_positive, check_positive_int, new_graph
 
 
@@ -131,8 +132,13 @@ def hier_path(G: nx.Graph, src: int, dst: int, ecmp_hash: int | None = None) -> 
 
 #: the ``nccl:`` keys of a topology and their defaults (sim.collectives.nccl reads them from the fabric)
 NCCL_DEFAULTS: dict[str, Any] = {"base_latency_us": 0.0, "eff_nvlink": 1.0, "eff_nic": 1.0, "arch": "hopper",
-                                 "cpu_vendor": "intel", "nvls": False, "ll128": True, "channels": 0}
-_NCCL_KEYS = "base_latency_us, bus_efficiency {nvlink, nic}, arch, cpu_vendor, nvls, ll128, channels"
+                                 "cpu_vendor": "intel", "nvls": False, "ll128": True, "channels": 0,
+                                 "algorithms": ("tree", "ring", "nvls"), "protocols": ("LL", "LL128", "Simple"),
+                                 "buffsize": 4 * 2**20}
+_NCCL_KEYS = ("base_latency_us, bus_efficiency {nvlink, nic}, arch, cpu_vendor, nvls, ll128, channels, "
+              "algorithms, protocols, buffsize")
+#: the names NCCL_ALGO / NCCL_PROTO take here (NCCL's own spellings, case-insensitive)
+_NCCL_CHOICES = {"algorithms": ("tree", "ring", "nvls"), "protocols": ("LL", "LL128", "Simple")}
 
 
 def nccl_params(raw: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -177,9 +183,37 @@ def nccl_params(raw: Mapping[str, Any] | None) -> dict[str, Any]:
             out[key] = value
         elif key == "channels":
             out[key] = check_positive_int(value, field)
+        elif key in _NCCL_CHOICES:
+            out[key] = _choices(value, field, _NCCL_CHOICES[key])
+        elif key == "buffsize":
+            out[key] = _buffsize(value, field)
         else:
             raise UserError(field, "unknown key", _NCCL_KEYS)
     return out
+
+
+def _choices(value: Any, field: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """A subset of ``allowed`` as NCCL_ALGO / NCCL_PROTO give it: a list, or a string split at ``,`` or ``+``
+    (``+`` where the string sits in a ``PRESET:nccl.algorithms=ring+tree`` spec)."""
+    items = value.replace("+", ",").split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise UserError(field, f"{value!r} is not a list", f"a non-empty subset of {', '.join(allowed)}")
+    lower = {a.lower(): a for a in allowed}
+    out = []
+    for item in items:
+        name = lower.get(str(item).strip().lower())
+        if name is None:
+            raise UserError(field, f"unknown name {item!r}", ", ".join(allowed))
+        out.append(name)
+    return tuple(a for a in allowed if a in out)
+
+
+def _buffsize(value: Any, field: str) -> int:
+    """NCCL_BUFFSIZE: bytes (a number or a size such as ``8MiB``), a multiple of NCCL's 8 steps."""
+    v = parse_bytes(value, field)
+    if v < 8 * 1024 or v != int(v):
+        raise UserError(field, f"{value!r} is too small or not whole", "a whole number of bytes >= 8KiB")
+    return int(v)
 
 
 def _number(value: Any, field: str) -> float:

@@ -302,6 +302,10 @@ def _build_kind(kind_name: str, raw: dict[str, Any], n_hosts: int | None, label:
                         + ") or a .yaml/.yml/.graphml file")
     nccl = raw.get("nccl") if kind_name == "hier" else None
     raw = {k: v for k, v in raw.items() if not (k == "nccl" and kind_name == "hier")}
+    dotted = {k: v for k, v in raw.items() if k.startswith("nccl.")}
+    if dotted and kind_name == "hier":  # PRESET:nccl.algorithms=ring — one nccl key set from the spec string
+        nccl = {**(nccl or {}), **{k[len("nccl."):]: v for k, v in dotted.items()}}
+        raw = {k: v for k, v in raw.items() if k not in dotted}
     unknown = sorted(set(raw) - set(kind.keys))
     if unknown:
         raise UserError(f"topology.{unknown[0]}", f"unknown key for {kind_name}", "keys: " + ", ".join(kind.keys))

@@ -12,15 +12,20 @@ written as phases of transfers, which the ``flow``/``step`` models run on the to
   chunks of n/(C·p); all-gather and reduce-scatter: one such phase.
 * ``tree`` (all-reduce) — per channel, a chain through the GPUs of each node headed by the channel's rail
   GPU, and a binary tree over the nodes' heads; reduce (up) and broadcast (down) pipelined over K chunks
-  of at most :data:`CHUNK_BYTES` per channel: one phase of K − 1 + 2D steps (D = L − 1 + ⌊log2 N⌋ hops),
+  per channel, of the size NCCL's ``calcCollChunking`` gives the protocol (:func:`tune.tree_chunk_bytes`;
+  ``nccl.buffsize`` = NCCL_BUFFSIZE sets Simple's): one phase of K − 1 + 2D steps (D = L − 1 + ⌊log2 N⌋ hops),
   every tree edge carrying one chunk per step in each direction.
-* ``nvls`` (all-reduce, one node whose NVSwitch reduces, ``nccl.nvls: true``) — every GPU moves n up to
-  the switch and n back: one phase where each GPU sends n/(L − 1) to each other GPU (the same bytes on
-  each GPU's switch link; the switch's reduction itself is not a transfer).
+* ``nvls`` (all-reduce, one node whose NVSwitch reduces, ``nccl.nvls: true``) — the switch reads every
+  GPU's buffer (n up), reduces, and hands each GPU its reduced 1/L (n/L down); each GPU multicasts that
+  back through the switch (n/L up, n down): one phase where each GPU sends n(1 + 1/L)/(L − 1) to each
+  other GPU (the same bytes on each GPU's switch link; the switch's reduction itself is not a transfer).
 
 Costs beyond the wire, all from NCCL's own model, none fitted here: the protocol's bandwidth (each
-transfer carries ``bytes / f``, f = NCCL's bus bandwidth for the protocol over that of ring/Simple: LL
-≤ 1/4, LL128 0.92 with per-channel caps, tree's 0.92 and caps), a per-link-class bus efficiency
+transfer carries ``bytes / f``, f = NCCL's bus bandwidth for the protocol over that of Simple on the same
+algorithm: ring LL ≤ 1/4, LL128 0.92 with per-channel caps, tree LL 1/3.8, tree LL128 7/9 or 120/128;
+Simple runs at the links' rate, which measured 2-node trees reach — NCCL's tree refinements, its 0.92
+and per-channel caps, steer the choice only), NVLS's reduction efficiency (``nvlsEfficiency`` of
+tuning.cc, 0.85 on Hopper), a per-link-class bus efficiency
 (``nccl.bus_efficiency.nvlink`` / ``.nic``: bytes / e on transfers inside / across nodes), and the
 latency NCCL predicts for the call (``baseLat`` + per-hop ``hwLat`` of the protocol and link class, the
 ring plateau factor) plus ``nccl.base_latency_us``, spread evenly over the steps (``Phase.latency_s``).
@@ -46,15 +51,12 @@ from sim.collectives import nccl_tuning as tune
 from sim.collectives.base import Phase, check_link, check_nbytes, check_procs, make_phase
 from sim.errors import UserError
 
-#: bytes per channel a pipelined tree moves per step: NCCL's default buffer (NCCL_BUFFSIZE, 4 MiB)
-#: over its NCCL_STEPS = 8 slots (src/include/device.h)
-CHUNK_BYTES = 4 * 2**20 / 8
-
 #: the fabric assumed without a ``hier`` topology: one 400 Gbit/s NIC per rank, H100 generation
 DEFAULT_FABRIC: dict = {"gpus_per_node": 1, "nics_per_node": 1, "intra_Bps": 450e9, "inter_Bps": 50e9,
                         "intra_latency_s": 0.0, "inter_latency_s": 0.0, "arch": "hopper",
                         "cpu_vendor": "intel", "nvls": False, "ll128": True, "channels": 0,
-                        "base_latency_us": 0.0, "eff_nvlink": 1.0, "eff_nic": 1.0}
+                        "base_latency_us": 0.0, "eff_nvlink": 1.0, "eff_nic": 1.0,
+                        "algorithms": tune.ALGOS, "protocols": tune.PROTOS, "buffsize": 4 * 2**20}
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,8 @@ class NcclCollective:
             bw_inter = bw_intra
         g = tune.NcclGraph(n_ranks=p, n_nodes=N, channels=C, bw_intra_GBps=bw_intra, bw_inter_GBps=bw_inter,
                            arch=f["arch"], cpu_vendor=f["cpu_vendor"], ll128=bool(f["ll128"]),
-                           nvls=bool(f["nvls"]))
+                           nvls=bool(f["nvls"]), algorithms=tuple(f["algorithms"]),
+                           protocols=tuple(f["protocols"]))
         return g, f, C, L, N
 
     def plan(self, p: int, n: float, local_size: int | None, fabric) -> Plan:
@@ -153,19 +156,17 @@ class NcclCollective:
         if algo == "ring" and proto == "Simple":
             lat_us = tune.latency_us(self.op, algo, proto, g) * tune.ring_plateau(self.op, n, g) \
                 + float(f["base_latency_us"])
+        # the protocol's cost: NCCL's bandwidth for it over Simple's on the same algorithm (Simple itself runs
+        # at the links' rate less their class efficiency); NVLS: NCCL's nvlsEfficiency of the switch's reduction
         bw = tune.bus_bandwidth_GBps(self.op, algo, proto, g)
-        if algo == "ring":
-            factor = bw / tune.bus_bandwidth_GBps(self.op, "ring", "Simple", g)
-        elif algo == "tree":
-            factor = bw / (C * tune.graph_bw_GBps("tree", g) * 0.5)
-        else:
-            factor = 1.0
+        factor = bw / tune.bus_bandwidth_GBps(self.op, algo, "Simple", g) if algo != "nvls" \
+            else tune.NVLS_EFFICIENCY[g.arch]
         share = max(1, L // max(1, min(int(f["nics_per_node"]), L)))
         nodes = np.arange(p, dtype=np.int64).reshape(N, L)
         if algo == "ring":
             raw = self._ring(p, n, C, L, N, share, nodes)
         elif algo == "tree":
-            raw = self._tree(n, C, L, N, share, nodes)
+            raw = self._tree(n, C, L, N, share, nodes, tune.tree_chunk_bytes(proto, n, g, f["buffsize"]))
         else:
             raw = self._nvls(n, L)
         total_steps = sum(st for _s, _d, _b, st in raw)
@@ -193,7 +194,7 @@ class NcclCollective:
         count = 2 if self.op == "allreduce" else 1
         return [(s, d, chunk, p - 1)] * count
 
-    def _tree(self, n, C, L, N, share, nodes):
+    def _tree(self, n, C, L, N, share, nodes, chunk_bytes):
         src, dst = [], []
         for c in range(C):
             order = _node_order(L, share, c)
@@ -206,13 +207,15 @@ class NcclCollective:
             src += [up_s, up_d]
             dst += [up_d, up_s]
         depth = (L - 1) + tune.log2i(N)
-        chunks = max(1, math.ceil(n / C / CHUNK_BYTES))
+        chunks = max(1, math.ceil(n / C / chunk_bytes))
         return [(np.concatenate(src), np.concatenate(dst), n / (C * chunks), chunks - 1 + 2 * depth)]
 
     def _nvls(self, n, L):
+        # each GPU's link carries n + n/L each way: up, its whole buffer read by the switch's reductions and
+        # its reduced 1/L multicast back; down, its reduced 1/L and the L − 1 others' multicasts
         i, j = np.meshgrid(np.arange(L), np.arange(L), indexing="ij")
         mask = i != j
-        return [(i[mask].astype(np.int64), j[mask].astype(np.int64), n / (L - 1), 1)]
+        return [(i[mask].astype(np.int64), j[mask].astype(np.int64), n * (1 + 1 / L) / (L - 1), 1)]
 
 
 def switched_time_s(phases, p: int, L: int, f: dict, single: tuple[float, float] | None) -> float:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from sim.errors import UserError
+
 ALGOS: tuple[str, ...] = ("tree", "ring", "nvls")   # NCCL's order (CollNet direct/chain skipped)
 PROTOS: tuple[str, ...] = ("LL", "LL128", "Simple")
 OPS: tuple[str, ...] = ("allreduce", "allgather", "reduce_scatter")
@@ -41,6 +43,9 @@ TREE_CORRECTION = (
     (.9, .9, .9, .9, .9, .9, .9, .8, .7, .6, .6, .5, .5, .5, .5, .6, .7, .8, .7, .7, .8, .9, .9),
 )
 ARCHS = {"volta": 70, "ampere": 80, "hopper": 90}
+#: tuning.cc nvlsEfficiency (added in NCCL 2.28.3, commit f1308997): the rate NVLink SHARP reduces at, as a
+#: share of NVLink's; NVLS needs Hopper's NVSwitch, so the earlier generations have none
+NVLS_EFFICIENCY = {"volta": 0.0, "ampere": 0.0, "hopper": 0.85}
 #: tuning.cc getNetOverhead: x86 Intel 1 µs, AMD 2 µs
 NET_OVERHEAD_US = {"intel": 1.0, "amd": 2.0}
 
@@ -52,6 +57,8 @@ class NcclGraph:
     ``bw_intra_GBps``/``bw_inter_GBps`` are per channel (NCCL's ``bwIntra``/``bwInter``), ``channels``
     its ``nChannels``. ``ll128`` is NCCL's default LL128 enable (NVLink inside the node, one GPU
     generation); ``nvls`` whether the node switch can reduce (NVLink SHARP, H100 NVSwitch).
+    ``algorithms``/``protocols`` are what ``NCCL_ALGO``/``NCCL_PROTO`` leave enabled (tuning.cc zeroes the
+    bandwidth of the others, so :func:`choose` never picks them).
     """
 
     n_ranks: int
@@ -64,6 +71,8 @@ class NcclGraph:
     ll128: bool = True
     nvls: bool = False
     latency_inter_us: float = 0.0
+    algorithms: tuple[str, ...] = ALGOS
+    protocols: tuple[str, ...] = PROTOS
 
 
 def log2i(n: int) -> int:
@@ -165,7 +174,7 @@ def ring_plateau(op: str, nbytes: float, g: NcclGraph) -> float:
 def algo_time_us(op: str, algo: str, proto: str, nbytes: float, g: NcclGraph) -> float:
     """``ncclTopoGetAlgoTime`` for one call (numPipeOps = 1): −1 where the pair is disabled."""
     bw = bus_bandwidth_GBps(op, algo, proto, g)
-    if bw == 0:
+    if bw == 0 or algo not in g.algorithms or proto not in g.protocols:
         return -1.0
     lat = latency_us(op, algo, proto, g)
     log_size = log2i(int(nbytes) >> 6)
@@ -174,6 +183,42 @@ def algo_time_us(op: str, algo: str, proto: str, nbytes: float, g: NcclGraph) ->
     if algo == "ring" and proto == "Simple":
         lat *= ring_plateau(op, nbytes, g)
     return lat + nbytes / (1000 * bw)
+
+
+#: NCCL's steps per buffer (src/include/device.h NCCL_STEPS)
+NCCL_STEPS = 8
+#: src/init.cc DEFAULT_LL_BUFFSIZE = NCCL_LL_LINES_PER_THREAD (8) · NCCL_LL_MAX_NTHREADS (512) · NCCL_STEPS ·
+#: sizeof(ncclLLFifoLine) (16), and DEFAULT_LL128_BUFFSIZE = NCCL_LL128_ELEMS_PER_THREAD (120) ·
+#: NCCL_LL128_MAX_NTHREADS (640) · NCCL_STEPS · 8; NCCL_BUFFSIZE (Simple) defaults to 4 MiB
+LL_BUFFSIZE = 8 * 512 * NCCL_STEPS * 16
+LL128_BUFFSIZE = 120 * 640 * NCCL_STEPS * 8
+
+
+def tree_chunk_bytes(proto: str, nbytes: float, g: NcclGraph, buffsize: int = 4 * 2**20) -> int:
+    """The data bytes per channel a tree all-reduce pipelines per step: ``calcCollChunking`` of NCCL's
+    ``src/enqueue.cc`` for ``ncclPatternTreeUpDown`` (one step per chunk; LL carries half its line as
+    flags, LL128 15 of every 16 words; LL128 halves the chunk while the message is short for the tree's
+    depth). ``buffsize`` is NCCL_BUFFSIZE (the Simple protocol's buffer).
+
+    Examples
+    --------
+    >>> g = NcclGraph(n_ranks=16, n_nodes=2, channels=8, bw_intra_GBps=56.25, bw_inter_GBps=25)
+    >>> tree_chunk_bytes("Simple", 2**30, g), tree_chunk_bytes("LL", 2**20, g), tree_chunk_bytes("LL128", 2**20, g)
+    (524288, 32768, 18000)
+    """
+    buf = {"LL": LL_BUFFSIZE, "LL128": LL128_BUFFSIZE, "Simple": int(buffsize)}[proto]
+    chunk = buf // NCCL_STEPS
+    if proto == "LL":
+        chunk //= 2
+    elif proto == "LL128":
+        chunk = chunk // 16 * 15
+        ppn = g.n_ranks / g.n_nodes
+        steps = 1 + log2i(g.n_nodes) + 0.1 * ppn
+        while nbytes // (g.channels * chunk) < steps * 64 / ppn and chunk > 131072:
+            chunk //= 2
+        while nbytes // (g.channels * chunk) < steps * 16 / ppn and chunk > 32768:
+            chunk //= 2
+    return int(chunk)
 
 
 def choose(op: str, nbytes: float, g: NcclGraph) -> tuple[str, str, float]:
@@ -187,6 +232,10 @@ def choose(op: str, nbytes: float, g: NcclGraph) -> tuple[str, str, float]:
     """
     if g.n_ranks < 2:
         return "ring", "Simple", 0.0
+    if not any(algo_time_us(op, a, p, nbytes, g) >= 0 for a in ALGOS for p in PROTOS):
+        raise UserError("topology.nccl", f"algorithms {list(g.algorithms)} with protocols {list(g.protocols)} "
+                        f"leave no way to run {op} on {g.n_ranks} ranks ({g.n_nodes} nodes)",
+                        "add ring to nccl.algorithms (every op runs as a ring) and Simple to nccl.protocols")
     best: tuple[str, str, float] | None = None
     for algo in ALGOS:
         for proto in PROTOS:
