@@ -219,3 +219,14 @@ def test_a3_mega_preset_base_latency_is_the_held_out_fit():
     fit = fit_nccl([table], load_reference("a3-mega"), only=("base_latency_us",))
     assert [p.status for p in fit.params] == ["fitted", "held", "held"]
     assert load_preset("a3-mega")["nccl"]["base_latency_us"] == round(fit.nccl_values()["base_latency_us"], 1)
+
+
+def test_reference_takes_nccl_keys_from_the_spec():
+    # PRESET:nccl.key=value sets one key of the preset's nccl block (NCCL_PROTO here), as --topology does;
+    # the rest of the block (buffsize, base latency) stays the preset's
+    ref = load_reference("a3-mega:nccl.protocols=Simple")
+    assert not any(k.startswith("nccl.") for k in ref.params)
+    assert ref.nccl["protocols"] == "Simple" and ref.nccl["buffsize"] == load_preset("a3-mega")["nccl"]["buffsize"]
+    assert ref.fabric(16)["protocols"] == ("Simple",)
+    with pytest.raises(UserError, match="topology.nccl.protocols"):
+        load_reference("a3-mega:nccl.protocols=fast")

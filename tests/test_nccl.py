@@ -241,3 +241,12 @@ def test_preset_spec_sets_nccl_keys():
 def test_bad_nccl_choice_keys(raw):
     with pytest.raises(UserError, match="topology.nccl"):
         nccl_params(raw)
+
+
+def test_nvls_needs_hopper():
+    # search.cc builds no NVLS graph below compute capability 9.0, whatever the topology file says
+    g = NcclGraph(n_ranks=8, n_nodes=1, channels=8, bw_intra_GBps=37.5, bw_inter_GBps=37.5, arch="ampere",
+                  nvls=True)
+    assert choose("allreduce", 2**30, g)[0] != "nvls"
+    G = hier(1, 8, 300e9, 25e9, 0.0, 0.0, nccl={"arch": "ampere", "nvls": True})
+    assert _flow_time(G, "allreduce", 8, 2**30) > 0

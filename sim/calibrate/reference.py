@@ -4,7 +4,7 @@
 ``bus_efficiency.nvlink``, ``bus_efficiency.nic``), so it needs everything else that model reads: GPUs
 and NICs per node, link bandwidths and latencies, GPU generation, CPU vendor, NVLS, LL128, channels.
 They come from a reference given as a ``hier`` preset (``dgx-h100``), a preset with overrides
-(``dgx-h100:nics_per_node=4``), a ``hier:key=value,...`` spec, or a topology YAML file in preset form
+(``dgx-h100:nics_per_node=4``, ``a3-mega:nccl.protocols=Simple``), a ``hier:key=value,...`` spec, or a topology YAML file in preset form
 (``kind: hier``, ``params:``, ``nccl:`` — what ``calibrate nccl -o`` writes). A plain topology (a graph
 file, another kind) has no node/NIC structure for the model and is refused.
 """
@@ -98,12 +98,13 @@ def load_reference(spec: str, intra: str | None = None, inter: str | None = None
             ref = Reference(label, {**ref.params, **raw}, ref.nccl)
         else:
             raise UserError("reference", f"{label!r} is not a hier preset, spec or file", ALLOWED)
-    params = dict(ref.params)
+    params = {k: v for k, v in ref.params.items() if not k.startswith("nccl.")}
+    nccl = {**ref.nccl, **{k[len("nccl."):]: v for k, v in ref.params.items() if k.startswith("nccl.")}}
     if intra is not None:
         params["intra"] = intra
     if inter is not None:
         params["inter"] = inter
-    ref = Reference(ref.label, params, ref.nccl)
+    ref = Reference(ref.label, params, nccl)
     ref.parsed()  # every key checked now, one line on a bad value
     from topologies.hier import nccl_params
 

@@ -94,8 +94,9 @@ def enabled(op: str, algo: str, g: NcclGraph) -> bool:
     """Whether NCCL would consider ``algo`` for ``op`` (tuning.cc's loop and enable rules)."""
     if algo == "tree":
         return op == "allreduce"
-    if algo == "nvls":  # NVLS alone is single-node (tuning.cc: disabled for nNodes > 1 without CollNet)
-        return op == "allreduce" and g.nvls and g.n_nodes == 1
+    if algo == "nvls":  # NVLS alone is single-node (tuning.cc: disabled for nNodes > 1 without CollNet),
+        # and needs Hopper's NVSwitch (search.cc: no NVLS graph for ccMin < 90)
+        return op == "allreduce" and g.nvls and g.n_nodes == 1 and ARCHS[g.arch] >= 90
     return True
 
 
