@@ -30,7 +30,12 @@ class UserError(ValueError):
         self.field = field
         self.problem = problem
         self.allowed = allowed
-        super().__init__(f"{field}: {problem}; {allowed}")
+        # args are the constructor's, so that code re-raising ``type(e)(*e.args)`` (SimPy does, for an
+        # error raised inside a simulated process) rebuilds the same error
+        super().__init__(field, problem, allowed)
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.problem}; {self.allowed}"
 
     def __reduce__(self):  # picklable across process pools and Dask workers
         return (type(self), (self.field, self.problem, self.allowed))

@@ -250,3 +250,13 @@ def test_nvls_needs_hopper():
     assert choose("allreduce", 2**30, g)[0] != "nvls"
     G = hier(1, 8, 300e9, 25e9, 0.0, 0.0, nccl={"arch": "ampere", "nvls": True})
     assert _flow_time(G, "allreduce", 8, 2**30) > 0
+
+
+def test_no_algorithm_left_is_one_line_exit_2(capsys):
+    # raised inside a simulated process (SimPy rebuilds it from its args): still one `error:` line, exit 2
+    from sim.cli import main
+
+    assert main(["collective", "--op", "allgather", "--algorithm", "nccl", "--procs", "8", "--bytes", "1MiB",
+                 "--topology", "dgx-h100:nccl.algorithms=tree"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: topology.nccl: ") and err.count("\n") == 1, err

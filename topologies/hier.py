@@ -18,7 +18,9 @@ gives hierarchical collectives the node boundaries: host r is on node ``r // gpu
 ``G.graph["fabric"]`` describes the link classes for the ``nccl`` collective model (sim.collectives.nccl,
 docs/nccl.md): NVLink (``intra``) and NIC (``inter``) bandwidths and latencies, NICs per node, and the
 ``nccl`` parameters of a preset (:func:`nccl_params`): ``base_latency_us``, ``bus_efficiency`` per link
-class (``nvlink``, ``nic``), ``arch``, ``cpu_vendor``, ``nvls``, ``ll128``, ``channels``. Nothing else reads it.
+class (``nvlink``, ``nic``), ``arch``, ``cpu_vendor``, ``nvls``, ``ll128``, ``channels``, and what NCCL's
+environment sets (``algorithms`` = NCCL_ALGO, ``protocols`` = NCCL_PROTO, ``buffsize`` = NCCL_BUFFSIZE).
+Nothing else reads it.
 """
 
 from __future__ import annotations
