@@ -260,3 +260,20 @@ def test_no_algorithm_left_is_one_line_exit_2(capsys):
                  "--topology", "dgx-h100:nccl.algorithms=tree"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: topology.nccl: ") and err.count("\n") == 1, err
+
+
+def test_collective_reports_nccl_choice(capsys):
+    # the choice NCCL's tuning makes (test_two_nodes_large_allreduce_picks_tree: tree/Simple for 1 GiB on
+    # 2 x 8 GPUs with 200 Gbit/s NICs) is a CSV field and a line after the nccl-tests table
+    from sim.cli import main
+    from sim.engine.collective import simulate_collective
+
+    row = simulate_collective("allreduce", "nccl", 16, 2**30, "a3-mega", "flow")
+    assert row["nccl_choice"] == "tree/Simple"
+    assert "nccl_choice" not in simulate_collective("allreduce", "ring", 16, 2**30, "a3-mega", "flow")
+    assert main(["collective", "--op", "allreduce", "--algorithm", "nccl", "--procs", "16",
+                 "--bytes", "1GiB,2GiB", "--topology", "a3-mega"]) == 0
+    assert "# NCCL's choice: tree/Simple 1073741824-2147483648 B" in capsys.readouterr().out
+    assert main(["collective", "--op", "allreduce", "--algorithm", "nccl", "--procs", "8", "--bytes", "1GiB",
+                 "--topology", "dgx-h100", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].endswith(",nvls/Simple")

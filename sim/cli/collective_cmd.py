@@ -24,6 +24,8 @@ from sim.errors import UserError
 
 FIELDS = ["op", "algorithm", "procs", "bytes", "topology", "network", "time_s", "algbw_Bps", "busbw_Bps",
           "events", "wall_s"]
+#: appended with ``--algorithm nccl``: the algorithm/protocol NCCL's tuning picked for the size
+NCCL_FIELDS = ["nccl_choice"]
 
 #: bytes of the element type the table's ``count`` column counts (fp32, nccl-tests' default ``float``)
 WORD_BYTES = 4
@@ -126,7 +128,7 @@ def collective(op: str, algorithm: str, procs: int, nbytes: str, topology: str, 
             meter = LinkMeter(model.router)
         row = simulate_collective(op, algorithm, procs, size, topology, network, grid=grid, along=along,
                                   placement=placement, ecmp=ecmp, model=model, meter=meter)
-        rows.append({k: row[k] for k in FIELDS})
+        rows.append({k: row[k] for k in FIELDS + NCCL_FIELDS if k in row})
         meters.append((size, row["time_s"], meter))
     if fmt == "table":
         click.echo(nccl_table(rows, group_size=int(row["group_size"]), groups=int(row["groups"])))
@@ -148,6 +150,17 @@ def _nccl_count(op: str, nbytes: float, p: int) -> int:
 def _nccl_time(us: float) -> str:
     # nccl-tests' common.cu: %7.0f from 10 ms, %7.1f from 100 us, else %7.2f
     return f"{us:7.0f}" if us >= 1e4 else f"{us:7.1f}" if us >= 100 else f"{us:7.2f}"
+
+
+def _choice_runs(rows: list[dict]) -> list[str]:
+    """Consecutive sizes with the same ``nccl_choice`` as one run: ``tree/LL128 1024-33554432 B``."""
+    runs: list[list] = []
+    for r in rows:
+        if runs and runs[-1][0] == r["nccl_choice"]:
+            runs[-1][2] = int(r["bytes"])
+        else:
+            runs.append([r["nccl_choice"], int(r["bytes"]), int(r["bytes"])])
+    return [f"{c} {lo} B" if lo == hi else f"{c} {lo}-{hi} B" for c, lo, hi in runs]
 
 
 def nccl_table(rows: list[dict], group_size: int, groups: int) -> str:
@@ -180,6 +193,8 @@ def nccl_table(rows: list[dict], group_size: int, groups: int) -> str:
         lines.append(f"{int(r['bytes']):12d}  {_nccl_count(op, float(r['bytes']), group_size):12d}  "
                      f"{'float':>8}  {redop:>6}  {root:6d}  {_nccl_time(float(r['time_s']) * 1e6)}  "
                      f"{float(r['algbw_Bps']) / 1e9:6.2f}  {float(r['busbw_Bps']) / 1e9:6.2f}  {'N/A':>6}")
+    if "nccl_choice" in first:  # what NCCL_DEBUG_SUBSYS=TUNING would log, after the table nccl-tests prints
+        lines.append("# NCCL's choice: " + "; ".join(_choice_runs(rows)))
     avg = sum(float(r["busbw_Bps"]) for r in rows) / len(rows) / 1e9
     events = sum(int(r["events"]) for r in rows)
     wall = sum(float(r["wall_s"]) for r in rows)

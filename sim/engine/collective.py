@@ -121,7 +121,8 @@ def simulate_collective(op: str, algorithm: str, procs: int, nbytes: float, topo
     dict
         ``op, algorithm, procs, bytes, topology, network, time_s, algbw_Bps, busbw_Bps, events, wall_s``
         (time until the last group finishes; algbw = bytes / time_s; busbw = algbw × bus factor of the
-        group size, nccl-tests' definition), plus ``group_size`` and ``groups``.
+        group size, nccl-tests' definition), plus ``group_size`` and ``groups``; with ``algorithm="nccl"``
+        also ``nccl_choice``, the algorithm/protocol NCCL's tuning picked (:func:`nccl_choice`).
 
     Raises
     ------
@@ -163,7 +164,22 @@ def simulate_collective(op: str, algorithm: str, procs: int, nbytes: float, topo
     p = len(groups[0])
     t = res.makespan_s
     algbw = size / t if t > 0 else math.inf
-    return {"op": op, "algorithm": algorithm, "procs": procs, "bytes": size,
-            "topology": topology if isinstance(topology, str) else str(model.graph.graph.get("name", "graph")),
-            "network": model.name, "time_s": t, "algbw_Bps": algbw, "busbw_Bps": algbw * float(bus_factor(op, p)),
-            "events": res.events, "wall_s": time.perf_counter() - wall0, "group_size": p, "groups": len(groups)}
+    row = {"op": op, "algorithm": algorithm, "procs": procs, "bytes": size,
+           "topology": topology if isinstance(topology, str) else str(model.graph.graph.get("name", "graph")),
+           "network": model.name, "time_s": t, "algbw_Bps": algbw, "busbw_Bps": algbw * float(bus_factor(op, p)),
+           "events": res.events, "wall_s": time.perf_counter() - wall0, "group_size": p, "groups": len(groups)}
+    if algorithm == "nccl" and p > 1:
+        row["nccl_choice"] = nccl_choice(model, op, groups[0], size)
+    return row
+
+
+def nccl_choice(model, op: str, group: Sequence[int], nbytes: float) -> str:
+    """``algorithm/protocol`` the ``nccl`` model runs for ``op`` of ``nbytes`` on ``group`` (what NCCL logs
+    under NCCL_DEBUG_SUBSYS=TUNING), e.g. ``tree/LL128``; ``send`` has no choice (``p2p``)."""
+    from sim.collectives.nccl import NCCL
+
+    if op not in NCCL:
+        return "p2p"
+    kw = dict(model.algo_kwargs(op, "nccl", group))
+    plan = NCCL[op].plan(len(group), float(nbytes), kw.get("local_size"), kw.get("fabric"))
+    return f"{plan.algo}/{plan.proto}"
