@@ -73,3 +73,20 @@ def test_signals_blocked_delays_delivery_until_the_block_ends():
         assert guard.signum is None  # pending, not delivered
         assert signal.SIGINT in signal.sigpending()
     assert guard.signum == signal.SIGINT
+
+
+def test_abort_pool_waits_for_the_executor_manager_thread():
+    # at interpreter exit concurrent.futures writes to each live manager's wake-up pipe; a manager still
+    # closing that pipe then gives "OSError: [Errno 9] Bad file descriptor" under a sweep's one-line
+    # interrupt message. abort_pool returns only when the manager has finished (its pipe closed).
+    import time as _time
+    from concurrent.futures import ProcessPoolExecutor
+
+    from sim.sweep.local import _context, abort_pool
+
+    pool = ProcessPoolExecutor(1, mp_context=_context())
+    pool.submit(_time.sleep, 30)
+    manager = pool._executor_manager_thread
+    assert manager is not None and manager.is_alive()
+    abort_pool(pool)
+    assert not manager.is_alive()

@@ -58,13 +58,20 @@ def _context() -> Any:
 
 
 def abort_pool(pool: ProcessPoolExecutor) -> None:
-    """Cancel what has not started, kill every worker (SIGKILL: they ignore SIGTERM) and reap them."""
+    """Cancel what has not started, kill every worker (SIGKILL: they ignore SIGTERM) and reap them, then
+    wait for the executor's manager thread to finish its cleanup. Without that wait the interpreter's exit
+    hook (``concurrent.futures.process._python_exit``) can write to the manager's wake-up pipe while the
+    manager is closing it, and Python prints an ``OSError: [Errno 9] Bad file descriptor`` traceback under
+    the sweep's one-line interrupt message (CPython 3.11's ``_ThreadWakeup`` checks, then writes, unlocked)."""
     processes = list((getattr(pool, "_processes", None) or {}).values())  # gone after shutdown()
+    manager = getattr(pool, "_executor_manager_thread", None)  # set to None by shutdown()
     pool.shutdown(wait=False, cancel_futures=True)
     for proc in processes:
         proc.kill()
     for proc in processes:
         proc.join(REAP_TIMEOUT_S)
+    if manager is not None:
+        manager.join(REAP_TIMEOUT_S)
 
 
 class LocalBackend:
