@@ -211,7 +211,8 @@ def _choices(value: Any, field: str, allowed: tuple[str, ...]) -> tuple[str, ...
 
 
 def _buffsize(value: Any, field: str) -> int:
-    """NCCL_BUFFSIZE: bytes (a number or a size such as ``8MiB``), a multiple of NCCL's 8 steps."""
+    """NCCL_BUFFSIZE: whole bytes (a number or a size such as ``8MiB``), at least 8 KiB (NCCL splits the
+    buffer into 8 steps; sizes this small only model a misconfigured run)."""
     v = parse_bytes(value, field)
     if v < 8 * 1024 or v != int(v):
         raise UserError(field, f"{value!r} is too small or not whole", "a whole number of bytes >= 8KiB")
