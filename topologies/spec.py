@@ -294,6 +294,21 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     return kind, values
 
 
+def split_nccl_keys(raw: dict[str, Any], nccl: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``(params, nccl block)`` of a spec's values: each ``nccl.KEY=value`` (``dgx-h100:nccl.algorithms=ring``)
+    moves into the ``nccl`` block, over the preset's value of KEY.
+
+    Examples
+    --------
+    >>> split_nccl_keys({"nodes": "2", "nccl.protocols": "Simple"}, {"buffsize": 8388608})
+    ({'nodes': '2'}, {'buffsize': 8388608, 'protocols': 'Simple'})
+    """
+    dotted = {k[len("nccl."):]: v for k, v in raw.items() if k.startswith("nccl.")}
+    if not dotted:
+        return raw, nccl
+    return {k: v for k, v in raw.items() if not k.startswith("nccl.")}, {**(nccl or {}), **dotted}
+
+
 def _build_kind(kind_name: str, raw: dict[str, Any], n_hosts: int | None, label: str) -> nx.Graph:
     kind = KINDS.get(kind_name)
     if kind is None:
@@ -302,10 +317,8 @@ def _build_kind(kind_name: str, raw: dict[str, Any], n_hosts: int | None, label:
                         + ") or a .yaml/.yml/.graphml file")
     nccl = raw.get("nccl") if kind_name == "hier" else None
     raw = {k: v for k, v in raw.items() if not (k == "nccl" and kind_name == "hier")}
-    dotted = {k: v for k, v in raw.items() if k.startswith("nccl.")}
-    if dotted and kind_name == "hier":  # PRESET:nccl.algorithms=ring — one nccl key set from the spec string
-        nccl = {**(nccl or {}), **{k[len("nccl."):]: v for k, v in dotted.items()}}
-        raw = {k: v for k, v in raw.items() if k not in dotted}
+    if kind_name == "hier":  # PRESET:nccl.algorithms=ring — one nccl key set from the spec string
+        raw, nccl = split_nccl_keys(raw, nccl)
     unknown = sorted(set(raw) - set(kind.keys))
     if unknown:
         raise UserError(f"topology.{unknown[0]}", f"unknown key for {kind_name}", "keys: " + ", ".join(kind.keys))

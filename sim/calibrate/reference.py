@@ -80,7 +80,7 @@ def _from_mapping(data: dict[str, Any], label: str) -> Reference:
 def load_reference(spec: str, intra: str | None = None, inter: str | None = None) -> Reference:
     """The reference machine of ``spec`` (module docstring); ``intra``/``inter`` override its NVLink (per
     GPU, per direction) and per-NIC bandwidths."""
-    from topologies.spec import list_presets, load_preset, parse_spec
+    from topologies.spec import list_presets, load_preset, parse_spec, split_nccl_keys
 
     label = str(spec).strip()
     if not label:
@@ -98,8 +98,7 @@ def load_reference(spec: str, intra: str | None = None, inter: str | None = None
             ref = Reference(label, {**ref.params, **raw}, ref.nccl)
         else:
             raise UserError("reference", f"{label!r} is not a hier preset, spec or file", ALLOWED)
-    params = {k: v for k, v in ref.params.items() if not k.startswith("nccl.")}
-    nccl = {**ref.nccl, **{k[len("nccl."):]: v for k, v in ref.params.items() if k.startswith("nccl.")}}
+    params, nccl = split_nccl_keys(dict(ref.params), ref.nccl)
     if intra is not None:
         params["intra"] = intra
     if inter is not None:
