@@ -282,7 +282,8 @@ def load_setup(config: RunConfig) -> Setup:
     model = load_model(config.model, config.input_shape)
     if config.seq_len is not None:
         model = with_seq_len(model, config.seq_len)
-    compute_model = make_compute_model(config.compute, model, config.dtype_bytes, config.precision)
+    compute_model = make_compute_model(config.compute, model, config.dtype_bytes, config.precision,
+                                       config.memory_format)
     graph = build_topology(config.topology, config.procs)
     analytic = make_network("analytic", graph, ecmp=config.ecmp)
     analytic.check_ranks(config.procs)
@@ -334,7 +335,8 @@ def _fields_common(config: RunConfig, setup: Setup) -> dict[str, Any]:
             "network": config.network, "compute": getattr(setup.compute_model, "name", config.compute),
             "placement": config.placement, "collectives": config.collectives,
             "overlap": config.overlap, "dtype_bytes": precision.word_bytes, "dataset_size": setup.dataset_size,
-            "bucket_mb": config.bucket_mb, "host_overhead_s": config.host_overhead, "precision": config.precision}
+            "bucket_mb": config.bucket_mb, "host_overhead_s": config.host_overhead, "precision": config.precision,
+            "memory_format": config.memory_format}
 
 
 def _fields(config: RunConfig, setup: Setup, plan: RunPlan) -> dict[str, Any]:

@@ -81,6 +81,7 @@ _ALLOWED: dict[str, str] = {
     "procs": "an integer >= 1",
     "dtype_bytes": "an integer >= 1 (4 for fp32, 2 for fp16/bf16), or null for the precision's",
     "precision": "fp32, tf32, bf16, fp16, fp8 or amp",
+    "memory_format": "nchw (PyTorch's default) or nhwc (channels_last)",
     "dataset_size": "an integer >= 1, or null for the model's own N",
     "seed": "an integer",
     "overlap": "true or false",
@@ -124,6 +125,9 @@ class RunConfig(BaseModel):
     precision: Literal["fp32", "tf32", "bf16", "fp16", "fp8", "amp"] = Field(
         "fp32", description="Training precision (workloads/precision.py): the device peak the roofline computes "
                             "at and the bytes of activations, communication and state; fp32 is the paper's.")
+    memory_format: Literal["nchw", "nhwc"] = Field(
+        "nchw", description="Layout of convolution activations: nchw (PyTorch's default; tensor-core convolutions "
+                            "pay cuDNN's NCHW<->NHWC transposes in the roofline) or nhwc (channels_last).")
     dtype_bytes: int | None = Field(None, ge=1, description="Bytes per word, overriding the precision's "
                                                             "(default: 4 for fp32, 2 for the 16-bit ones).")
     overlap: bool = Field(False, description="Overlap backward ΔW all-reduces (in buckets of bucket_mb, 25 MiB "

@@ -51,7 +51,7 @@ class NoCompute:
 
 
 def make_compute_model(spec: str, model: Model | None = None, dtype_bytes: int | None = None,
-                       precision: str = "fp32") -> ComputeModel:
+                       precision: str = "fp32", memory_format: str = "nchw") -> ComputeModel:
     """Build the compute model named by ``spec``.
 
     Parameters
@@ -65,6 +65,9 @@ def make_compute_model(spec: str, model: Model | None = None, dtype_bytes: int |
     precision : str
         ``fp32`` (default), ``tf32``, ``bf16``, ``fp16``, ``fp8`` or ``amp`` (:mod:`workloads.precision`):
         the peak ``roofline`` computes at. ``profile:`` and ``paper-knl`` times are as measured.
+    memory_format : str
+        ``nchw`` (default, PyTorch's) or ``nhwc``: for ``roofline``, whether tensor-core convolutions pay
+        layout transposes (:mod:`workloads.roofline`). Measured times already include whatever layout ran.
 
     Returns
     -------
@@ -74,7 +77,8 @@ def make_compute_model(spec: str, model: Model | None = None, dtype_bytes: int |
     ------
     UserError
         ``compute`` field for an unknown spec, ``device`` for an unknown device, ``precision`` for an
-        unknown precision or one the device has no peak for, ``dtype_bytes`` for a bad override.
+        unknown precision or one the device has no peak for, ``dtype_bytes`` for a bad override,
+        ``memory_format`` for an unknown layout.
 
     Examples
     --------
@@ -96,7 +100,7 @@ def make_compute_model(spec: str, model: Model | None = None, dtype_bytes: int |
         from workloads.device_specs import load_device
         from workloads.roofline import RooflineCompute
 
-        return RooflineCompute(load_device(arg), chosen.word_bytes, chosen.peak)
+        return RooflineCompute(load_device(arg), chosen.word_bytes, chosen.peak, memory_format)
     if kind == "profile" and arg:
         from workloads.profiled import ProfileCompute
 

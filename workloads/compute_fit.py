@@ -12,6 +12,12 @@ worth) on a straight line ``t = w / max + half_s / max``:
    for their bytes (compute-bound; a memory-bound row carries no information about compute), ``w =
    flops / peak``; least squares again.
 
+A profile measured with NCHW activations (``memory_format="nchw"``, PyTorch's default) at a tensor-core
+precision includes cuDNN's layout transposes in every convolution's time; they are charged as the roofline
+charges them (:mod:`workloads.roofline`: ``t_memory`` of one read and one write of the input and output)
+with the fitted memory curve, and taken off each convolution row before its line is fitted, so that a
+run of the fitted device in the same layout adds them back exactly once.
+
 A negative intercept (``half_s < 0``) is refitted through the origin (``half_s = 0``). A class with fewer
 than two distinct points keeps the base device's curve (reported as ``kept``). A fitted ``max`` above 1
 means the layers ran faster than the peak: the profile was not measured on this device at this
@@ -60,16 +66,24 @@ def _line(ws: list[float], ts: list[float]) -> tuple[float, float] | None:
     return float(1.0 / slope), float(intercept / slope)
 
 
-def _points(model: Model, table: dict, device: DeviceSpec, precision: Precision, peak: float):
-    """One ``(class, w_compute, w_memory, t)`` per measured (layer, batch)."""
+def _points(model: Model, table: dict, device: DeviceSpec, precision: Precision, peak: float, transposes: bool):
+    """One ``(class, w_compute, w_memory, t, w_transpose)`` per measured (layer, batch); ``w_transpose`` is
+    the work of a convolution's layout transposes (0 unless ``transposes``)."""
     out = []
     for layer in model.layers:
         batches, fwd, bwd = table[layer.name]
         for b, f, g in zip(batches, fwd, bwd, strict=True):
             flops = layer.fwd_flops_per_sample * b
             nbytes = precision.word_bytes * (layer.params + (layer.in_elems_per_sample + layer.out_elems_per_sample) * b)
-            out.append((kernel_class(layer.kind), flops / peak, nbytes / device.mem_bandwidth_Bps, (f + g) / 3.0))
+            moved = (2 * precision.word_bytes * (layer.in_elems_per_sample + layer.out_elems_per_sample) * b
+                     if transposes and layer.kind == "conv" else 0.0)
+            bandwidth = device.mem_bandwidth_Bps
+            out.append((kernel_class(layer.kind), flops / peak, nbytes / bandwidth, (f + g) / 3.0, moved / bandwidth))
     return out
+
+
+def _transpose_s(memory: Curve, w_transpose: float) -> float:
+    return memory.achieved_s(w_transpose) if w_transpose else 0.0
 
 
 def _check_max(cls: str, fitted: tuple[float, float]) -> Curve:
@@ -80,7 +94,8 @@ def _check_max(cls: str, fitted: tuple[float, float]) -> Curve:
     return Curve(peak_fraction, half_s)
 
 
-def fit_efficiency(model: Model, table: dict, device: DeviceSpec, precision: Precision) -> tuple[Efficiency, list[ClassFit]]:
+def fit_efficiency(model: Model, table: dict, device: DeviceSpec, precision: Precision,
+                   memory_format: str = "nchw") -> tuple[Efficiency, list[ClassFit]]:
     """Fit ``device``'s curves (memory, and conv/matmul of the precision's set) to the profile ``table``.
 
     Parameters
@@ -93,6 +108,9 @@ def fit_efficiency(model: Model, table: dict, device: DeviceSpec, precision: Pre
         The device measured (peaks and bandwidth; its curves are kept where the profile cannot replace them).
     precision : Precision
         The precision measured (its peak and word bytes).
+    memory_format : str
+        The layout the profile ran in: ``nchw`` (its convolutions include cuDNN's transposes when the
+        precision runs on tensor cores) or ``nhwc``.
 
     Returns
     -------
@@ -111,8 +129,8 @@ def fit_efficiency(model: Model, table: dict, device: DeviceSpec, precision: Pre
         raise UserError("profile", f"no rows for layer(s) {shown} of {model.name}",
                         f"a profile of every layer of {model.name} (dnnsim profile --model {model.name})")
     peak, tensor = device.peak(precision.peak)
-    points = _points(model, table, device, precision, peak)
-    mem_rows = [(wm, t) for cls, _, wm, t in points if cls == "memory"]
+    points = _points(model, table, device, precision, peak, tensor and memory_format == "nchw")
+    mem_rows = [(wm, t) for cls, _, wm, t, _ in points if cls == "memory"]
     fitted = _line([wm for wm, _ in mem_rows], [t for _, t in mem_rows])
     if fitted is None:
         raise UserError("profile", f"{len(mem_rows)} memory-bound row(s) at distinct sizes, too few to fit",
@@ -122,7 +140,7 @@ def fit_efficiency(model: Model, table: dict, device: DeviceSpec, precision: Pre
     curves: dict[str, Curve] = {}
     reports = []
     for cls in COMPUTE_CLASSES:
-        rows = [(wc, wm, t) for c, wc, wm, t in points if c == cls]
+        rows = [(wc, wm, t - _transpose_s(memory, wt)) for c, wc, wm, t, wt in points if c == cls]
         bound = [(wc, t) for wc, wm, t in rows if t > memory.achieved_s(wm) * (1 + COMPUTE_BOUND_MARGIN)]
         line = _line([wc for wc, _ in bound], [t for _, t in bound])
         if line is not None:
@@ -145,16 +163,16 @@ def fit_efficiency(model: Model, table: dict, device: DeviceSpec, precision: Pre
     return efficiency, fits
 
 
-def _predict(cls: str, wc: float, wm: float, efficiency: Efficiency, tensor: bool) -> float:
+def _predict(cls: str, wc: float, wm: float, wt: float, efficiency: Efficiency, tensor: bool) -> float:
     t_mem = efficiency.memory.achieved_s(wm)
     if cls == "memory":
         return t_mem
-    return max(efficiency.curve(cls, tensor).achieved_s(wc), t_mem)
+    return max(efficiency.curve(cls, tensor).achieved_s(wc), t_mem) + _transpose_s(efficiency.memory, wt)
 
 
 def _report(cls: str, curve: Curve | None, status: str, n_rows: int, n_used: int, points, efficiency: Efficiency,
             tensor: bool) -> ClassFit:
-    errs = [(_predict(c, wc, wm, efficiency, tensor) / t - 1.0) ** 2 for c, wc, wm, t in points
+    errs = [(_predict(c, wc, wm, wt, efficiency, tensor) / t - 1.0) ** 2 for c, wc, wm, t, wt in points
             if c == cls and t > 0 and curve is not None]
     rms = math.sqrt(sum(errs) / len(errs)) if errs else float("nan")
     return ClassFit(cls, curve, status, n_rows, n_used, rms)

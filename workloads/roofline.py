@@ -25,6 +25,20 @@ Bytes moved are the weights read once plus the input read and the output written
 (4, fp32, as the paper trains; the precision's word otherwise). Backward computes ΔX and ΔW, each about
 one forward's work and traffic, so ``t_bwd = 2 * t_fwd`` (the usual rule; no better per-layer figure is
 available from a roofline).
+
+Memory format. cuDNN's tensor-core convolution kernels work on channels-last (NHWC) tensors; a
+convolution on tensors in PyTorch's default NCHW layout is bracketed by transposes, NCHW -> NHWC of its
+input and NHWC -> NCHW of its output ("channels last" in the PyTorch and cuDNN documentation). With
+``memory_format="nchw"`` (the default, PyTorch's) a convolution at a tensor-core precision therefore
+also pays one read and one write of its input and of its output, as memory-bound kernels::
+
+    t_fwd += t_mem(2 * dtype_bytes * (in_elems + out_elems) * b * shard)
+
+(backward twice that, like the rest of the layer). ``nhwc`` (``channels_last``) pays nothing; neither do
+convolutions at non-tensor-core precisions, whose kernels read NCHW directly. Measured on one V100,
+ResNet-50 at batch 128 with AMP: 152.2 ms per iteration in NCHW and 110.9 ms in NHWC
+(github.com/sandeepkumar-skb/pytorch_experiments, torchvision_exp/README.md); the formula charges
+45.6 ms of transposes for the 41.3 ms difference (tests/test_memory_format.py).
 """
 
 from __future__ import annotations
@@ -36,6 +50,8 @@ from workloads.layer import Layer
 
 #: backward / forward ratio of FLOPs and bytes
 BWD_FACTOR = 2.0
+#: tensor layouts of convolution activations: PyTorch's default, and channels-last
+MEMORY_FORMATS = ("nchw", "nhwc")
 
 
 def batch_efficiency(local_batch: float, b_half: float) -> float:
@@ -53,17 +69,24 @@ class RooflineCompute:
         Bytes per weight and activation value (4 for fp32).
     peak : str
         Which of the device's peaks compute runs at (a precision's ``peak``: fp32, tf32, bf16, fp16, fp8).
+    memory_format : str
+        ``nchw`` (PyTorch's default) or ``nhwc`` (channels-last): the layout of convolution activations,
+        which decides whether tensor-core convolutions pay transposes (module docstring).
 
     Raises
     ------
     UserError
-        ``precision`` field, when the device has no such peak.
+        ``precision`` field, when the device has no such peak; ``memory_format`` for an unknown layout.
     """
 
-    def __init__(self, device: DeviceSpec, dtype_bytes: int = 4, peak: str = "fp32") -> None:
+    def __init__(self, device: DeviceSpec, dtype_bytes: int = 4, peak: str = "fp32",
+                 memory_format: str = "nchw") -> None:
+        if memory_format not in MEMORY_FORMATS:
+            raise UserError("memory_format", f"{memory_format!r} is not a memory format", " or ".join(MEMORY_FORMATS))
         self.device = device
         self.dtype_bytes = dtype_bytes
         self.peak_flops, self.tensor_core = device.peak(peak)
+        self.memory_format = memory_format
         self.name = f"roofline:{device.name}"
 
     def time(self, layer: Layer, phase: str, local_batch: float, shard: float = 1.0) -> float:
@@ -74,16 +97,20 @@ class RooflineCompute:
         flops = layer.fwd_flops_per_sample * local_batch * shard
         nbytes = self.dtype_bytes * (layer.params + (layer.in_elems_per_sample + layer.out_elems_per_sample)
                                      * local_batch) * shard
+        transposed = (2 * self.dtype_bytes * (layer.in_elems_per_sample + layer.out_elems_per_sample) * local_batch
+                      * shard if layer.kind == "conv" and self.tensor_core and self.memory_format == "nchw" else 0.0)
         efficiency = self.device.efficiency
+        bandwidth = self.device.mem_bandwidth_Bps
         if efficiency is None:
-            roof = max(flops / self.peak_flops, nbytes / self.device.mem_bandwidth_Bps)
-            return factor * roof / batch_efficiency(local_batch, self.device.b_half)
-        t_mem = efficiency.memory.achieved_s(nbytes / self.device.mem_bandwidth_Bps)
+            roof = max(flops / self.peak_flops, nbytes / bandwidth)
+            return factor * (roof + transposed / bandwidth) / batch_efficiency(local_batch, self.device.b_half)
+        t_mem = efficiency.memory.achieved_s(nbytes / bandwidth)
         cls = kernel_class(layer.kind)
         if cls == "memory":
             return factor * t_mem
         t_compute = efficiency.curve(cls, self.tensor_core).achieved_s(flops / self.peak_flops)
-        return factor * max(t_compute, t_mem)
+        t_transpose = efficiency.memory.achieved_s(transposed / bandwidth) if transposed else 0.0
+        return factor * (max(t_compute, t_mem) + t_transpose)
 
 
 def _phase_factor(phase: str) -> float:

@@ -106,11 +106,14 @@ def nccl(files: tuple[str, ...], output: str, reference: str | None, op: str | N
               help="The precision measured: fp32, tf32, bf16, fp16, fp8 or amp.")
 @click.option("--dtype-bytes", "dtype_bytes", type=int, default=None, help="Bytes per word, overriding the "
                                                                              "precision's.")
+@click.option("--memory-format", "memory_format", type=click.Choice(["nchw", "nhwc"]), default="nchw",
+              show_default=True, help="The layout the profile ran in; nchw convolutions at a tensor-core "
+                                      "precision include cuDNN's transposes, taken off before the fit.")
 @click.option("--name", default=None, help="Name of the fitted device (default: DEVICE-fit).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Device YAML to write.")
 @format_option
 def compute(profile_csv: str, model_name: str, device: str, precision: str, dtype_bytes: int | None,
-            name: str | None, output: str, fmt: str) -> None:
+            memory_format: str, name: str | None, output: str, fmt: str) -> None:
     """Fit a device file's efficiency curves to a dnnsim profile CSV measured on that device.
 
     \b
@@ -137,7 +140,7 @@ def compute(profile_csv: str, model_name: str, device: str, precision: str, dtyp
     if not Path(profile_csv).is_file():
         raise UserError("profile", f"file {profile_csv!r} does not exist", "a CSV written by dnnsim profile")
     table = read_profile(profile_csv)
-    efficiency, fits = fit_efficiency(model, table, base, chosen)
+    efficiency, fits = fit_efficiency(model, table, base, chosen, memory_format)
     data = {k: v for k, v in raw.items() if k not in ("aliases", "b_half", "efficiency", "sources")}
     data["name"] = name or f"{base.name}-fit"
     data["description"] = f"{base.description or base.name}, efficiency fitted to {Path(profile_csv).name}"

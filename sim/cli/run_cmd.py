@@ -48,6 +48,9 @@ def _shared_options(with_grid: bool) -> Callable:
         click.option("--compute", help="none | roofline:DEVICE | profile:FILE | paper-knl (default none)."),
         click.option("--precision", help="fp32 | tf32 | bf16 | fp16 | fp8 | amp: the device peak and the bytes of "
                                          "activations, communication and state (default fp32; docs/compute.md)."),
+        click.option("--memory-format", "memory_format",
+                     help="nchw | nhwc: layout of convolution activations; in nchw (default, PyTorch's) "
+                          "tensor-core convolutions pay cuDNN's layout transposes (docs/compute.md)."),
         click.option("--dtype-bytes", "dtype_bytes", type=int,
                      help="Bytes per word, overriding the precision's (default 4 for fp32, 2 for 16-bit)."),
         click.option("--overlap/--no-overlap", default=None, help="Overlap ΔW all-reduces with backward compute."),
@@ -88,7 +91,7 @@ def _shared_options(with_grid: bool) -> Callable:
 def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
     keys = ("model", "input_shape", "batch", "procs", "strategy", "grid", "conv_grid", "conv", "fc", "topology",
             "network", "collectives",
-            "compute", "precision", "dtype_bytes", "overlap", "bucket_mb", "host_overhead", "placement", "ecmp",
+            "compute", "precision", "memory_format", "dtype_bytes", "overlap", "bucket_mb", "host_overhead", "placement", "ecmp",
             "dataset_size", "tp", "cp", "pp", "dp", "sp", "microbatch", "schedule", "virtual_stages", "zero",
             "recompute", "seq_len", "require_fit", "tp_overlap")
     return {k: kwargs.get(k) for k in keys if kwargs.get(k) is not None}
