@@ -76,3 +76,16 @@ def test_cli_profile_cuda_without_gpu(torch, tmp_path, capsys):
     assert capsys.readouterr().err == ("error: device: CUDA was asked for but torch sees no GPU; "
                                        "--device cpu, or a machine with CUDA\n")
     assert not out.exists()
+
+
+def test_profile_in_channels_last_covers_every_layer(torch):
+    """``--memory-format nhwc`` measures the same layers (4-d tensors and conv weights in channels_last)."""
+    from sim.errors import UserError
+    from workloads.torch_profile import profile_model
+
+    model = get_model("alexnet")
+    rows = profile_model(model, [1], warmup=0, repeats=1, memory_format="nhwc")
+    assert [r["layer"] for r in rows] == [layer.name for layer in model.layers]
+    assert all(r["fwd_s"] > 0 and r["bwd_s"] > 0 for r in rows)
+    with pytest.raises(UserError, match="memory_format"):
+        profile_model(model, [1], memory_format="nhcw")

@@ -117,7 +117,7 @@ def _median_seconds(fn: Any, torch: Any, cuda: bool, warmup: int, repeats: int) 
 
 
 def profile_model(model: Model, batches: list[int], device: str = "cpu", warmup: int = 2,
-                  repeats: int = 5) -> list[dict[str, Any]]:
+                  repeats: int = 5, memory_format: str = "nchw") -> list[dict[str, Any]]:
     """Time every layer of ``model`` at every batch size.
 
     Parameters
@@ -128,6 +128,9 @@ def profile_model(model: Model, batches: list[int], device: str = "cpu", warmup:
     device : {"cpu", "cuda"}
     warmup, repeats : int
         Untimed and timed calls per measurement (the median of the timed ones is kept).
+    memory_format : {"nchw", "nhwc"}
+        Layout of 4-d activations and weights: PyTorch's default, or ``torch.channels_last`` (what
+        ``dnnsim calibrate compute --memory-format`` is then told).
 
     Returns
     -------
@@ -138,11 +141,19 @@ def profile_model(model: Model, batches: list[int], device: str = "cpu", warmup:
     Raises
     ------
     UserError
-        ``torch`` when PyTorch is missing, ``device`` when CUDA is asked for but absent.
+        ``torch`` when PyTorch is missing, ``device`` when CUDA is asked for but absent, ``memory_format``
+        for an unknown layout.
     """
     torch = require_torch()
     if device not in ("cpu", "cuda"):
         raise UserError("device", f"{device!r} is not a profiling device", "cpu or cuda")
+    if memory_format not in ("nchw", "nhwc"):
+        raise UserError("memory_format", f"{memory_format!r} is not a memory format", "nchw or nhwc")
+    layout = torch.channels_last if memory_format == "nhwc" else torch.contiguous_format
+
+    def laid_out(x: Any) -> Any:
+        return x.contiguous(memory_format=layout) if x.dim() == 4 else x
+
     cuda = device == "cuda"
     if cuda and not torch.cuda.is_available():
         raise UserError("device", "CUDA was asked for but torch sees no GPU", "--device cpu, or a machine with CUDA")
@@ -150,8 +161,10 @@ def profile_model(model: Model, batches: list[int], device: str = "cpu", warmup:
     rows = []
     for layer in model.layers:
         module = layer_module(layer).to(device).train()
+        if memory_format == "nhwc":
+            module = module.to(memory_format=layout)
         for b in batches:
-            xs = [torch.randn((b, *shape), device=device, requires_grad=True)
+            xs = [laid_out(torch.randn((b, *shape), device=device)).requires_grad_()
                   for shape in _input_shapes(layer, model)]
             fwd_s = _median_seconds(lambda m=module, xs=xs: m(*xs), torch, cuda, warmup, repeats)
             out = module(*xs)

@@ -46,8 +46,11 @@ def write_csv_atomically(rows: list[dict], path: str) -> None:
 @click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed calls.")
 @click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
               help="Timed calls; the median is kept.")
+@click.option("--memory-format", "memory_format", type=click.Choice(["nchw", "nhwc"]), default="nchw",
+              show_default=True, help="Layout of 4-d activations and weights: PyTorch's default or channels_last.")
 @format_option
-def profile(model_name: str, batch: str, device: str, output: str, warmup: int, repeats: int, fmt: str) -> None:
+def profile(model_name: str, batch: str, device: str, output: str, warmup: int, repeats: int, memory_format: str,
+            fmt: str) -> None:
     """Measure every layer's forward and backward seconds with PyTorch (needs torch: pip install torch).
 
     Writes OUTPUT with columns layer, kind, batch, fwd_s, bwd_s, device, usable as --compute profile:OUTPUT,
@@ -62,6 +65,6 @@ def profile(model_name: str, batch: str, device: str, output: str, warmup: int, 
     if not out_dir.is_dir():
         raise UserError("output", f"folder {str(out_dir)!r} does not exist", "a path in an existing folder")
     require_torch()
-    rows = profile_model(model, batches, device=device, warmup=warmup, repeats=repeats)
+    rows = profile_model(model, batches, device=device, warmup=warmup, repeats=repeats, memory_format=memory_format)
     write_csv_atomically(rows, output)
     emit(rows, fmt)
