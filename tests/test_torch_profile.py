@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,7 +58,8 @@ def test_cli_profile_then_run_on_it(torch, tmp_path, monkeypatch, capsys):
     with (tmp_path / "x.csv").open() as f:
         reader = csv.DictReader(f)
         rows = list(reader)
-    assert reader.fieldnames == ["layer", "kind", "batch", "fwd_s", "bwd_s", "device"]
+    assert reader.fieldnames == ["layer", "kind", "batch", "fwd_s", "bwd_s", "device", "precision", "memory_format"]
+    assert {(r["precision"], r["memory_format"]) for r in rows} == {("fp32", "nchw")}
     names = [layer.name for layer in get_model("alexnet").layers]
     assert [(r["layer"], r["batch"]) for r in rows] == [(n, b) for n in names for b in ("1", "2")]
     monkeypatch.chdir(tmp_path)
@@ -89,3 +91,56 @@ def test_profile_in_channels_last_covers_every_layer(torch):
     assert all(r["fwd_s"] > 0 and r["bwd_s"] > 0 for r in rows)
     with pytest.raises(UserError, match="memory_format"):
         profile_model(model, [1], memory_format="nhcw")
+
+
+TINY_CNN = str(Path(__file__).parent.parent / "examples" / "models" / "tiny-cnn.yaml")
+
+
+def test_profile_records_its_precision_and_calibrate_reads_it(torch, tmp_path, capsys):
+    """``dnnsim profile --precision bf16`` runs the layers in bfloat16 and writes precision and memory_format
+    columns; ``calibrate compute`` then fits at bf16 without being told, and refuses a contradicting flag."""
+    profile = tmp_path / "p.csv"
+    assert main(["profile", "--model", TINY_CNN, "--batch", "1,4", "--precision", "bf16", "--memory-format", "nhwc",
+                 "--warmup", "0", "--repeats", "1", "-o", str(profile), "--format", "csv"]) == 0
+    with profile.open() as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["precision"], r["memory_format"]) for r in rows} == {("bf16", "nhwc")}
+    capsys.readouterr()
+    out = tmp_path / "fit.yaml"
+    # the CPU's timings against the A100's peaks: a fit far below 1, which is what the test needs (bf16 peak)
+    assert main(["calibrate", "compute", str(profile), "--model", TINY_CNN, "--device", "a100", "-o", str(out)]) == 0
+    import yaml
+
+    assert "(tiny-cnn, bf16, nhwc)" in yaml.safe_load(out.read_text())["sources"]["efficiency.memory"]
+    capsys.readouterr()
+    assert main(["calibrate", "compute", str(profile), "--model", TINY_CNN, "--device", "a100", "--precision", "fp32",
+                 "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: precision: --precision fp32 contradicts the profile, measured in bf16")
+    assert err.count("\n") == 1
+
+
+def test_profile_leaves_torchs_tf32_switches_as_they_were(torch):
+    from workloads.loader import load_model
+    from workloads.torch_profile import profile_model
+
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    for precision in ("fp32", "tf32"):
+        profile_model(load_model(TINY_CNN), [1], warmup=0, repeats=1, precision=precision)
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
+
+
+def test_profile_layer_that_cannot_run_is_one_line(torch, monkeypatch, tmp_path, capsys):
+    """A layer torch cannot run in the asked precision on the device: one ``error: precision: ...`` line."""
+    import workloads.torch_profile as tp
+
+    class Refuses(torch.nn.Module):
+        def forward(self, *xs):
+            raise RuntimeError('"some_kernel" not implemented for \'BFloat16\'')
+
+    monkeypatch.setattr(tp, "layer_module", lambda layer: Refuses())
+    assert main(["profile", "--model", TINY_CNN, "--batch", "1", "--precision", "bf16", "--warmup", "0",
+                 "--repeats", "1", "-o", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: precision: layer 'conv1' (conv) does not run in bf16 on cpu") and err.count("\n") == 1
+    assert not (tmp_path / "p.csv").exists()

@@ -1,7 +1,8 @@
 """Measured compute: per-layer forward and backward seconds from a profile CSV (``dnnsim profile``).
 
 The CSV has the columns ``layer, batch, fwd_s, bwd_s`` (others are ignored), one row per layer and
-measured batch size. A layer's time at a local batch is interpolated log-log between the measured batches
+measured batch size; ``dnnsim profile`` also writes ``precision`` and ``memory_format``, which
+:func:`profile_settings` reads back for ``dnnsim calibrate compute``. A layer's time at a local batch is interpolated log-log between the measured batches
 and extrapolated linearly in the batch (constant time per sample) outside them
 (:func:`workloads.interp.loglog_interp`), then multiplied by ``shard``.
 """
@@ -62,6 +63,33 @@ def read_profile(path: str | Path) -> dict[str, tuple[list[float], list[float], 
         order = sorted(range(len(b)), key=b.__getitem__)
         table[str(name)] = ([b[i] for i in order], [f[i] for i in order], [g[i] for i in order])
     return table
+
+
+#: the measurement settings ``dnnsim profile`` records per row
+SETTING_COLUMNS = ("precision", "memory_format")
+
+
+def profile_settings(path: str | Path) -> dict[str, str]:
+    """The ``precision`` and ``memory_format`` a profile records (absent columns are left out).
+
+    Raises
+    ------
+    UserError
+        ``profile`` field when a column holds more than one value (one profile, one setting).
+    """
+    from sim.csvfile import read_csv_file
+
+    frame = read_csv_file(Path(path), "profile", "profile", "a CSV written by dnnsim profile")
+    out: dict[str, str] = {}
+    for column in SETTING_COLUMNS:
+        if column in frame.columns:
+            values = sorted(set(frame[column].dropna().astype(str)))
+            if len(values) > 1:
+                raise UserError("profile", f"{str(path)!r} mixes {column} values {', '.join(values)}",
+                                f"one {column} per profile (run dnnsim profile once per setting)")
+            if values:
+                out[column] = values[0]
+    return out
 
 
 class ProfileCompute:

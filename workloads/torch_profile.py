@@ -6,6 +6,14 @@ alone on random inputs of its shape: ``warmup`` untimed calls, then the median o
 with ``torch.cuda.synchronize()`` around each timed call on CUDA. Forward runs in training mode with
 autograd on (as in training); backward is ``out.backward(grad)`` on a retained graph, computing the
 gradients of the input and of the parameters. torch is imported only inside these functions.
+
+Precision (``precision``): ``fp32`` runs float32 tensors with TF32 turned off for convolutions and matrix
+products (``torch.backends.cudnn.allow_tf32`` and ``torch.backends.cuda.matmul.allow_tf32``, restored
+afterwards), so it is FP32 on every GPU; ``tf32`` runs float32 tensors with both turned on; ``bf16`` and
+``fp16`` run the module and its inputs in that type; ``amp`` runs them in float16 as well, since under
+``torch.autocast`` a layer computes in float16 (the per-call cast of the fp32 master weights is not
+timed). ``fp8`` needs Transformer Engine and is refused. Layout (``memory_format``): ``nhwc`` puts 4-d
+tensors and weights in ``torch.channels_last``.
 """
 
 from __future__ import annotations
@@ -101,6 +109,26 @@ def _input_shapes(layer: Layer, model: Model) -> list[tuple[int, ...]]:
     return [by_name[name].out_shape for name in layer.inputs]
 
 
+#: the torch dtype each profiled precision runs in (fp32 and tf32 differ by the TF32 switches)
+PROFILE_DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16", "amp": "float16"}
+
+
+class _TF32Switches:
+    """Set torch's two TF32 switches for the measurement and restore them afterwards (no global change)."""
+
+    def __init__(self, torch: Any, allow: bool) -> None:
+        self.torch, self.allow, self.saved = torch, allow, (True, False)
+
+    def __enter__(self) -> None:
+        backends = self.torch.backends
+        self.saved = (backends.cudnn.allow_tf32, backends.cuda.matmul.allow_tf32)
+        backends.cudnn.allow_tf32 = backends.cuda.matmul.allow_tf32 = self.allow
+
+    def __exit__(self, *exc: Any) -> None:
+        backends = self.torch.backends
+        backends.cudnn.allow_tf32, backends.cuda.matmul.allow_tf32 = self.saved
+
+
 def _median_seconds(fn: Any, torch: Any, cuda: bool, warmup: int, repeats: int) -> float:
     for _ in range(warmup):
         fn()
@@ -117,7 +145,7 @@ def _median_seconds(fn: Any, torch: Any, cuda: bool, warmup: int, repeats: int) 
 
 
 def profile_model(model: Model, batches: list[int], device: str = "cpu", warmup: int = 2,
-                  repeats: int = 5, memory_format: str = "nchw") -> list[dict[str, Any]]:
+                  repeats: int = 5, memory_format: str = "nchw", precision: str = "fp32") -> list[dict[str, Any]]:
     """Time every layer of ``model`` at every batch size.
 
     Parameters
@@ -131,25 +159,32 @@ def profile_model(model: Model, batches: list[int], device: str = "cpu", warmup:
     memory_format : {"nchw", "nhwc"}
         Layout of 4-d activations and weights: PyTorch's default, or ``torch.channels_last`` (what
         ``dnnsim calibrate compute --memory-format`` is then told).
+    precision : {"fp32", "tf32", "bf16", "fp16", "amp"}
+        What the layers compute in (module docstring).
 
     Returns
     -------
     list of dict
-        One row per (layer, batch): ``layer, kind, batch, fwd_s, bwd_s, device`` (the CSV that
-        ``profile:FILE`` reads).
+        One row per (layer, batch): ``layer, kind, batch, fwd_s, bwd_s, device, precision,
+        memory_format`` (the CSV that ``profile:FILE`` reads).
 
     Raises
     ------
     UserError
         ``torch`` when PyTorch is missing, ``device`` when CUDA is asked for but absent, ``memory_format``
-        for an unknown layout.
+        for an unknown layout, ``precision`` for one that cannot be profiled or a layer torch cannot run
+        in it on this device.
     """
     torch = require_torch()
     if device not in ("cpu", "cuda"):
         raise UserError("device", f"{device!r} is not a profiling device", "cpu or cuda")
     if memory_format not in ("nchw", "nhwc"):
         raise UserError("memory_format", f"{memory_format!r} is not a memory format", "nchw or nhwc")
+    if precision not in PROFILE_DTYPES:
+        raise UserError("precision", f"{precision!r} cannot be profiled",
+                        f"{', '.join(PROFILE_DTYPES)} (fp8 needs Transformer Engine)")
     layout = torch.channels_last if memory_format == "nhwc" else torch.contiguous_format
+    dtype = getattr(torch, PROFILE_DTYPES[precision])
 
     def laid_out(x: Any) -> Any:
         return x.contiguous(memory_format=layout) if x.dim() == 4 else x
@@ -159,19 +194,25 @@ def profile_model(model: Model, batches: list[int], device: str = "cpu", warmup:
         raise UserError("device", "CUDA was asked for but torch sees no GPU", "--device cpu, or a machine with CUDA")
     torch.manual_seed(0)
     rows = []
-    for layer in model.layers:
-        module = layer_module(layer).to(device).train()
-        if memory_format == "nhwc":
-            module = module.to(memory_format=layout)
-        for b in batches:
-            xs = [laid_out(torch.randn((b, *shape), device=device)).requires_grad_()
-                  for shape in _input_shapes(layer, model)]
-            fwd_s = _median_seconds(lambda m=module, xs=xs: m(*xs), torch, cuda, warmup, repeats)
-            out = module(*xs)
-            grad = torch.randn_like(out)
-            bwd_s = _median_seconds(lambda out=out, grad=grad: out.backward(grad, retain_graph=True),
-                                    torch, cuda, warmup, repeats)
-            rows.append({"layer": layer.name, "kind": layer.kind, "batch": b, "fwd_s": fwd_s, "bwd_s": bwd_s,
-                         "device": device})
-            del out, grad, xs
+    with _TF32Switches(torch, precision == "tf32"):
+        for layer in model.layers:
+            module = layer_module(layer).to(device=device, dtype=dtype).train()
+            if memory_format == "nhwc":
+                module = module.to(memory_format=layout)
+            for b in batches:
+                xs = [laid_out(torch.randn((b, *shape), device=device, dtype=dtype)).requires_grad_()
+                      for shape in _input_shapes(layer, model)]
+                try:
+                    fwd_s = _median_seconds(lambda m=module, xs=xs: m(*xs), torch, cuda, warmup, repeats)
+                    out = module(*xs)
+                    grad = torch.randn_like(out)
+                    bwd_s = _median_seconds(lambda out=out, grad=grad: out.backward(grad, retain_graph=True),
+                                            torch, cuda, warmup, repeats)
+                except (RuntimeError, NotImplementedError) as exc:
+                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    raise UserError("precision", f"layer {layer.name!r} ({layer.kind}) does not run in {precision} "
+                                    f"on {device}: {reason}", "another --precision or --device") from None
+                rows.append({"layer": layer.name, "kind": layer.kind, "batch": b, "fwd_s": fwd_s, "bwd_s": bwd_s,
+                             "device": device, "precision": precision, "memory_format": memory_format})
+                del out, grad, xs
     return rows

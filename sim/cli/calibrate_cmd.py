@@ -102,18 +102,19 @@ def nccl(files: tuple[str, ...], output: str, reference: str | None, op: str | N
 @click.option("--model", "model_name", required=True, help="The profiled model (zoo name or .yaml file).")
 @click.option("--device", required=True,
               help="The device measured (name or .yaml): its peaks and bandwidth are kept, its curves refitted.")
-@click.option("--precision", default="fp32", show_default=True,
-              help="The precision measured: fp32, tf32, bf16, fp16, fp8 or amp.")
+@click.option("--precision", default=None,
+              help="The precision measured: fp32, tf32, bf16, fp16, fp8 or amp (default: the profile's "
+                   "precision column, else fp32).")
 @click.option("--dtype-bytes", "dtype_bytes", type=int, default=None, help="Bytes per word, overriding the "
                                                                              "precision's.")
-@click.option("--memory-format", "memory_format", type=click.Choice(["nchw", "nhwc"]), default="nchw",
-              show_default=True, help="The layout the profile ran in; nchw convolutions at a tensor-core "
-                                      "precision include cuDNN's transposes, taken off before the fit.")
+@click.option("--memory-format", "memory_format", type=click.Choice(["nchw", "nhwc"]), default=None,
+              help="The layout the profile ran in (default: its memory_format column, else nchw); nchw "
+                   "convolutions at a tensor-core precision include cuDNN's transposes, taken off before the fit.")
 @click.option("--name", default=None, help="Name of the fitted device (default: DEVICE-fit).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Device YAML to write.")
 @format_option
-def compute(profile_csv: str, model_name: str, device: str, precision: str, dtype_bytes: int | None,
-            memory_format: str, name: str | None, output: str, fmt: str) -> None:
+def compute(profile_csv: str, model_name: str, device: str, precision: str | None, dtype_bytes: int | None,
+            memory_format: str | None, name: str | None, output: str, fmt: str) -> None:
     """Fit a device file's efficiency curves to a dnnsim profile CSV measured on that device.
 
     \b
@@ -128,8 +129,13 @@ def compute(profile_csv: str, model_name: str, device: str, precision: str, dtyp
     from workloads.device_specs import device_from_mapping, read_device_mapping
     from workloads.loader import load_model
     from workloads.precision import get_precision, with_dtype_bytes
-    from workloads.profiled import read_profile
+    from workloads.profiled import profile_settings, read_profile
 
+    if not Path(profile_csv).is_file():
+        raise UserError("profile", f"file {profile_csv!r} does not exist", "a CSV written by dnnsim profile")
+    recorded = profile_settings(profile_csv)
+    precision = _measured_setting("precision", precision, recorded, "fp32")
+    memory_format = _measured_setting("memory_format", memory_format, recorded, "nchw")
     chosen = with_dtype_bytes(get_precision(precision), dtype_bytes)
     model = load_model(model_name)
     path, raw = read_device_mapping(device)
@@ -137,8 +143,6 @@ def compute(profile_csv: str, model_name: str, device: str, precision: str, dtyp
     out_dir = Path(output).parent
     if not out_dir.is_dir():
         raise UserError("output", f"folder {str(out_dir)!r} does not exist", "a path in an existing folder")
-    if not Path(profile_csv).is_file():
-        raise UserError("profile", f"file {profile_csv!r} does not exist", "a CSV written by dnnsim profile")
     table = read_profile(profile_csv)
     efficiency, fits = fit_efficiency(model, table, base, chosen, memory_format)
     data = {k: v for k, v in raw.items() if k not in ("aliases", "b_half", "efficiency", "sources")}
@@ -151,7 +155,7 @@ def compute(profile_csv: str, model_name: str, device: str, precision: str, dtyp
         key = "efficiency.memory" if fit.cls == "memory" else f"efficiency.{which}.{fit.cls}"
         if fit.status == "fitted":
             sources[key] = (f"fitted by dnnsim calibrate compute to {Path(profile_csv).name} ({model.name}, "
-                            f"{chosen.name}): {fit.used} of {fit.rows} rows, rms relative residual "
+                            f"{chosen.name}, {memory_format}): {fit.used} of {fit.rows} rows, rms relative residual "
                             f"{fit.rms_rel_residual:.3g}")
     data["sources"] = sources
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
@@ -162,3 +166,13 @@ def compute(profile_csv: str, model_name: str, device: str, precision: str, dtyp
              "rows": fit.rows, "fitted_rows": fit.used, "rms_rel_residual": fit.rms_rel_residual}
             for fit in fits]
     emit(rows, fmt)
+
+
+def _measured_setting(field: str, given: str | None, recorded: dict[str, str], default: str) -> str:
+    """The profile's ``field`` as the flag gives it, else as the profile records it, else ``default``; a flag
+    that contradicts the profile's own record is a UserError (the fit would be of the wrong precision)."""
+    if given is not None and field in recorded and given != recorded[field]:
+        flag = "--" + field.replace("_", "-")
+        raise UserError(field, f"{flag} {given} contradicts the profile, measured in {recorded[field]}",
+                        f"{flag} {recorded[field]}, or leave it out")
+    return given if given is not None else recorded.get(field, default)

@@ -48,13 +48,16 @@ def write_csv_atomically(rows: list[dict], path: str) -> None:
               help="Timed calls; the median is kept.")
 @click.option("--memory-format", "memory_format", type=click.Choice(["nchw", "nhwc"]), default="nchw",
               show_default=True, help="Layout of 4-d activations and weights: PyTorch's default or channels_last.")
+@click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16", "fp16", "amp"]), default="fp32",
+              show_default=True, help="What the layers compute in: fp32 (TF32 off), tf32, bf16, fp16, amp (float16 "
+                                      "kernels).")
 @format_option
 def profile(model_name: str, batch: str, device: str, output: str, warmup: int, repeats: int, memory_format: str,
-            fmt: str) -> None:
+            precision: str, fmt: str) -> None:
     """Measure every layer's forward and backward seconds with PyTorch (needs torch: pip install torch).
 
-    Writes OUTPUT with columns layer, kind, batch, fwd_s, bwd_s, device, usable as --compute profile:OUTPUT,
-    and prints the same rows.
+    Writes OUTPUT with columns layer, kind, batch, fwd_s, bwd_s, device, precision, memory_format, usable as
+    --compute profile:OUTPUT and by dnnsim calibrate compute, and prints the same rows.
     """
     from workloads.loader import load_model
     from workloads.torch_profile import profile_model, require_torch
@@ -65,6 +68,7 @@ def profile(model_name: str, batch: str, device: str, output: str, warmup: int, 
     if not out_dir.is_dir():
         raise UserError("output", f"folder {str(out_dir)!r} does not exist", "a path in an existing folder")
     require_torch()
-    rows = profile_model(model, batches, device=device, warmup=warmup, repeats=repeats, memory_format=memory_format)
+    rows = profile_model(model, batches, device=device, warmup=warmup, repeats=repeats, memory_format=memory_format,
+                         precision=precision)
     write_csv_atomically(rows, output)
     emit(rows, fmt)
