@@ -36,6 +36,7 @@ from workloads.device_specs import DeviceSpec
 from workloads.efficiency import COMPUTE_CLASSES, Curve, Efficiency, kernel_class
 from workloads.layer import Model
 from workloads.precision import Precision
+from workloads.roofline import transpose_bytes
 
 #: a compute-bound row is slower than the memory curve by more than this fraction
 COMPUTE_BOUND_MARGIN = 1e-6
@@ -75,8 +76,7 @@ def _points(model: Model, table: dict, device: DeviceSpec, precision: Precision,
         for b, f, g in zip(batches, fwd, bwd, strict=True):
             flops = layer.fwd_flops_per_sample * b
             nbytes = precision.word_bytes * (layer.params + (layer.in_elems_per_sample + layer.out_elems_per_sample) * b)
-            moved = (2 * precision.word_bytes * (layer.in_elems_per_sample + layer.out_elems_per_sample) * b
-                     if transposes and layer.kind == "conv" else 0.0)
+            moved = transpose_bytes(layer, precision.word_bytes, b) if transposes else 0.0
             bandwidth = device.mem_bandwidth_Bps
             out.append((kernel_class(layer.kind), flops / peak, nbytes / bandwidth, (f + g) / 3.0, moved / bandwidth))
     return out

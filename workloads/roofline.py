@@ -54,6 +54,14 @@ BWD_FACTOR = 2.0
 MEMORY_FORMATS = ("nchw", "nhwc")
 
 
+def transpose_bytes(layer: Layer, dtype_bytes: int, local_batch: float, shard: float = 1.0) -> float:
+    """Bytes cuDNN's NCHW <-> NHWC transposes move around one forward call of ``layer`` on a tensor-core
+    precision in NCHW (module docstring): a read and a write of its input and output; 0 for a non-conv."""
+    if layer.kind != "conv":
+        return 0.0
+    return 2 * dtype_bytes * (layer.in_elems_per_sample + layer.out_elems_per_sample) * local_batch * shard
+
+
 def batch_efficiency(local_batch: float, b_half: float) -> float:
     """Fraction of the roofline reached at ``local_batch`` samples: ``b / (b + b_half)``."""
     return local_batch / (local_batch + b_half)
@@ -97,8 +105,8 @@ class RooflineCompute:
         flops = layer.fwd_flops_per_sample * local_batch * shard
         nbytes = self.dtype_bytes * (layer.params + (layer.in_elems_per_sample + layer.out_elems_per_sample)
                                      * local_batch) * shard
-        transposed = (2 * self.dtype_bytes * (layer.in_elems_per_sample + layer.out_elems_per_sample) * local_batch
-                      * shard if layer.kind == "conv" and self.tensor_core and self.memory_format == "nchw" else 0.0)
+        transposes = self.tensor_core and self.memory_format == "nchw"
+        transposed = transpose_bytes(layer, self.dtype_bytes, local_batch, shard) if transposes else 0.0
         efficiency = self.device.efficiency
         bandwidth = self.device.mem_bandwidth_Bps
         if efficiency is None:
