@@ -82,6 +82,7 @@ _ALLOWED: dict[str, str] = {
     "dtype_bytes": "an integer >= 1 (4 for fp32, 2 for fp16/bf16), or null for the precision's",
     "precision": "fp32, tf32, bf16, fp16, fp8 or amp",
     "memory_format": "nchw (PyTorch's default) or nhwc (channels_last)",
+    "pp_split": "blocks, embedding, loss or embedding+loss",
     "dataset_size": "an integer >= 1, or null for the model's own N",
     "seed": "an integer",
     "overlap": "true or false",
@@ -153,6 +154,10 @@ class RunConfig(BaseModel):
     microbatch: int = Field(1, ge=1, description="Sequences per micro-batch of one replica (4d).")
     schedule: Literal["gpipe", "1f1b", "interleaved"] = Field("1f1b", description="Pipeline schedule (4d).")
     virtual_stages: int = Field(1, ge=1, description="Model chunks per pipeline stage (4d, interleaved).")
+    pp_split: Literal["blocks", "embedding", "loss", "embedding+loss"] = Field(
+        "blocks", description="What the pipeline split counts (4d): transformer blocks only, or also the embedding "
+                              "and/or the output layer and loss as one block each (Megatron-LM's "
+                              "--account-for-embedding/loss-in-pipeline-split).")
     zero: Literal[0, 1, 2, 3] = Field(0, description="ZeRO stage of the data-parallel states (4d): 0 all-reduce, "
                                                      "1 optimizer, 2 + gradients, 3 + parameters (FSDP).")
     recompute: Literal["none", "selective", "full"] = Field("none", description="Activation recomputation (4d).")
@@ -201,7 +206,8 @@ class RunConfig(BaseModel):
                             "procs a multiple of tp*cp*pp, or give dp")
         dp = self.dp if self.dp is not None else self.procs // (tp * cp * pp)
         return Parallel(tp=tp, cp=cp, pp=pp, dp=dp, sp=self.sp, microbatch=self.microbatch, schedule=self.schedule,
-                        virtual_stages=self.virtual_stages, zero=self.zero, recompute=self.recompute)
+                        virtual_stages=self.virtual_stages, zero=self.zero, recompute=self.recompute,
+                        pp_split=self.pp_split)
 
     def word_bytes(self) -> int:
         """Bytes per activation and per communicated value: ``dtype_bytes`` if given, else the precision's."""
@@ -302,7 +308,8 @@ def _field_error(exc: ValidationError) -> UserError:
 
 
 #: keys that only a 4d run (tp, cp, pp, dp) uses: refused with another value than their default elsewhere
-FOUR_D_ONLY = ("sp", "microbatch", "schedule", "virtual_stages", "zero", "recompute", "tp_overlap", "require_fit")
+FOUR_D_ONLY = ("sp", "microbatch", "schedule", "virtual_stages", "zero", "recompute", "tp_overlap", "require_fit",
+               "pp_split")
 
 
 def refuse_4d_only(config: RunConfig) -> None:

@@ -35,7 +35,8 @@ SUMMARY_FIELDS = ["model", "batch", "procs", "strategy", "pr", "pc", "topology",
                   "tp", "cp", "pp", "dp", "sp", "microbatch", "schedule", "virtual_stages", "zero", "recompute",
                   "seq_len", "tp_comm_s", "cp_comm_s", "pp_comm_s", "dp_comm_s", "bubble_s", "tokens_per_s", "mfu",
                   "fits", "device_memory_bytes", "memory_weights_bytes", "memory_gradients_bytes",
-                  "memory_optimizer_bytes", "memory_activations_bytes", "memory_inflight_bytes", "memory_format"]
+                  "memory_optimizer_bytes", "memory_activations_bytes", "memory_inflight_bytes", "memory_format",
+                  "pp_split"]
 
 CATEGORY_FIELDS = {"batch": "batch_comm_s", "model": "model_comm_s", "domain": "domain_comm_s",
                    "redistribute": "redistribute_s"}

@@ -1,7 +1,9 @@
 """What one model chunk costs one rank per micro-batch: compute seconds and the bytes of every collective.
 
 The model's blocks are cut into ``pp * v`` chunks of consecutive blocks (the first ``L mod (pp*v)`` chunks
-get one block more); the embedding is on chunk 0, the final norm and the output layer on the last chunk.
+get one block more; with ``pp_split`` the embedding and/or the output layer count as a block each:
+:func:`sim.llm.parallel.chunk_blocks`); the embedding is on chunk 0, the final norm and the output layer on
+the last chunk.
 For each chunk :func:`chunk_costs` gives, for one micro-batch of ``b`` sequences on one rank:
 
 Compute (the compute model's time of each layer for ``b`` samples and the rank's fraction of it)
@@ -48,7 +50,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.llm.parallel import Parallel
+from sim.llm.parallel import Parallel, chunk_blocks
 from workloads.layer import Layer, Model
 from workloads.transformer_layers import attention_heads
 
@@ -95,17 +97,6 @@ class ChunkCost:
     #: tied embeddings with several chunks: the word-embedding parameters (per rank) whose gradient the
     #: first and the last chunk all-reduce together (0 otherwise)
     embedding_sync: float = 0.0
-
-
-def split_blocks(n_blocks: int, chunks: int) -> list[range]:
-    """Block indices of each chunk: consecutive, the first ``n_blocks mod chunks`` chunks one block longer."""
-    base, extra = divmod(n_blocks, chunks)
-    out, start = [], 0
-    for c in range(chunks):
-        size = base + (1 if c < extra else 0)
-        out.append(range(start, start + size))
-        start += size
-    return out
 
 
 def _block_of(layer: Layer) -> int | None:
@@ -156,7 +147,7 @@ def chunk_costs(model: Model, par: Parallel, compute_time, word_bytes: int) -> l
     tokens = b * s / par.cp
     act = tokens * h * word_bytes
     chunks = par.pp * par.virtual_stages
-    ranges = split_blocks(cfg.layers, chunks)
+    ranges = chunk_blocks(cfg.layers, par)
     owner = {}
     for c, r in enumerate(ranges):
         for i in r:

@@ -92,7 +92,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from sim.errors import UserError
-from sim.llm.parallel import Parallel, check_parallel
+from sim.llm.parallel import Parallel, check_parallel, chunk_blocks
 from workloads.device_specs import DeviceSpec, load_device
 from workloads.precision import get_precision
 from workloads.transformer import TransformerConfig, validate
@@ -183,12 +183,10 @@ def layer_params_per_rank(config: TransformerConfig, tp: int = 1) -> float:
 
 def _chunk_layers(config: TransformerConfig, par: Parallel) -> list[list[int]]:
     """Layers of each model chunk of each stage: ``[stage][chunk]``. Chunk j of stage r is the global chunk
-    ``j*pp + r`` (Megatron's interleaved assignment); with an uneven split the first ``L % (pp*v)`` global
-    chunks get one layer more."""
-    n_chunks = par.pp * par.virtual_stages
-    base, extra = divmod(config.layers, n_chunks)
-    return [[base + (1 if j * par.pp + r < extra else 0) for j in range(par.virtual_stages)]
-            for r in range(par.pp)]
+    ``j*pp + r`` (Megatron's interleaved assignment), cut as :func:`sim.llm.parallel.chunk_blocks` cuts them
+    (with an uneven split the first global chunks get one layer more)."""
+    sizes = [len(r) for r in chunk_blocks(config.layers, par)]
+    return [[sizes[j * par.pp + r] for j in range(par.virtual_stages)] for r in range(par.pp)]
 
 
 def stage_params_per_rank(config: TransformerConfig, par: Parallel, stage: int) -> float:

@@ -26,6 +26,10 @@ from dataclasses import dataclass
 from sim.errors import UserError
 
 SCHEDULES = ("gpipe", "1f1b", "interleaved")
+#: how the model is cut into pipeline chunks: transformer blocks only, or the embedding and/or the output
+#: layer with its loss counted as one block each (Megatron-LM's account_for_embedding_in_pipeline_split and
+#: account_for_loss_in_pipeline_split; :func:`chunk_blocks`)
+PP_SPLITS = ("blocks", "embedding", "loss", "embedding+loss")
 ZERO_STAGES = (0, 1, 2, 3)
 RECOMPUTE = ("none", "selective", "full")
 
@@ -51,6 +55,9 @@ class Parallel:
         0: all-reduce of gradients; 1: optimizer states sharded over DP; 2: and gradients; 3: and
         parameters (FSDP).
     recompute : {"none", "selective", "full"}
+    pp_split : {"blocks", "embedding", "loss", "embedding+loss"}
+        What the pipeline split counts (:func:`chunk_blocks`): transformer blocks only, or also the
+        embedding, the output layer with its loss, or both, each as one block.
     """
 
     tp: int = 1
@@ -63,6 +70,7 @@ class Parallel:
     virtual_stages: int = 1
     zero: int = 0
     recompute: str = "none"
+    pp_split: str = "blocks"
 
     @property
     def procs(self) -> int:
@@ -89,6 +97,41 @@ class Parallel:
         return batch // (self.dp * self.microbatch)
 
 
+def split_slots(pp_split: str) -> tuple[int, int]:
+    """``(lead, tail)``: the blocks the embedding and the output layer count for in the split (0 or 1)."""
+    return int(pp_split in ("embedding", "embedding+loss")), int(pp_split in ("loss", "embedding+loss"))
+
+
+def chunk_blocks(layers: int, par: Parallel) -> list[range]:
+    """The transformer blocks of each of the ``pp * virtual_stages`` model chunks, in global chunk order
+    (chunk ``j*pp + r`` is chunk ``j`` of stage ``r``, Megatron-LM's interleaved assignment).
+
+    The split counts ``layers`` blocks plus, by ``par.pp_split``, one for the embedding (it leads chunk 0)
+    and one for the output layer and its loss (it ends the last chunk); these slots are cut into consecutive
+    runs, the first ``slots mod chunks`` chunks one slot longer (Megatron-LM requires them to divide evenly:
+    ``get_num_layers_to_build`` in ``megatron/core/transformer/transformer_block.py``, which builds one
+    block fewer on the first chunk of the first stage and the last chunk of the last stage when the embedding
+    and the loss are counted). With the embedding counted and one slot per chunk, chunk 0 holds the
+    embedding alone: the Llama 3 405B layout (Llama Team 2024, "The Llama 3 Herd of Models", Sec. 3.3.2:
+    126 blocks + 2 = 128 chunks = 16 stages x 8).
+
+    >>> [len(r) for r in chunk_blocks(6, Parallel(pp=2, schedule="interleaved", virtual_stages=2))]
+    [2, 2, 1, 1]
+    >>> [len(r) for r in chunk_blocks(6, Parallel(pp=2, schedule="interleaved", virtual_stages=2,
+    ...                                           pp_split="embedding+loss"))]
+    [1, 2, 2, 1]
+    """
+    lead, tail = split_slots(par.pp_split)
+    chunks = par.pp * par.virtual_stages
+    base, extra = divmod(layers + lead + tail, chunks)
+    out, start = [], 0
+    for c in range(chunks):
+        size = base + (1 if c < extra else 0)
+        out.append(range(max(start - lead, 0), min(start + size - lead, layers)))
+        start += size
+    return out
+
+
 def _positive(value: object, field: str, allowed: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UserError(field, f"{value!r} is not a positive integer", allowed)
@@ -102,7 +145,7 @@ def check_parallel(par: Parallel, *, layers: int, heads: int, kv_heads: int, hid
 
     Rules: TP divides the query heads, the key/value heads (or the KV heads divide TP: they are then
     replicated, as Megatron does for GQA with TP > KV heads) and the hidden size; PP × virtual stages is at
-    most the layer count; CP divides the sequence length (ring attention splits it in 2·CP blocks for
+    most the layer count (plus the embedding and the output layer where ``pp_split`` counts them); CP divides the sequence length (ring attention splits it in 2·CP blocks for
     load balance, so 2·CP must divide it when CP > 1); micro-batch × DP divides the batch; the interleaved
     schedule needs virtual_stages >= 2 and a micro-batch count that is a multiple of PP (Megatron-LM's
     rule); the other schedules need virtual_stages == 1; TP × CP × PP × DP equals ``procs`` when given.
@@ -115,6 +158,8 @@ def check_parallel(par: Parallel, *, layers: int, heads: int, kv_heads: int, hid
         raise UserError("zero", f"{par.zero!r} is not a ZeRO stage", "0, 1, 2 or 3")
     if par.recompute not in RECOMPUTE:
         raise UserError("recompute", f"{par.recompute!r} is unknown", ", ".join(RECOMPUTE))
+    if par.pp_split not in PP_SPLITS:
+        raise UserError("pp_split", f"{par.pp_split!r} is unknown", ", ".join(PP_SPLITS))
     if procs is not None and par.procs != procs:
         raise UserError("procs", f"tp*cp*pp*dp = {par.tp}*{par.cp}*{par.pp}*{par.dp} = {par.procs} does not "
                                  f"equal procs={procs}", "tp*cp*pp*dp == procs")
@@ -126,8 +171,10 @@ def check_parallel(par: Parallel, *, layers: int, heads: int, kv_heads: int, hid
                         f"a divisor or multiple of {kv_heads}")
     if hidden % par.tp:
         raise UserError("tp", f"{par.tp} does not divide hidden={hidden}", f"a divisor of {hidden}")
-    if par.pp > layers:
-        raise UserError("pp", f"{par.pp} stages for {layers} layers", f"pp <= {layers}")
+    slots = layers + sum(split_slots(par.pp_split))
+    counted = f"{layers} layers" + (f" (+{slots - layers} with pp_split {par.pp_split})" if slots > layers else "")
+    if par.pp > slots:
+        raise UserError("pp", f"{par.pp} stages for {counted}", f"pp <= {slots}")
     if par.schedule == "interleaved":
         if par.virtual_stages < 2:
             raise UserError("virtual_stages", f"{par.virtual_stages} with the interleaved schedule",
@@ -137,9 +184,9 @@ def check_parallel(par: Parallel, *, layers: int, heads: int, kv_heads: int, hid
     elif par.virtual_stages != 1:
         raise UserError("virtual_stages", f"{par.virtual_stages} with the {par.schedule} schedule",
                         "virtual_stages > 1 only with schedule interleaved")
-    if par.pp * par.virtual_stages > layers:
+    if par.pp * par.virtual_stages > slots:
         raise UserError("virtual_stages", f"pp*virtual_stages = {par.pp * par.virtual_stages} chunks for "
-                                          f"{layers} layers", f"pp*virtual_stages <= {layers}")
+                                          f"{counted}", f"pp*virtual_stages <= {slots}")
     if par.cp > 1 and seq_len % (2 * par.cp):
         raise UserError("cp", f"2*cp = {2 * par.cp} does not divide seq_len={seq_len} (ring attention splits "
                               "the sequence in 2*cp load-balanced blocks)", f"cp with 2*cp dividing {seq_len}")

@@ -12,11 +12,13 @@ Search space (:func:`layouts`). A dimension the config sets (``tp``, ``cp``, ``p
 * ``cp``: 1 unless the sequence has at least :data:`CP_MIN_SEQ_LEN` tokens (context parallelism only
   pays when attention's quadratic work and activations dominate; Megatron-LM's long-context recipes start
   there), then every divisor with ``2·cp`` dividing the sequence (ring attention's load-balanced blocks);
-* ``pp``: divisors of procs / (tp·cp) of at most the layer count; ``dp`` is the rest and must divide the
-  batch (a fixed ``dp`` keeps only the layouts that give it);
+* ``pp``: divisors of procs / (tp·cp) of at most the layer count (plus the embedding and the output layer
+  when ``pp_split`` counts them; ``pp_split`` itself is not searched: the config's, default ``blocks``);
+  ``dp`` is the rest and must divide the batch (a fixed ``dp`` keeps only the layouts that give it);
 * ``microbatch``: divisors of batch / dp up to :data:`MAX_MICROBATCH`;
 * ``schedule``: ``1f1b``, and with pp > 1 ``interleaved`` with ``virtual_stages`` every v in 2 ..
-  :data:`MAX_VIRTUAL_STAGES` dividing layers / pp (Megatron-LM's rule: every chunk the same number of layers)
+  :data:`MAX_VIRTUAL_STAGES` dividing layers / pp (Megatron-LM's rule: every chunk the same number of layers;
+  layers as ``pp_split`` counts them)
   where the micro-batch count is a multiple of pp; ``gpipe`` only when fixed (it holds every micro-batch's
   activations, 1F1B at most pp, for the same bubble);
 * ``zero`` 0 .. 3; ``recompute`` none / selective / full; ``sp`` on and off where tp > 1 (on only at tp 1).
@@ -41,7 +43,7 @@ from typing import Any
 import pandas as pd
 
 from sim.errors import UserError
-from sim.llm.parallel import Parallel, check_parallel
+from sim.llm.parallel import Parallel, check_parallel, split_slots
 
 #: micro-batch sizes searched (divisors of batch / dp) go up to this
 MAX_MICROBATCH = 8
@@ -50,7 +52,8 @@ MAX_VIRTUAL_STAGES = 8
 #: context parallelism is searched from this sequence length on (below it: cp = 1 unless fixed)
 CP_MIN_SEQ_LEN = 16384
 #: the dimensions a config can fix
-DIMENSIONS = ("tp", "cp", "pp", "dp", "microbatch", "schedule", "virtual_stages", "zero", "recompute", "sp")
+DIMENSIONS = ("tp", "cp", "pp", "dp", "microbatch", "schedule", "virtual_stages", "zero", "recompute", "sp",
+              "pp_split")
 
 
 def fixed_dimensions(config: Any) -> dict[str, Any]:
@@ -70,7 +73,8 @@ def _check_fixed(fixed: dict[str, Any], tcfg: Any, procs: int, batch: int) -> No
     v = fixed.get("virtual_stages", 2 if schedule == "interleaved" else 1)
     probe = Parallel(tp=fixed.get("tp", 1), cp=fixed.get("cp", 1), pp=pp, dp=1, sp=fixed.get("sp", True),
                      microbatch=fixed.get("microbatch", 1), schedule=schedule, virtual_stages=v,
-                     zero=fixed.get("zero", 0), recompute=fixed.get("recompute", "none"))
+                     zero=fixed.get("zero", 0), recompute=fixed.get("recompute", "none"),
+                     pp_split=fixed.get("pp_split", "blocks"))
     if schedule == "interleaved" and "pp" not in fixed:
         probe = replace(probe, pp=2)
     check_parallel(probe, layers=tcfg.layers, heads=tcfg.heads, kv_heads=tcfg.n_kv_heads, hidden=tcfg.hidden,
@@ -90,6 +94,8 @@ def layouts(tcfg: Any, procs: int, batch: int, fixed: dict[str, Any], gpus_per_n
     layout can use raise :class:`UserError`."""
     _check_fixed(fixed, tcfg, procs, batch)
     heads, kv, hidden, layers, seq = tcfg.heads, tcfg.n_kv_heads, tcfg.hidden, tcfg.layers, tcfg.seq_len
+    pp_split = fixed.get("pp_split", "blocks")
+    slots = layers + sum(split_slots(pp_split))
     if "tp" in fixed:
         tps = [fixed["tp"]]
     else:
@@ -107,7 +113,7 @@ def layouts(tcfg: Any, procs: int, batch: int, fixed: dict[str, Any], gpus_per_n
             if procs % (tp * cp):
                 continue
             rest = procs // (tp * cp)
-            pps = [fixed["pp"]] if "pp" in fixed else [d for d in _divisors(rest) if d <= layers]
+            pps = [fixed["pp"]] if "pp" in fixed else [d for d in _divisors(rest) if d <= slots]
             for pp in pps:
                 if rest % pp:
                     continue
@@ -120,12 +126,13 @@ def layouts(tcfg: Any, procs: int, batch: int, fixed: dict[str, Any], gpus_per_n
                     if batch % (dp * mb):
                         continue
                     m = batch // (dp * mb)
-                    for schedule, v in _schedules(fixed, pp, layers, m):
+                    for schedule, v in _schedules(fixed, pp, slots, m):
                         for zero in [fixed["zero"]] if "zero" in fixed else (0, 1, 2, 3):
                             for rec in [fixed["recompute"]] if "recompute" in fixed else ("none", "selective", "full"):
                                 for sp in [fixed["sp"]] if "sp" in fixed else ((True, False) if tp > 1 else (True,)):
                                     par = Parallel(tp=tp, cp=cp, pp=pp, dp=dp, sp=sp, microbatch=mb,
-                                                   schedule=schedule, virtual_stages=v, zero=zero, recompute=rec)
+                                                   schedule=schedule, virtual_stages=v, zero=zero, recompute=rec,
+                                                   pp_split=pp_split)
                                     try:
                                         check_parallel(par, layers=layers, heads=heads, kv_heads=kv, hidden=hidden,
                                                        seq_len=seq, batch=batch, procs=procs)
@@ -136,7 +143,8 @@ def layouts(tcfg: Any, procs: int, batch: int, fixed: dict[str, Any], gpus_per_n
 
 
 def _schedules(fixed: dict[str, Any], pp: int, layers: int, m: int) -> list[tuple[str, int]]:
-    """``(schedule, virtual_stages)`` pairs for ``pp`` stages and ``m`` micro-batches (module docstring)."""
+    """``(schedule, virtual_stages)`` pairs for ``pp`` stages and ``m`` micro-batches (module docstring);
+    ``layers`` counts what the pipeline split counts (the blocks, and the embedding and loss by ``pp_split``)."""
     if "schedule" in fixed and fixed["schedule"] != "interleaved":
         return [(fixed["schedule"], fixed.get("virtual_stages", 1))]
     out: list[tuple[str, int]] = []
@@ -196,7 +204,8 @@ def _layout_config(base: Any, par: Parallel, network: str) -> Any:
     data = base.model_dump()  # strategy kept: tp..dp set make it a 4d run (RunConfig.is_4d)
     data.update(grid=None, conv_grid=None, conv=None, fc=None, network=network, tp=par.tp, cp=par.cp,
                 pp=par.pp, dp=par.dp, sp=par.sp, microbatch=par.microbatch, schedule=par.schedule,
-                virtual_stages=par.virtual_stages, zero=par.zero, recompute=par.recompute, require_fit=False)
+                virtual_stages=par.virtual_stages, zero=par.zero, recompute=par.recompute, pp_split=par.pp_split,
+                require_fit=False)
     return make_config(data)
 
 
@@ -296,7 +305,8 @@ def _unfit_row(base: Any, setup: Any, cand: _Cand) -> dict[str, Any]:
                            "strategy": "4d", "topology": base.topology, "network": base.network,
                            "tp": par.tp, "cp": par.cp, "pp": par.pp, "dp": par.dp, "sp": par.seq_parallel,
                            "microbatch": par.microbatch, "schedule": par.schedule,
-                           "virtual_stages": par.virtual_stages, "zero": par.zero, "recompute": par.recompute,
+                           "virtual_stages": par.virtual_stages, "pp_split": par.pp_split, "zero": par.zero,
+                           "recompute": par.recompute,
                            "seq_len": setup.model.transformer.seq_len, "screen_iteration_s": cand.screen_s,
                            "iteration_s": math.nan}
     row.update(mem)
