@@ -145,8 +145,9 @@ def check_parallel(par: Parallel, *, layers: int, heads: int, kv_heads: int, hid
 
     Rules: TP divides the query heads, the key/value heads (or the KV heads divide TP: they are then
     replicated, as Megatron does for GQA with TP > KV heads) and the hidden size; PP × virtual stages is at
-    most the layer count (plus the embedding and the output layer where ``pp_split`` counts them); CP divides the sequence length (ring attention splits it in 2·CP blocks for
-    load balance, so 2·CP must divide it when CP > 1); micro-batch × DP divides the batch; the interleaved
+    most the layer count (plus the embedding and the output layer where ``pp_split`` counts them); CP
+    divides the sequence length (ring attention splits it in 2·CP blocks for load balance, so 2·CP must
+    divide it when CP > 1); micro-batch × DP divides the batch; the interleaved
     schedule needs virtual_stages >= 2 and a micro-batch count that is a multiple of PP (Megatron-LM's
     rule); the other schedules need virtual_stages == 1; TP × CP × PP × DP equals ``procs`` when given.
     """
