@@ -83,6 +83,7 @@ _ALLOWED: dict[str, str] = {
     "precision": "fp32, tf32, bf16, fp16, fp8 or amp",
     "memory_format": "nchw (PyTorch's default) or nhwc (channels_last)",
     "pp_split": "blocks, embedding, loss or embedding+loss",
+    "cp_comm": "p2p, allgather or a2a",
     "dataset_size": "an integer >= 1, or null for the model's own N",
     "seed": "an integer",
     "overlap": "true or false",
@@ -158,6 +159,10 @@ class RunConfig(BaseModel):
         "blocks", description="What the pipeline split counts (4d): transformer blocks only, or also the embedding "
                               "and/or the output layer and loss as one block each (Megatron-LM's "
                               "--account-for-embedding/loss-in-pipeline-split).")
+    cp_comm: Literal["p2p", "allgather", "a2a"] = Field(
+        "p2p", description="How context parallelism exchanges keys and values (4d): p2p ring attention beside "
+                           "the attention, allgather or a2a (Ulysses) in line with it (Megatron-LM's "
+                           "--cp-comm-type).")
     zero: Literal[0, 1, 2, 3] = Field(0, description="ZeRO stage of the data-parallel states (4d): 0 all-reduce, "
                                                      "1 optimizer, 2 + gradients, 3 + parameters (FSDP).")
     recompute: Literal["none", "selective", "full"] = Field("none", description="Activation recomputation (4d).")
@@ -207,7 +212,7 @@ class RunConfig(BaseModel):
         dp = self.dp if self.dp is not None else self.procs // (tp * cp * pp)
         return Parallel(tp=tp, cp=cp, pp=pp, dp=dp, sp=self.sp, microbatch=self.microbatch, schedule=self.schedule,
                         virtual_stages=self.virtual_stages, zero=self.zero, recompute=self.recompute,
-                        pp_split=self.pp_split)
+                        pp_split=self.pp_split, cp_comm=self.cp_comm)
 
     def word_bytes(self) -> int:
         """Bytes per activation and per communicated value: ``dtype_bytes`` if given, else the precision's."""
@@ -309,7 +314,7 @@ def _field_error(exc: ValidationError) -> UserError:
 
 #: keys that only a 4d run (tp, cp, pp, dp) uses: refused with another value than their default elsewhere
 FOUR_D_ONLY = ("sp", "microbatch", "schedule", "virtual_stages", "zero", "recompute", "tp_overlap", "require_fit",
-               "pp_split")
+               "pp_split", "cp_comm")
 
 
 def refuse_4d_only(config: RunConfig) -> None:

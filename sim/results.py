@@ -36,7 +36,7 @@ SUMMARY_FIELDS = ["model", "batch", "procs", "strategy", "pr", "pc", "topology",
                   "seq_len", "tp_comm_s", "cp_comm_s", "pp_comm_s", "dp_comm_s", "bubble_s", "tokens_per_s", "mfu",
                   "fits", "device_memory_bytes", "memory_weights_bytes", "memory_gradients_bytes",
                   "memory_optimizer_bytes", "memory_activations_bytes", "memory_inflight_bytes", "memory_format",
-                  "pp_split"]
+                  "pp_split", "cp_comm"]
 
 CATEGORY_FIELDS = {"batch": "batch_comm_s", "model": "model_comm_s", "domain": "domain_comm_s",
                    "redistribute": "redistribute_s"}

@@ -51,7 +51,7 @@ UNITS = {"collective": "busbw_GB/s", "throughput": "samples/s", "scaling": "spee
 TRAINING_UNITS = {"iteration_s": (), "tflops_per_gpu": ("narayanan2021", "megatron2024"), "mfu_pct": ("palm",)}
 #: a training row's setting keys (the run config keys of transformer training on a TP x CP x PP x DP grid)
 TRAINING_KEYS = {"model", "procs", "batch", "seq_len", "tp", "cp", "pp", "dp", "sp", "microbatch", "schedule",
-                 "virtual_stages", "pp_split", "zero", "recompute", "precision", "compute", "topology", "network",
+                 "virtual_stages", "pp_split", "cp_comm", "zero", "recompute", "precision", "compute", "topology", "network",
                  "collectives", "overlap", "tp_overlap"}
 ROW_KEYS = {"id", "kind", "setting", "measured", "missing", "source", "notes"}
 COLLECTIVE_KEYS = {"op", "procs", "bytes", "topology", "algorithm", "network"}

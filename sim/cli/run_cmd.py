@@ -75,6 +75,9 @@ def _shared_options(with_grid: bool) -> Callable:
         click.option("--pp-split", "pp_split",
                      help="Transformers: blocks | embedding | loss | embedding+loss: what the pipeline split "
                           "counts besides the transformer blocks (default blocks; docs/transformers.md)."),
+        click.option("--cp-comm", "cp_comm",
+                     help="Transformers: p2p | allgather | a2a: how context parallelism exchanges keys and "
+                          "values (default p2p, ring attention; docs/transformers.md)."),
         click.option("--zero", type=int, help="Transformers: ZeRO stage 0 | 1 | 2 | 3 (default 0)."),
         click.option("--recompute", help="Transformers: none | selective | full activation recomputation."),
         click.option("--seq-len", "seq_len", type=int, help="Transformers: tokens per sequence (default the model's)."),
@@ -95,7 +98,7 @@ def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
     keys = ("model", "input_shape", "batch", "procs", "strategy", "grid", "conv_grid", "conv", "fc", "topology",
             "network", "collectives",
             "compute", "precision", "memory_format", "dtype_bytes", "overlap", "bucket_mb", "host_overhead", "placement", "ecmp",
-            "dataset_size", "tp", "cp", "pp", "dp", "sp", "microbatch", "schedule", "virtual_stages", "pp_split",
+            "dataset_size", "tp", "cp", "pp", "dp", "sp", "microbatch", "schedule", "virtual_stages", "pp_split", "cp_comm",
             "zero", "recompute", "seq_len", "require_fit", "tp_overlap")
     return {k: kwargs.get(k) for k in keys if kwargs.get(k) is not None}
 

@@ -25,11 +25,25 @@ Tensor-parallel collectives (Shoeybi et al. 2019, Sec. 3, Fig. 3; Korthikanti et
     exponentials: Megatron-LM ``tensor_parallel/cross_entropy.py``). Full recomputation repeats the forward
     collectives in the backward pass.
 
-Context-parallel exchange (ring attention, Liu et al. 2023; Megatron-LM's context parallelism)
-    per block: forward, each rank's K and V block goes round the CP ring (an all-gather of
-    ``cp · b·(s/cp)·2·kv·d`` words, ``kv`` the key/value heads on a TP rank); backward, K and V again and
-    the dK/dV partial sums back round the ring (an all-gather and a reduce-scatter of the same size).
-    It overlaps the attention compute of the block.
+Context-parallel exchange, per block, by ``cp_comm`` (Megatron-LM's ``--cp-comm-type``; Transformer Engine's
+``attention/dot_product_attention/context_parallel.py`` runs each), ``kv`` the key/value heads and ``q`` the
+query heads on a TP rank, ``t = b·s/cp`` the rank's tokens:
+
+    ``p2p`` (ring attention, Liu et al. 2023; ``AttnFuncWithCPAndKVP2P``): forward, each rank's K and V
+    block goes round the CP ring (an all-gather of ``cp·t·2·kv·d`` words); backward, K and V again and the
+    dK/dV partial sums back round the ring (an all-gather and a reduce-scatter of the same size). It
+    overlaps the attention compute of the block.
+    ``allgather`` (``AttnFuncWithCPAndKVAllGather``; Llama Team 2024, Sec. 3.3.2): forward, K and V are
+    all-gathered (two all-gathers of ``cp·t·kv·d`` words) before the attention; backward, gathered again,
+    and after the attention's backward dK and dV reduce-scattered (two of the same size). Exposed: the
+    attention waits for the gathers, what follows waits for the reduce-scatters.
+    ``a2a`` (DeepSpeed-Ulysses, Jacobs et al. 2023; ``AttnFuncWithCPAndQKVOA2A``): forward, all-to-alls turn
+    sequence-split Q, K, V (``t·q·d``, ``t·kv·d``, ``t·kv·d`` words on a rank) into head-split ones before
+    the attention, and one of ``t·q·d`` turns the output back after it; backward, dO's all-to-all before and
+    dQ, dK, dV's after. Exposed, as ``allgather``.
+
+    The exposed kinds give ``cp_fwd``/``cp_bwd`` (before the attention core) and ``cp_fwd_post``/
+    ``cp_bwd_post`` (after it); recomputing the attention core repeats the forward's exchanges.
 
 Pipeline sends
     the activation (forward) or its gradient (backward) at a chunk boundary: ``b·(s/cp)·h`` words, split
@@ -75,7 +89,8 @@ class ChunkCost:
 
     ``fwd_s``/``bwd_s`` exclude the attention core, whose times are ``attn_fwd_s``/``attn_bwd_s``;
     ``tp_fwd``/``tp_bwd`` are the TP collectives of a pass (without recomputation), ``cp_fwd``/``cp_bwd`` the
-    context-parallel exchanges, ``send_bytes`` what a pipeline send at its boundary carries, ``params`` the
+    context-parallel exchanges (``cp_exposed``: before the attention core, with ``cp_fwd_post``/``cp_bwd_post``
+    after it; else beside it), ``send_bytes`` what a pipeline send at its boundary carries, ``params`` the
     parameters one rank holds of it.
     """
 
@@ -97,6 +112,10 @@ class ChunkCost:
     #: tied embeddings with several chunks: the word-embedding parameters (per rank) whose gradient the
     #: first and the last chunk all-reduce together (0 otherwise)
     embedding_sync: float = 0.0
+    #: the CP exchange waits for / is waited for by the attention core (``cp_comm`` allgather, a2a)
+    cp_exposed: bool = False
+    cp_fwd_post: tuple[Comm, ...] = ()
+    cp_bwd_post: tuple[Comm, ...] = ()
 
 
 def _block_of(layer: Layer) -> int | None:
@@ -162,6 +181,7 @@ def chunk_costs(model: Model, par: Parallel, compute_time, word_bytes: int) -> l
         times = {"fwd": 0.0, "bwd": 0.0, "attn_fwd": 0.0, "attn_bwd": 0.0}
         params = 0.0
         kv_words = 0.0
+        q_words = 0.0
         rows = []
         for layer in layers:
             shard = compute_fraction(layer, par, kv)
@@ -173,8 +193,9 @@ def chunk_costs(model: Model, par: Parallel, compute_time, word_bytes: int) -> l
             params += mine
             rows.append((layer.name, layer.kind, shard, fwd, bwd, mine))
             if layer.kind == "attention":
-                _, kv_heads, d = attention_heads(layer)
+                q_heads, kv_heads, d = attention_heads(layer)
                 kv_words += 2 * max(1, kv_heads // par.tp) * d
+                q_words += q_heads // par.tp * d
         blocks = len(ranges[c])
         tp_fwd = list(_tp_block(par, act, blocks))
         tp_bwd = list(_tp_block(par, act, blocks))
@@ -187,12 +208,8 @@ def chunk_costs(model: Model, par: Parallel, compute_time, word_bytes: int) -> l
                     tp_fwd.append(Comm("allgather", act))
                 tp_fwd.append(Comm("allreduce", tokens * LOSS_WORD_BYTES, LOSS_ALLREDUCES))
                 tp_bwd.append(Comm("reduce_scatter" if par.seq_parallel else "allreduce", act))
-        cp_fwd: tuple[Comm, ...] = ()
-        cp_bwd: tuple[Comm, ...] = ()
-        if par.cp > 1 and blocks:
-            ring = par.cp * tokens * kv_words / blocks * word_bytes
-            cp_fwd = (Comm("allgather", ring, blocks),)
-            cp_bwd = (Comm("allgather", ring, blocks), Comm("reduce_scatter", ring, blocks))
+        cp_fwd, cp_bwd, cp_fwd_post, cp_bwd_post = _cp_exchanges(par, tokens, kv_words, q_words, blocks,
+                                                                 word_bytes)
         send = act / (par.tp if par.seq_parallel else 1)
         sync = 0.0
         if cfg.tied_embeddings and chunks > 1 and c in (0, chunks - 1):
@@ -201,5 +218,26 @@ def chunk_costs(model: Model, par: Parallel, compute_time, word_bytes: int) -> l
                 params += sync  # the last stage's copy of the word embedding (Megatron), reduced over DP too
         out.append(ChunkCost(c, tuple(layer.name for layer in layers), blocks, times["fwd"], times["attn_fwd"],
                              times["bwd"], times["attn_bwd"], tuple(tp_fwd), tuple(tp_bwd), cp_fwd, cp_bwd,
-                             send, params, tuple(rows), sync))
+                             send, params, tuple(rows), sync, par.cp_comm != "p2p", cp_fwd_post, cp_bwd_post))
     return out
+
+
+def _cp_exchanges(par: Parallel, tokens: float, kv_words: float, q_words: float, blocks: int,
+                  word_bytes: int) -> tuple[tuple[Comm, ...], ...]:
+    """``(cp_fwd, cp_bwd, cp_fwd_post, cp_bwd_post)`` of a chunk of ``blocks`` blocks whose attention layers
+    hold ``kv_words`` key+value and ``q_words`` query words per token on a rank (module docstring)."""
+    if par.cp == 1 or not blocks:
+        return (), (), (), ()
+    kv = tokens * kv_words / blocks * word_bytes  # K and V of one block on one rank
+    if par.cp_comm == "p2p":
+        ring = par.cp * kv
+        return (Comm("allgather", ring, blocks),), (Comm("allgather", ring, blocks),
+                                                    Comm("reduce_scatter", ring, blocks)), (), ()
+    if par.cp_comm == "allgather":
+        gathered = par.cp * kv / 2  # K, or V, of the whole sequence
+        gather = (Comm("allgather", gathered, 2 * blocks),)
+        return gather, gather, (), (Comm("reduce_scatter", gathered, 2 * blocks),)
+    q = tokens * q_words / blocks * word_bytes
+    qkv = (Comm("alltoall", q, blocks), Comm("alltoall", kv / 2, 2 * blocks))
+    out = (Comm("alltoall", q, blocks),)
+    return qkv, out, out, qkv

@@ -30,6 +30,12 @@ SCHEDULES = ("gpipe", "1f1b", "interleaved")
 #: layer with its loss counted as one block each (Megatron-LM's account_for_embedding_in_pipeline_split and
 #: account_for_loss_in_pipeline_split; :func:`chunk_blocks`)
 PP_SPLITS = ("blocks", "embedding", "loss", "embedding+loss")
+#: how the context-parallel ranks exchange what attention needs (Megatron-LM's ``--cp-comm-type``, run by
+#: Transformer Engine's ``attention/dot_product_attention/context_parallel.py``): ``p2p`` ring attention
+#: (K/V blocks go round the ring beside the attention compute), ``allgather`` (K/V all-gathered before the
+#: attention, exposed: Llama 3's choice), ``a2a`` (DeepSpeed-Ulysses: all-to-all from sequence- to head-split
+#: Q, K, V and back for the output, exposed)
+CP_COMMS = ("p2p", "allgather", "a2a")
 ZERO_STAGES = (0, 1, 2, 3)
 RECOMPUTE = ("none", "selective", "full")
 
@@ -58,6 +64,8 @@ class Parallel:
     pp_split : {"blocks", "embedding", "loss", "embedding+loss"}
         What the pipeline split counts (:func:`chunk_blocks`): transformer blocks only, or also the
         embedding, the output layer with its loss, or both, each as one block.
+    cp_comm : {"p2p", "allgather", "a2a"}
+        How context parallelism exchanges keys and values (:data:`CP_COMMS`; :mod:`sim.llm.costs`).
     """
 
     tp: int = 1
@@ -71,6 +79,7 @@ class Parallel:
     zero: int = 0
     recompute: str = "none"
     pp_split: str = "blocks"
+    cp_comm: str = "p2p"
 
     @property
     def procs(self) -> int:
@@ -149,7 +158,9 @@ def check_parallel(par: Parallel, *, layers: int, heads: int, kv_heads: int, hid
     divides the sequence length (ring attention splits it in 2·CP blocks for load balance, so 2·CP must
     divide it when CP > 1); micro-batch × DP divides the batch; the interleaved
     schedule needs virtual_stages >= 2 and a micro-batch count that is a multiple of PP (Megatron-LM's
-    rule); the other schedules need virtual_stages == 1; TP × CP × PP × DP equals ``procs`` when given.
+    rule); the other schedules need virtual_stages == 1; ``cp_comm`` ``a2a`` needs CP to divide the query
+    and the key/value heads of a TP rank (Transformer Engine's ``AttnFuncWithCPAndQKVOA2A`` asserts
+    ``num_heads % cp_size == 0``); TP × CP × PP × DP equals ``procs`` when given.
     """
     for name in ("tp", "cp", "pp", "dp", "microbatch", "virtual_stages"):
         _positive(getattr(par, name), name, "an integer >= 1")
@@ -161,6 +172,8 @@ def check_parallel(par: Parallel, *, layers: int, heads: int, kv_heads: int, hid
         raise UserError("recompute", f"{par.recompute!r} is unknown", ", ".join(RECOMPUTE))
     if par.pp_split not in PP_SPLITS:
         raise UserError("pp_split", f"{par.pp_split!r} is unknown", ", ".join(PP_SPLITS))
+    if par.cp_comm not in CP_COMMS:
+        raise UserError("cp_comm", f"{par.cp_comm!r} is unknown", ", ".join(CP_COMMS))
     if procs is not None and par.procs != procs:
         raise UserError("procs", f"tp*cp*pp*dp = {par.tp}*{par.cp}*{par.pp}*{par.dp} = {par.procs} does not "
                                  f"equal procs={procs}", "tp*cp*pp*dp == procs")
@@ -191,6 +204,12 @@ def check_parallel(par: Parallel, *, layers: int, heads: int, kv_heads: int, hid
     if par.cp > 1 and seq_len % (2 * par.cp):
         raise UserError("cp", f"2*cp = {2 * par.cp} does not divide seq_len={seq_len} (ring attention splits "
                               "the sequence in 2*cp load-balanced blocks)", f"cp with 2*cp dividing {seq_len}")
+    if par.cp > 1 and par.cp_comm == "a2a":
+        q_rank, kv_rank = heads // par.tp, max(1, kv_heads // par.tp)
+        if q_rank % par.cp or kv_rank % par.cp:
+            raise UserError("cp_comm", f"a2a splits the heads over cp={par.cp}, but a TP rank holds {q_rank} "
+                                       f"query and {kv_rank} key/value heads",
+                            f"p2p or allgather, or cp dividing {q_rank} and {kv_rank}")
     if batch % (par.dp * par.microbatch):
         raise UserError("microbatch", f"dp*microbatch = {par.dp}*{par.microbatch} does not divide batch={batch}",
                         "batch a multiple of dp*microbatch")

@@ -146,18 +146,25 @@ class _ProgramBuilder:
                     self.add(self.send(peer(g - 1), me, cost.send_bytes, f"{pp_id}:F{a.microbatch}.{g - 1}", layer,
                                        "fwd"))
                 computes.append(self.chunk_pass(cost.fwd_s, cost.attn_fwd_s, cost.cp_fwd, cost.tp_fwd, tag, layer,
-                                                "fwd", gather))
+                                                "fwd", gather, cp_post=cost.cp_fwd_post, exposed=cost.cp_exposed))
                 if g < self.chunks - 1:
                     self.add(self.send(me, peer(g + 1), cost.send_bytes, f"{pp_id}:F{a.microbatch}.{g}", layer, "fwd"))
                 continue
             if g < self.chunks - 1:
                 self.add(self.send(peer(g + 1), me, cost.send_bytes, f"{pp_id}:B{a.microbatch}.{g + 1}", layer, "bwd"))
             deps = gather
+            # recomputing the attention core repeats an exposed CP exchange (the ring's hides under it)
+            cp_again = (cost.cp_fwd, cost.cp_fwd_post) if cost.cp_exposed else ((), ())
             if par.recompute == "full":
-                self.chunk_pass(cost.fwd_s, cost.attn_fwd_s, (), cost.tp_fwd, "R" + tag, layer, "recompute", gather)
+                self.chunk_pass(cost.fwd_s, cost.attn_fwd_s, cp_again[0], cost.tp_fwd, "R" + tag, layer, "recompute",
+                                gather, cp_post=cp_again[1], exposed=cost.cp_exposed)
                 deps = ()
             elif par.recompute == "selective" and cost.attn_fwd_s > 0:
-                self.add(self.compute(cost.attn_fwd_s, layer, "recompute", gather))
+                if cost.cp_exposed:
+                    self.chunk_pass(0.0, cost.attn_fwd_s, cp_again[0], (), "R" + tag, layer, "recompute", gather,
+                                    cp_post=cp_again[1], exposed=True)
+                else:
+                    self.add(self.compute(cost.attn_fwd_s, layer, "recompute", gather))
                 deps = ()
             reduce = sharded and (par.zero >= 2 or a.microbatch == self.last_b[(s, a.chunk)])
             op = "allreduce" if par.zero == 0 else "reduce_scatter"
@@ -169,7 +176,8 @@ class _ProgramBuilder:
                                          tag if pieces == 1 else f"{tag}.b{i}", layer, "grad_reduce", "comm", (piece,))
 
             main = self.chunk_pass(cost.bwd_s, cost.attn_bwd_s, cost.cp_bwd, cost.tp_bwd, tag, layer, "bwd", deps,
-                                   pieces if self.overlap else 1, bucket if reduce and self.overlap else None)
+                                   pieces if self.overlap else 1, bucket if reduce and self.overlap else None,
+                                   cp_post=cost.cp_bwd_post, exposed=cost.cp_exposed)
             computes.append(main)
             if g > 0:
                 self.add(self.send(me, peer(g - 1), cost.send_bytes, f"{pp_id}:B{a.microbatch}.{g}", layer, "bwd"))
@@ -218,27 +226,42 @@ class _ProgramBuilder:
 
     def chunk_pass(self, compute_s: float, attn_s: float, cp_comms: Sequence[Comm], tp_comms: Sequence[Comm], tag: str,
                    layer: str, phase: str, deps: tuple[int, ...], pieces: int = 1,
-                   after_piece: Callable[[int, int], None] | None = None) -> int:
+                   after_piece: Callable[[int, int], None] | None = None, cp_post: Sequence[Comm] = (),
+                   exposed: bool = False) -> int:
         """One pass through a chunk: its compute (in ``pieces`` equal parts, ``after_piece(i, index)`` called
         after each: the gradient buckets of an overlapped reduction), the attention core with the CP
-        exchange beside it (on ``comm2``), then the TP collectives — or, with ``tp_overlap``, the TP
-        collectives on ``comm2`` beside the whole pass; returns the index of its last compute."""
+        exchange beside it (on ``comm2``; ``exposed``: ``cp_comms`` before it and ``cp_post`` after it, in
+        line), then the TP collectives — or, with ``tp_overlap``, the TP collectives on ``comm2`` beside the
+        whole pass; returns the index of its last compute."""
         main, first = -1, len(self.ops)
+        tp: tuple[int, ...] = ()
+        overlap_tp = self.tp_overlap and tp_comms and len(self.groups["model"]) > 1
+        if overlap_tp:
+            # beside the pass's compute, from its start (Transformer Engine's userbuffer overlap), queued on
+            # comm2 ahead of the CP ring, which can start only when the main compute has ended
+            start = (first - 1,) if first > 0 else ()
+            tp = self.comms(tp_comms, "model", tag, layer, phase, "comm2", start + tuple(deps))
         for i in range(pieces):
             main = self.add(self.compute(compute_s / pieces if pieces > 1 else compute_s, layer, phase,
                                          deps if i == 0 else ()))
             if after_piece is not None:
                 after_piece(i, main)
-        ring = self.comms(cp_comms, "domain", tag, layer, phase, "comm2", (main,))
-        last = self.add(self.compute(attn_s, layer, phase)) if attn_s > 0 or ring else main
-        if self.tp_overlap and tp_comms and len(self.groups["model"]) > 1:
-            # beside the pass's compute, from its start (Transformer Engine's userbuffer overlap); the
-            # compute stream then waits for them with an empty join
-            start = (first - 1,) if first > 0 else ()
-            tp = self.comms(tp_comms, "model", tag, layer, phase, "comm2", start + tuple(deps))
-            self.add(self.compute(0.0, layer, phase, tp))
+        if exposed:
+            # allgather / a2a: the exchange before the attention core and the one after it on the compute
+            # stream, in line with the attention core
+            before = self.comms(cp_comms, "domain", tag, layer, phase, "compute", (main,))
+            last = self.add(self.compute(attn_s, layer, phase, before)) if attn_s > 0 or before else main
+            ring = self.comms(cp_post, "domain", tag + "o", layer, phase, "compute", (last,)) or (last,)
         else:
-            self.comms(tp_comms, "model", tag, layer, phase, "compute", ring)
+            ring = self.comms(cp_comms, "domain", tag, layer, phase, "comm2", (main,))
+            last = self.add(self.compute(attn_s, layer, phase)) if attn_s > 0 or ring else main
+        if overlap_tp:
+            # the compute stream waits for the TP collectives and the CP exchange with an empty join
+            self.add(self.compute(0.0, layer, phase, tp + ring))
+        elif not self.comms(tp_comms, "model", tag, layer, phase, "compute", ring) and ring and not exposed:
+            # no TP collective waits for the ring (TP = 1): the pass still ends only when the ring has
+            # (the attention's output needs every K/V block)
+            self.add(self.compute(0.0, layer, phase, ring))
         return last
 
 

@@ -210,7 +210,7 @@ def run_4d(config: Any, setup: Any, plan: LLMPlan, links: bool = False, link_ser
     fields.update(strategy="4d", pr=par.tp, pc=par.dp, conv_pr=par.tp, conv_pc=par.dp, tp=par.tp, cp=par.cp,
                   pp=par.pp, dp=par.dp, sp=par.seq_parallel, microbatch=par.microbatch, schedule=par.schedule,
                   virtual_stages=par.virtual_stages, zero=par.zero, recompute=par.recompute, seq_len=cfg.seq_len,
-                  pp_split=par.pp_split, events=int(res.events))
+                  pp_split=par.pp_split, cp_comm=par.cp_comm, events=int(res.events))
     fields.update({k: v for k, v in plan.meta["memory"].items() if k != "memory_stage"})
     fields.update(split_rows(records, path_rows[0]))
     fields.update(_split(records, critical_rank(records)))

@@ -13,6 +13,8 @@ Per global chunk ``g`` (on stage ``s = g mod pp``) and micro-batch, mirroring th
   beside the CP ring exchange (``comm2`` stream), then the TP collectives, which wait for both;
 * backward pass ``Bpass = R + bwd + max(attn_bwd, ring_bwd) + tp_bwd`` with the recomputation ``R``
   (full: ``fwd + attn_fwd + tp_fwd``, no ring; selective: ``attn_fwd``; none: 0);
+* with an exposed CP exchange (``cp_comm`` allgather or a2a) ``max(attn, ring)`` becomes ``before + attn +
+  after`` (the exchanges in line with the attention core), and ``R`` repeats the forward's exchanges;
 * a pipeline send blocks its sender for the transfer (the program's ``send`` ends when the data has
   arrived), so ``F_g = Fpass + send`` (not on the last chunk), ``B_g = Bpass + send`` (not on chunk 0).
 
@@ -144,21 +146,36 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
         tp_b = total(c.tp_bwd, g_["tp"], tp_solo)
         ring_f = total(c.cp_fwd, g_["cp"])
         ring_b = total(c.cp_bwd, g_["cp"])
+        if c.cp_exposed:
+            # allgather / a2a: in line with the attention core (before and after it); recomputing the core
+            # repeats the forward's exchanges
+            post_b = total(c.cp_bwd_post, g_["cp"])
+            again = ring_f + total(c.cp_fwd_post, g_["cp"])
+            core_f, core_b = c.attn_fwd_s + again, ring_b + c.attn_bwd_s + post_b
+            side_f = side_b = 0.0
+            beyond = post_b  # what runs after the backward's last compute, before the TP collectives
+        else:
+            # ring attention: the exchange on comm2 beside the attention core
+            again = 0.0
+            core_f, core_b = max(c.attn_fwd_s, ring_f), max(c.attn_bwd_s, ring_b)
+            side_f, side_b = ring_f, ring_b
+            beyond = max(c.attn_bwd_s, ring_b) - c.attn_bwd_s if c.attn_bwd_s > 0 or c.cp_bwd else 0.0
         if tp_overlap and par.tp > 1:
             # TP collectives on comm2 beside the whole pass (with the CP ring, which shares that stream)
-            fpass = max(c.fwd_s + max(c.attn_fwd_s, ring_f), ring_f + tp_f)
-            rec = {"full": max(c.fwd_s + c.attn_fwd_s, tp_f), "selective": c.attn_fwd_s}.get(par.recompute, 0.0)
-            after = max(c.attn_bwd_s, ring_b) + max(0.0, ring_b + tp_b - c.bwd_s - max(c.attn_bwd_s, ring_b))
+            fpass = max(c.fwd_s + core_f, side_f + tp_f)
+            rec = {"full": max(c.fwd_s + c.attn_fwd_s + again, tp_f),
+                   "selective": c.attn_fwd_s + again}.get(par.recompute, 0.0)
+            after = core_b + max(0.0, side_b + tp_b - c.bwd_s - core_b)
             tp_b = 0.0
         else:
-            fpass = c.fwd_s + max(c.attn_fwd_s, ring_f) + tp_f
+            fpass = c.fwd_s + core_f + tp_f
             if par.recompute == "full":
-                rec = c.fwd_s + c.attn_fwd_s + tp_f
+                rec = c.fwd_s + c.attn_fwd_s + again + tp_f
             elif par.recompute == "selective":
-                rec = c.attn_fwd_s
+                rec = c.attn_fwd_s + again
             else:
                 rec = 0.0
-            after = max(c.attn_bwd_s, ring_b) + tp_b
+            after = core_b + tp_b
         send_f = price(Comm("send", c.send_bytes), (g_["head"][s], g_["head"][(g + 1) % pp])) if g < chunks - 1 else 0.0
         send_b = price(Comm("send", c.send_bytes), (g_["head"][s], g_["head"][(g - 1) % pp])) if g > 0 else 0.0
         params_bytes = c.params * word_bytes
@@ -168,7 +185,7 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
         gather_p[g] = gather
         # the reduction (and ZeRO-3's next gather) waits for the pass's last compute (the attention core
         # when there is one): only the ring beyond it, the TP collectives and the send are left
-        tail[g] = (max(c.attn_bwd_s, ring_b) - c.attn_bwd_s if c.attn_bwd_s > 0 or c.cp_bwd else 0.0) + tp_b + send_b
+        tail[g] = beyond + tp_b + send_b
         bg = rec + c.bwd_s + after + send_b
         if par.zero == 3 and sharded:
             bg += max(0.0, red[g] + gather - tail[g])

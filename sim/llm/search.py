@@ -13,7 +13,9 @@ Search space (:func:`layouts`). A dimension the config sets (``tp``, ``cp``, ``p
   pays when attention's quadratic work and activations dominate; Megatron-LM's long-context recipes start
   there), then every divisor with ``2·cp`` dividing the sequence (ring attention's load-balanced blocks);
 * ``pp``: divisors of procs / (tp·cp) of at most the layer count (plus the embedding and the output layer
-  when ``pp_split`` counts them; ``pp_split`` itself is not searched: the config's, default ``blocks``);
+  when ``pp_split`` counts them; ``pp_split`` itself is not searched: the config's, default ``blocks``;
+  nor is ``cp_comm``: the config's, default ``p2p``, and with ``a2a`` only the cp that divide a TP rank's
+  heads);
   ``dp`` is the rest and must divide the batch (a fixed ``dp`` keeps only the layouts that give it);
 * ``microbatch``: divisors of batch / dp up to :data:`MAX_MICROBATCH`;
 * ``schedule``: ``1f1b``, and with pp > 1 ``interleaved`` with ``virtual_stages`` every v in 2 ..
@@ -53,7 +55,7 @@ MAX_VIRTUAL_STAGES = 8
 CP_MIN_SEQ_LEN = 16384
 #: the dimensions a config can fix
 DIMENSIONS = ("tp", "cp", "pp", "dp", "microbatch", "schedule", "virtual_stages", "zero", "recompute", "sp",
-              "pp_split")
+              "pp_split", "cp_comm")
 
 
 def fixed_dimensions(config: Any) -> dict[str, Any]:
@@ -74,7 +76,7 @@ def _check_fixed(fixed: dict[str, Any], tcfg: Any, procs: int, batch: int) -> No
     probe = Parallel(tp=fixed.get("tp", 1), cp=fixed.get("cp", 1), pp=pp, dp=1, sp=fixed.get("sp", True),
                      microbatch=fixed.get("microbatch", 1), schedule=schedule, virtual_stages=v,
                      zero=fixed.get("zero", 0), recompute=fixed.get("recompute", "none"),
-                     pp_split=fixed.get("pp_split", "blocks"))
+                     pp_split=fixed.get("pp_split", "blocks"), cp_comm=fixed.get("cp_comm", "p2p"))
     if schedule == "interleaved" and "pp" not in fixed:
         probe = replace(probe, pp=2)
     check_parallel(probe, layers=tcfg.layers, heads=tcfg.heads, kv_heads=tcfg.n_kv_heads, hidden=tcfg.hidden,
@@ -95,6 +97,7 @@ def layouts(tcfg: Any, procs: int, batch: int, fixed: dict[str, Any], gpus_per_n
     _check_fixed(fixed, tcfg, procs, batch)
     heads, kv, hidden, layers, seq = tcfg.heads, tcfg.n_kv_heads, tcfg.hidden, tcfg.layers, tcfg.seq_len
     pp_split = fixed.get("pp_split", "blocks")
+    cp_comm = fixed.get("cp_comm", "p2p")
     slots = layers + sum(split_slots(pp_split))
     if "tp" in fixed:
         tps = [fixed["tp"]]
@@ -132,7 +135,7 @@ def layouts(tcfg: Any, procs: int, batch: int, fixed: dict[str, Any], gpus_per_n
                                 for sp in [fixed["sp"]] if "sp" in fixed else ((True, False) if tp > 1 else (True,)):
                                     par = Parallel(tp=tp, cp=cp, pp=pp, dp=dp, sp=sp, microbatch=mb,
                                                    schedule=schedule, virtual_stages=v, zero=zero, recompute=rec,
-                                                   pp_split=pp_split)
+                                                   pp_split=pp_split, cp_comm=cp_comm)
                                     try:
                                         check_parallel(par, layers=layers, heads=heads, kv_heads=kv, hidden=hidden,
                                                        seq_len=seq, batch=batch, procs=procs)
@@ -205,7 +208,7 @@ def _layout_config(base: Any, par: Parallel, network: str) -> Any:
     data.update(grid=None, conv_grid=None, conv=None, fc=None, network=network, tp=par.tp, cp=par.cp,
                 pp=par.pp, dp=par.dp, sp=par.sp, microbatch=par.microbatch, schedule=par.schedule,
                 virtual_stages=par.virtual_stages, zero=par.zero, recompute=par.recompute, pp_split=par.pp_split,
-                require_fit=False)
+                cp_comm=par.cp_comm, require_fit=False)
     return make_config(data)
 
 
@@ -305,7 +308,7 @@ def _unfit_row(base: Any, setup: Any, cand: _Cand) -> dict[str, Any]:
                            "strategy": "4d", "topology": base.topology, "network": base.network,
                            "tp": par.tp, "cp": par.cp, "pp": par.pp, "dp": par.dp, "sp": par.seq_parallel,
                            "microbatch": par.microbatch, "schedule": par.schedule,
-                           "virtual_stages": par.virtual_stages, "pp_split": par.pp_split, "zero": par.zero,
+                           "virtual_stages": par.virtual_stages, "pp_split": par.pp_split, "cp_comm": par.cp_comm, "zero": par.zero,
                            "recompute": par.recompute,
                            "seq_len": setup.model.transformer.seq_len, "screen_iteration_s": cand.screen_s,
                            "iteration_s": math.nan}
