@@ -98,11 +98,12 @@ def _brute_force(cfg, procs: int, batch: int, gpus_per_node: int | None) -> set[
             for sched, v in [("1f1b", 1)] + [("interleaved", v) for v in range(2, MAX_VIRTUAL_STAGES + 1)]:
                 if sched == "interleaved" and (cfg.layers % pp or (cfg.layers // pp) % v):
                     continue
-                for zero, rec, sp in itertools.product(range(4), ("none", "selective", "full"), (True, False)):
-                    if tp == 1 and not sp:
+                for zero, rec, sp, cp_comm in itertools.product(range(4), ("none", "selective", "full"), (True, False),
+                                                                ("p2p", "a2a")):
+                    if (tp == 1 and not sp) or (cp == 1 and cp_comm != "p2p"):
                         continue
                     par = Parallel(tp=tp, cp=cp, pp=pp, dp=dp, sp=sp, microbatch=mb, schedule=sched,
-                                   virtual_stages=v, zero=zero, recompute=rec)
+                                   virtual_stages=v, zero=zero, recompute=rec, cp_comm=cp_comm)
                     try:
                         check_parallel(par, layers=cfg.layers, heads=cfg.heads, kv_heads=cfg.n_kv_heads,
                                        hidden=cfg.hidden, seq_len=seq, batch=batch, procs=procs)

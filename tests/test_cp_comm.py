@@ -130,3 +130,35 @@ def test_llama3_long_context_row_runs_allgather():
     rows = yaml.safe_load((Path(__file__).parents[1] / "validation" / "rows.yaml").read_text())
     row = next(r for r in rows["rows"] if r["id"] == "llama3-405b-16k-gpus-cp16")
     assert row["setting"]["cp_comm"] == "allgather"
+
+
+def test_best_searches_ring_and_ulysses_where_the_heads_allow():
+    """Unset, ``cp_comm`` is searched: p2p at every cp, a2a at the cp > 1 that divide a TP rank's heads
+    (llama2-7b: 32 query = key/value heads; seq 32768 searches CP); set, every layout carries it."""
+    from dataclasses import replace
+
+    from sim.llm.search import layouts
+    from workloads.zoo import get_model
+
+    tcfg = replace(get_model("llama2-7b").transformer, seq_len=32768)
+    ring = layouts(tcfg, 64, 8, {"cp_comm": "p2p"}, 8)
+    ulysses = layouts(tcfg, 64, 8, {"cp_comm": "a2a"}, 8)
+    both = layouts(tcfg, 64, 8, {}, 8)
+    assert {p.cp_comm for p in ring} == {"p2p"} and {p.cp_comm for p in ulysses} == {"a2a"}
+    assert {(p.tp, p.cp) for p in ulysses} == {(p.tp, p.cp) for p in ring if (32 // p.tp) % p.cp == 0}
+    assert {(p.tp, p.cp) for p in ring} != {(p.tp, p.cp) for p in ulysses}  # some cp are left out
+    assert set(both) == set(ring) | {p for p in ulysses if p.cp > 1}
+    assert all(p.cp > 1 for p in ulysses if p in both)
+
+
+def test_best_screens_each_cp_comm_with_its_own_costs():
+    """pp = 1 on analytic: the screen is exact, so every row's screen equals its re-timed iteration — for
+    the a2a rows too (their chunk costs are not the ring's)."""
+    from sim.best import rank_best
+
+    cfg = make_config({**BASE, "procs": 8, "batch": 2, "seq_len": 32768, "tp": 2, "pp": 1, "zero": 0,
+                       "recompute": "selective", "microbatch": 1})
+    table = rank_best(cfg, top=100, exact_up_to=100)
+    assert set(table["cp_comm"]) == {"p2p", "a2a"}
+    for _, row in table.iterrows():
+        assert row["screen_iteration_s"] == pytest.approx(row["iteration_s"], rel=1e-9), row["cp_comm"]

@@ -180,9 +180,10 @@ def best(config_file: str | None, sets: tuple[str, ...], top: int | None, exact_
 
     \b
     A transformer model is searched on the TP x CP x PP x DP grid instead (docs/transformers.md, "best"):
-    --tp --cp --pp --dp --microbatch --schedule --virtual-stages --zero --recompute --sp/--no-sp fix
-    their dimension, the others are searched; only layouts that fit the device's memory are ranked
-    (--show-unfit lists the others); each is screened in closed form and the top K re-timed on --network.
+    --tp --cp --pp --dp --microbatch --schedule --virtual-stages --zero --recompute --sp/--no-sp --cp-comm
+    fix their dimension, the others are searched (--pp-split is kept, never searched); only layouts that
+    fit the device's memory are ranked (--show-unfit lists the others); each is screened in closed form
+    and the top K re-timed on --network.
     """
     from sim.best import EXACT_UP_TO, rank_best
 
@@ -192,8 +193,8 @@ def best(config_file: str | None, sets: tuple[str, ...], top: int | None, exact_
     table = rank_best(config, top, EXACT_UP_TO if exact_up_to is None else exact_up_to, show_unfit=show_unfit)
     if fmt == "table" and "tp" in table.columns and (table["strategy"] == "4d").all():
         cols = ["rank", "tp", "cp", "pp", "dp", "microbatch", "schedule", "virtual_stages", "zero", "recompute", "sp",
-                "screen_iteration_s", "iteration_s", "tokens_per_s", "mfu", "tp_comm_s", "cp_comm_s", "pp_comm_s",
-                "dp_comm_s", "bubble_s", "memory_per_rank_bytes", "fits", "unfit_reason"]
+                "pp_split", "cp_comm", "screen_iteration_s", "iteration_s", "tokens_per_s", "mfu", "tp_comm_s",
+                "cp_comm_s", "pp_comm_s", "dp_comm_s", "bubble_s", "memory_per_rank_bytes", "fits", "unfit_reason"]
         emit(table[[c for c in cols if c in table.columns]], "table")
     elif fmt == "table":
         cols = ["rank", "strategy", "pr", "pc", "conv_pr", "conv_pc", "conv", "fc", "screen_iteration_s",

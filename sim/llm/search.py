@@ -2,7 +2,7 @@
 in closed form, re-time the best on the configured network.
 
 Search space (:func:`layouts`). A dimension the config sets (``tp``, ``cp``, ``pp``, ``dp``, ``microbatch``,
-``schedule``, ``virtual_stages``, ``zero``, ``recompute``, ``sp``: the keys given to
+``schedule``, ``virtual_stages``, ``zero``, ``recompute``, ``sp``, ``pp_split``, ``cp_comm``: the keys given to
 :class:`~sim.config.RunConfig`, i.e. the flags on the command line) is fixed; every other one is searched:
 
 * ``tp``: divisors of procs that divide the heads and the hidden size and divide, or are a multiple of,
@@ -13,9 +13,7 @@ Search space (:func:`layouts`). A dimension the config sets (``tp``, ``cp``, ``p
   pays when attention's quadratic work and activations dominate; Megatron-LM's long-context recipes start
   there), then every divisor with ``2·cp`` dividing the sequence (ring attention's load-balanced blocks);
 * ``pp``: divisors of procs / (tp·cp) of at most the layer count (plus the embedding and the output layer
-  when ``pp_split`` counts them; ``pp_split`` itself is not searched: the config's, default ``blocks``;
-  nor is ``cp_comm``: the config's, default ``p2p``, and with ``a2a`` only the cp that divide a TP rank's
-  heads);
+  when ``pp_split`` counts them; ``pp_split`` itself is not searched: the config's, default ``blocks``);
   ``dp`` is the rest and must divide the batch (a fixed ``dp`` keeps only the layouts that give it);
 * ``microbatch``: divisors of batch / dp up to :data:`MAX_MICROBATCH`;
 * ``schedule``: ``1f1b``, and with pp > 1 ``interleaved`` with ``virtual_stages`` every v in 2 ..
@@ -23,6 +21,10 @@ Search space (:func:`layouts`). A dimension the config sets (``tp``, ``cp``, ``p
   layers as ``pp_split`` counts them)
   where the micro-batch count is a multiple of pp; ``gpipe`` only when fixed (it holds every micro-batch's
   activations, 1F1B at most pp, for the same bubble);
+* ``cp_comm``: with cp > 1 ``p2p`` (ring attention) and ``a2a`` (Ulysses) where CP divides a TP rank's query
+  and key/value heads; not ``allgather``, which moves the ring's bytes without hiding them under the
+  attention and so, on uncontended links, is never the faster in this model (it describes runs that used
+  it: set it to keep it);
 * ``zero`` 0 .. 3; ``recompute`` none / selective / full; ``sp`` on and off where tp > 1 (on only at tp 1).
 
 Ranking (:func:`rank_best_4d`). Memory first: the heaviest stage's bytes per rank
@@ -97,7 +99,6 @@ def layouts(tcfg: Any, procs: int, batch: int, fixed: dict[str, Any], gpus_per_n
     _check_fixed(fixed, tcfg, procs, batch)
     heads, kv, hidden, layers, seq = tcfg.heads, tcfg.n_kv_heads, tcfg.hidden, tcfg.layers, tcfg.seq_len
     pp_split = fixed.get("pp_split", "blocks")
-    cp_comm = fixed.get("cp_comm", "p2p")
     slots = layers + sum(split_slots(pp_split))
     if "tp" in fixed:
         tps = [fixed["tp"]]
@@ -133,16 +134,25 @@ def layouts(tcfg: Any, procs: int, batch: int, fixed: dict[str, Any], gpus_per_n
                         for zero in [fixed["zero"]] if "zero" in fixed else (0, 1, 2, 3):
                             for rec in [fixed["recompute"]] if "recompute" in fixed else ("none", "selective", "full"):
                                 for sp in [fixed["sp"]] if "sp" in fixed else ((True, False) if tp > 1 else (True,)):
-                                    par = Parallel(tp=tp, cp=cp, pp=pp, dp=dp, sp=sp, microbatch=mb,
-                                                   schedule=schedule, virtual_stages=v, zero=zero, recompute=rec,
-                                                   pp_split=pp_split, cp_comm=cp_comm)
-                                    try:
-                                        check_parallel(par, layers=layers, heads=heads, kv_heads=kv, hidden=hidden,
-                                                       seq_len=seq, batch=batch, procs=procs)
-                                    except UserError:
-                                        continue
-                                    out.append(par)
+                                    for cp_comm in _cp_comms(fixed, cp):
+                                        par = Parallel(tp=tp, cp=cp, pp=pp, dp=dp, sp=sp, microbatch=mb,
+                                                       schedule=schedule, virtual_stages=v, zero=zero, recompute=rec,
+                                                       pp_split=pp_split, cp_comm=cp_comm)
+                                        try:
+                                            check_parallel(par, layers=layers, heads=heads, kv_heads=kv,
+                                                           hidden=hidden, seq_len=seq, batch=batch, procs=procs)
+                                        except UserError:
+                                            continue
+                                        out.append(par)
     return out
+
+
+def _cp_comms(fixed: dict[str, Any], cp: int) -> tuple[str, ...]:
+    """The ``cp_comm`` values searched at ``cp`` (module docstring): the fixed one, else p2p and, with CP,
+    a2a (check_parallel drops it where CP does not divide a TP rank's heads)."""
+    if "cp_comm" in fixed:
+        return (fixed["cp_comm"],)
+    return ("p2p", "a2a") if cp > 1 else ("p2p",)
 
 
 def _schedules(fixed: dict[str, Any], pp: int, layers: int, m: int) -> list[tuple[str, int]]:
@@ -251,7 +261,7 @@ def rank_best_4d(base: Any, setup: Any, top: int | None = None, exact_up_to: int
 
     def screened(cand: _Cand) -> None:
         par = cand.par
-        key = (par.tp, par.cp, par.seq_parallel, par.microbatch, par.pp, par.virtual_stages)
+        key = (par.tp, par.cp, par.seq_parallel, par.microbatch, par.pp, par.virtual_stages, par.cp_comm)
         costs = cost_cache.get(key)
         if costs is None:
             costs = cost_cache[key] = chunk_costs(setup.model, par, compute_time, word)
