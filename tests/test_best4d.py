@@ -7,16 +7,14 @@ import itertools
 import json
 
 import pytest
+from screen_check import screen_vs_simulate
 
 from sim.api import load_setup, simulate
 from sim.best import rank_best
 from sim.cli import main
 from sim.config import make_config
-from sim.llm.costs import chunk_costs
 from sim.llm.memory import max_memory_breakdown
 from sim.llm.parallel import Parallel, check_parallel
-from sim.llm.run import tp_symmetric
-from sim.llm.screen import make_pricer, screen
 from sim.llm.search import CP_MIN_SEQ_LEN, MAX_MICROBATCH, MAX_VIRTUAL_STAGES, heaviest_stage_memory, layouts
 from workloads.zoo import get_model
 
@@ -25,13 +23,7 @@ BASE = dict(model="gpt3-125m", procs=8, batch=16, topology="dgx-h100", network="
 
 
 def _screen_vs_simulate(over: dict) -> tuple[float, float]:
-    cfg = make_config({**BASE, **over})
-    setup = load_setup(cfg)
-    par = cfg.parallel()
-    costs = chunk_costs(setup.model, par, setup.compute_model.time, cfg.word_bytes())
-    sc = screen(par, costs, par.microbatches(cfg.batch), make_pricer(setup, "analytic"), cfg.word_bytes(),
-                cfg.host_overhead, tp_symmetric(setup.graph, par, "analytic"))
-    return sc.iteration_s, float(simulate(cfg).summary["iteration_s"].iloc[0])
+    return screen_vs_simulate({**BASE, **over})
 
 
 # pp = 1: no pipeline, the iteration is m passes back to back plus the exposed data-parallel tail

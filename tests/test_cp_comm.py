@@ -5,13 +5,12 @@ the one-line errors."""
 from __future__ import annotations
 
 import pytest
+from screen_check import screen_vs_simulate
 
 from sim.api import load_setup, simulate
 from sim.cli import main
 from sim.config import make_config
 from sim.llm.costs import chunk_costs
-from sim.llm.run import tp_symmetric
-from sim.llm.screen import make_pricer, screen
 
 ALPHA_S, BW_BPS = 2e-6, 50e9
 IDEAL = dict(model="llama2-7b", seq_len=4096, batch=2, procs=4, cp=4, tp=1, pp=1, dp=1, precision="bf16",
@@ -68,13 +67,7 @@ BASE = dict(model="llama2-7b", seq_len=4096, batch=4, procs=8, topology="dgx-h10
 
 
 def _screen_vs_simulate(over: dict) -> tuple[float, float]:
-    cfg = make_config({**BASE, **over})
-    setup = load_setup(cfg)
-    par = cfg.parallel()
-    costs = chunk_costs(setup.model, par, setup.compute_model.time, cfg.word_bytes())
-    sc = screen(par, costs, par.microbatches(cfg.batch), make_pricer(setup, "analytic"), cfg.word_bytes(),
-                cfg.host_overhead, tp_symmetric(setup.graph, par, "analytic"), tp_overlap=cfg.tp_overlap)
-    return sc.iteration_s, float(simulate(cfg).summary["iteration_s"].iloc[0])
+    return screen_vs_simulate({**BASE, **over})
 
 
 # pp = 1 and equal pipeline stages: the screen is exact (as for the ring, tests/test_best4d.py); the p2p

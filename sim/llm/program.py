@@ -10,11 +10,14 @@ forward ``F(mb, chunk)``
     ZeRO-3 the chunk's parameters are all-gathered first (``comm`` stream, prefetched: the gather may start
     once the action two places earlier has finished its compute, FSDP's one-ahead prefetch); the chunk's
     compute except the attention core; the attention core, with ring attention's K/V exchange on the
-    ``comm2`` stream at the same time (CP > 1); the TP collectives; the send to the next chunk's stage.
+    ``comm2`` stream at the same time (CP > 1; with ``cp_comm`` allgather or a2a the exchanges run in line
+    instead, before and after the attention core on the ``compute`` stream); the TP collectives (with
+    none, an empty compute waits for the ring: the pass ends when it has); the send to the next chunk's
+    stage.
 backward ``B(mb, chunk)``
     receive the gradient from the next chunk's stage; ZeRO-3 gather; recomputation (``full``: the chunk's
     forward with its TP collectives again; ``selective``: the attention core again, Korthikanti et al.
-    2022); the backward compute, attention core with the CP exchange; the TP collectives; the send to the
+    2022; either repeats an in-line CP exchange); the backward compute, attention core with the CP exchange; the TP collectives; the send to the
     previous chunk's stage; then the data-parallel reduction of the chunk's gradients on the ``comm``
     stream (depending on the backward compute): ZeRO 0 all-reduces and ZeRO 1 reduce-scatters them after
     the chunk's last micro-batch (gradient accumulation: Megatron-LM reduces once per iteration); ZeRO 2
