@@ -24,11 +24,11 @@ def _ring_s(p: int, n: float) -> float:
     return (p - 1) * (ALPHA_S + n / (p * BW_BPS))
 
 
-def _hand_iteration_s(cp_comm: str) -> float:
+def _hand_iteration_s(cp_comm: str, recompute: str = "none") -> float:
     """One rank of IDEAL (pp = dp = tp = 1, two micro-batches): each micro-batch's forward and backward
     compute from the chunk costs, plus the exchanges written out from llama2-7b's shape (32 blocks, 32
     query and 32 key/value heads of 128, bf16), then the gradients' all-reduce."""
-    cfg = make_config({**IDEAL, "cp_comm": cp_comm})
+    cfg = make_config({**IDEAL, "cp_comm": cp_comm, "recompute": recompute})
     setup = load_setup(cfg)
     (c,) = chunk_costs(setup.model, cfg.parallel(), setup.compute_model.time, cfg.word_bytes())
     p, blocks, heads, d, word = 4, 32, 32, 128, 2
@@ -48,17 +48,21 @@ def _hand_iteration_s(cp_comm: str) -> float:
         core_f = 3 * blocks * _ring_s(p, local) + c.attn_fwd_s + blocks * _ring_s(p, local)
         after_last_compute = 3 * blocks * _ring_s(p, local)
         core_b = blocks * _ring_s(p, local) + c.attn_bwd_s + after_last_compute
-    busy = 2 * (c.fwd_s + core_f + c.bwd_s + core_b)
+    # selective recomputation repeats the attention core with its exchange before the backward
+    again = core_f if recompute == "selective" else 0.0
+    busy = 2 * (c.fwd_s + core_f + again + c.bwd_s + core_b)
     # the gradients' ring all-reduce over the cp·dp = 4 ranks that hold the same weights, 2(p−1)(α + n/(p·bw)),
     # starts when the last backward's last compute (its attention core) ends, as the DP reduction does
     allreduce = 2 * (p - 1) * (ALPHA_S + c.params * word / (p * BW_BPS))
     return max(busy, busy - after_last_compute + allreduce)
 
 
+@pytest.mark.parametrize("recompute", ["none", "selective"])
 @pytest.mark.parametrize("cp_comm", ["p2p", "allgather", "a2a"])
-def test_iteration_equals_hand_formula(cp_comm):
-    res = simulate({**IDEAL, "cp_comm": cp_comm})
-    assert float(res.summary["iteration_s"].iloc[0]) == pytest.approx(_hand_iteration_s(cp_comm), rel=1e-9)
+def test_iteration_equals_hand_formula(cp_comm, recompute):
+    res = simulate({**IDEAL, "cp_comm": cp_comm, "recompute": recompute})
+    want = _hand_iteration_s(cp_comm, recompute)
+    assert float(res.summary["iteration_s"].iloc[0]) == pytest.approx(want, rel=1e-9)
     assert res.summary["cp_comm"].iloc[0] == cp_comm
 
 

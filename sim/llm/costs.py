@@ -43,7 +43,8 @@ query heads on a TP rank, ``t = b·s/cp`` the rank's tokens:
     dQ, dK, dV's after. Exposed, as ``allgather``.
 
     The exposed kinds give ``cp_fwd``/``cp_bwd`` (before the attention core) and ``cp_fwd_post``/
-    ``cp_bwd_post`` (after it); recomputing the attention core repeats the forward's exchanges.
+    ``cp_bwd_post`` (after it). Recomputing the attention core repeats the forward's exchanges, of every
+    kind (Transformer Engine's attention with CP is one checkpointed function).
 
 Pipeline sends
     the activation (forward) or its gradient (backward) at a chunk boundary: ``b·(s/cp)·h`` words, split

@@ -17,7 +17,7 @@ forward ``F(mb, chunk)``
 backward ``B(mb, chunk)``
     receive the gradient from the next chunk's stage; ZeRO-3 gather; recomputation (``full``: the chunk's
     forward with its TP collectives again; ``selective``: the attention core again, Korthikanti et al.
-    2022; either repeats an in-line CP exchange); the backward compute, attention core with the CP exchange; the TP collectives; the send to the
+    2022; either repeats the attention's CP exchange); the backward compute, attention core with the CP exchange; the TP collectives; the send to the
     previous chunk's stage; then the data-parallel reduction of the chunk's gradients on the ``comm``
     stream (depending on the backward compute): ZeRO 0 all-reduces and ZeRO 1 reduce-scatters them after
     the chunk's last micro-batch (gradient accumulation: Megatron-LM reduces once per iteration); ZeRO 2
@@ -156,16 +156,16 @@ class _ProgramBuilder:
             if g < self.chunks - 1:
                 self.add(self.send(peer(g + 1), me, cost.send_bytes, f"{pp_id}:B{a.microbatch}.{g + 1}", layer, "bwd"))
             deps = gather
-            # recomputing the attention core repeats an exposed CP exchange (the ring's hides under it)
-            cp_again = (cost.cp_fwd, cost.cp_fwd_post) if cost.cp_exposed else ((), ())
+            # recomputing the attention core repeats its CP exchange (Transformer Engine's attention with CP is
+            # one checkpointed function)
             if par.recompute == "full":
-                self.chunk_pass(cost.fwd_s, cost.attn_fwd_s, cp_again[0], cost.tp_fwd, "R" + tag, layer, "recompute",
-                                gather, cp_post=cp_again[1], exposed=cost.cp_exposed)
+                self.chunk_pass(cost.fwd_s, cost.attn_fwd_s, cost.cp_fwd, cost.tp_fwd, "R" + tag, layer, "recompute",
+                                gather, cp_post=cost.cp_fwd_post, exposed=cost.cp_exposed)
                 deps = ()
             elif par.recompute == "selective" and cost.attn_fwd_s > 0:
-                if cost.cp_exposed:
-                    self.chunk_pass(0.0, cost.attn_fwd_s, cp_again[0], (), "R" + tag, layer, "recompute", gather,
-                                    cp_post=cp_again[1], exposed=True)
+                if cost.cp_fwd:
+                    self.chunk_pass(0.0, cost.attn_fwd_s, cost.cp_fwd, (), "R" + tag, layer, "recompute", gather,
+                                    cp_post=cost.cp_fwd_post, exposed=cost.cp_exposed)
                 else:
                     self.add(self.compute(cost.attn_fwd_s, layer, "recompute", gather))
                 deps = ()

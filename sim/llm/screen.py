@@ -12,9 +12,9 @@ Per global chunk ``g`` (on stage ``s = g mod pp``) and micro-batch, mirroring th
 * forward pass ``Fpass = fwd + max(attn_fwd, ring_fwd) + tp_fwd``: the main compute, then the attention core
   beside the CP ring exchange (``comm2`` stream), then the TP collectives, which wait for both;
 * backward pass ``Bpass = R + bwd + max(attn_bwd, ring_bwd) + tp_bwd`` with the recomputation ``R``
-  (full: ``fwd + attn_fwd + tp_fwd``, no ring; selective: ``attn_fwd``; none: 0);
+  (full: ``fwd + max(attn_fwd, ring_fwd) + tp_fwd``; selective: ``max(attn_fwd, ring_fwd)``; none: 0);
 * with an exposed CP exchange (``cp_comm`` allgather or a2a) ``max(attn, ring)`` becomes ``before + attn +
-  after`` (the exchanges in line with the attention core), and ``R`` repeats the forward's exchanges;
+  after`` (the exchanges in line with the attention core);
 * a pipeline send blocks its sender for the transfer (the program's ``send`` ends when the data has
   arrived), so ``F_g = Fpass + send`` (not on the last chunk), ``B_g = Bpass + send`` (not on chunk 0).
 
@@ -147,32 +147,30 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
         ring_f = total(c.cp_fwd, g_["cp"])
         ring_b = total(c.cp_bwd, g_["cp"])
         if c.cp_exposed:
-            # allgather / a2a: in line with the attention core (before and after it); recomputing the core
-            # repeats the forward's exchanges
+            # allgather / a2a: in line with the attention core (before and after it)
             post_b = total(c.cp_bwd_post, g_["cp"])
-            again = ring_f + total(c.cp_fwd_post, g_["cp"])
-            core_f, core_b = c.attn_fwd_s + again, ring_b + c.attn_bwd_s + post_b
+            core_f = ring_f + c.attn_fwd_s + total(c.cp_fwd_post, g_["cp"])
+            core_b = ring_b + c.attn_bwd_s + post_b
             side_f = side_b = 0.0
             beyond = post_b  # what runs after the backward's last compute, before the TP collectives
         else:
             # ring attention: the exchange on comm2 beside the attention core
-            again = 0.0
             core_f, core_b = max(c.attn_fwd_s, ring_f), max(c.attn_bwd_s, ring_b)
             side_f, side_b = ring_f, ring_b
             beyond = max(c.attn_bwd_s, ring_b) - c.attn_bwd_s if c.attn_bwd_s > 0 or c.cp_bwd else 0.0
         if tp_overlap and par.tp > 1:
             # TP collectives on comm2 beside the whole pass (with the CP ring, which shares that stream)
             fpass = max(c.fwd_s + core_f, side_f + tp_f)
-            rec = {"full": max(c.fwd_s + c.attn_fwd_s + again, tp_f),
-                   "selective": c.attn_fwd_s + again}.get(par.recompute, 0.0)
+            # recomputation repeats the attention core with its CP exchange
+            rec = {"full": max(c.fwd_s + core_f, side_f + tp_f), "selective": core_f}.get(par.recompute, 0.0)
             after = core_b + max(0.0, side_b + tp_b - c.bwd_s - core_b)
             tp_b = 0.0
         else:
             fpass = c.fwd_s + core_f + tp_f
             if par.recompute == "full":
-                rec = c.fwd_s + c.attn_fwd_s + again + tp_f
+                rec = c.fwd_s + core_f + tp_f
             elif par.recompute == "selective":
-                rec = c.attn_fwd_s + again
+                rec = core_f
             else:
                 rec = 0.0
             after = core_b + tp_b
