@@ -491,6 +491,36 @@ def transformers() -> list:
             "its first stage instead of 2: the best MFU here, with the most memory. Context parallelism "
             "adds its ring exchange, and its half-length sequences make smaller calls. MFU sums it up: "
             "model FLOPs per second over the peak of the 64 GPUs.\n\n"
+            "## Long sequences: how context parallelism moves keys and values\n\n"
+            "At 32,768 tokens attention dominates, and context parallelism earns its place. How its ranks "
+            "exchange keys and values is a choice (`cp_comm`, Megatron-LM's `--cp-comm-type`): `p2p` ring "
+            "attention passes K/V blocks round the CP ring beside the attention compute; `allgather` gathers "
+            "them before it, in line (Llama 3's choice); `a2a` (DeepSpeed-Ulysses) turns sequence-split Q, K, "
+            "V into head-split ones with all-to-alls and back for the output, also in line. Llama 2 7B (32 "
+            "query and 32 key/value heads) on 32 GPUs, TP 4 × CP 8, 8 sequences, selective recomputation "
+            "(which repeats the attention core with its exchange); `cp_GB` is what one rank sends for "
+            "context parallelism in the iteration:"),
+        new_code_cell('rows = {}\n'
+                      'for cp_comm in ("p2p", "allgather", "a2a"):\n'
+                      '    r = sim.simulate({**H100, "model": "llama2-7b", "seq_len": 32768, "procs": 32, "tp": 4, "cp": 8,\n'
+                      '                      "batch": 8, "recompute": "selective", "cp_comm": cp_comm})\n'
+                      '    s, rec = r.summary.iloc[0], r.records\n'
+                      '    mine = rec[(rec["rank"] == 0) & (rec["category"] == "domain")]\n'
+                      '    rows[cp_comm] = {"iteration_s": s.iteration_s, "compute_s": s.compute_s, "cp_comm_s": s.cp_comm_s,\n'
+                      '                     "cp_GB": mine["bytes_sent"].sum() / 1e9, "mfu": s.mfu}\n'
+                      'cp_split = pd.DataFrame(rows).T\n'
+                      'cp_split.index.name = "cp_comm"\n'
+                      'print(cp_split.to_string())'),
+        new_markdown_cell(
+            "The ring and the all-gather send the same bytes — every rank passes on the other seven K/V "
+            "blocks forward, again for the recomputation and for the backward, where the dK/dV partial "
+            "sums also go back — but the ring hides part of its time under the attention and the all-gather "
+            "none. Ulysses sends (cp − 1)/cp of its own Q, K, V and output, forward, for the recomputation "
+            "and backward: without grouped-query attention (as many key/value heads as query heads) that is "
+            "3/16 of the ring's bytes at CP 8, and the fastest of the three here. With Llama 3's eight query "
+            "heads per key/value head the ring sends less, and `a2a` needs CP to divide a TP rank's "
+            "key/value heads, which Llama 3 at TP 8 (one key/value head per rank) does not allow. "
+            "`dnnsim best` tries `p2p` and, where the heads allow, `a2a`.\n\n"
             "## Let dnnsim search\n\n"
             "`dnnsim best` (here `sim.best.rank_best`) searches the layouts for you: every TP × CP × PP × DP "
             "split of the GPUs with its micro-batch size, schedule, ZeRO stage and recomputation; the ones "

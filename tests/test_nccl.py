@@ -277,3 +277,17 @@ def test_collective_reports_nccl_choice(capsys):
     assert main(["collective", "--op", "allreduce", "--algorithm", "nccl", "--procs", "8", "--bytes", "1GiB",
                  "--topology", "dgx-h100", "--format", "csv"]) == 0
     assert capsys.readouterr().out.splitlines()[1].endswith(",nvls/Simple")
+
+
+@pytest.mark.parametrize(("op", "factor"), [("allreduce", lambda p: 2 * (p - 1) / p),
+                                            ("allgather", lambda p: (p - 1) / p),
+                                            ("reduce_scatter", lambda p: (p - 1) / p)])
+def test_bytes_sent_are_the_data_not_the_efficiency_scaled_time(op, factor):
+    """2 nodes × 8 A100, 1 GiB, ring/Simple across NICs of efficiency 0.9: each rank sends the ring's data,
+    2(p−1)/p · n for an all-reduce and (p−1)/p · n for an all-gather or reduce-scatter (Patarasuk & Yuan 2009;
+    nccl-tests' busbw factors), while the time is charged for n / 0.9 on the NICs."""
+    G = build_topology("dgx-a100", 16)
+    net = make_network("flow", G)
+    group = tuple(range(16))
+    sent = net.bytes_sent(op, "nccl", group, 2**30)
+    assert sent.tolist() == pytest.approx([factor(16) * 2**30] * 16, rel=1e-12)

@@ -181,6 +181,16 @@ def _mfu(tokens_per_s: float, procs: int) -> float:
     return (6 * N70 + 12 * L70 * HEADS70 * Q70 * T70) * tokens_per_s / (procs * H100_BF16_FLOPS)
 
 
+#: Llama 2 7B: 6,738,415,616 parameters (the released checkpoint; untied embedding and output layer), 32
+#: layers of 32 heads of 128, here at 32,768 tokens
+N7B, L7B, HEADS7B, Q7B, T7B = 6_738_415_616, 32, 32, 128, 32768
+
+
+def _mfu_7b(tokens_per_s: float, procs: int) -> float:
+    """PaLM's MFU of Llama 2 7B at 32,768 tokens (as :func:`_mfu`)."""
+    return (6 * N7B + 12 * L7B * HEADS7B * Q7B * T7B) * tokens_per_s / (procs * H100_BF16_FLOPS)
+
+
 def check_transformers(printed: list[str]) -> None:
     """Llama 3 70B on DGX H100: throughput and MFU from the iteration time, the parameters per rank and the ZeRO
     model states (Rajbhandari et al. 2020: 2Ψ + 2Ψ + 12Ψ, each divided by DP as its stage says) from the
@@ -263,6 +273,24 @@ def check_transformers(printed: list[str]) -> None:
         if name == "8x1x1x8":  # no pipeline: no sends, no bubble
             assert float(pp_s) == 0 and float(bubble_s) == 0
     assert _row(split, "8x1x2x4")[-1] == _row(table, "selective", "/", "ZeRO", "1")[6]
+
+    # 4b. context parallelism's exchanges, Llama 2 7B (32 layers, 32 query = key/value heads of 128), 32,768
+    # tokens, TP 4 x CP 8, batch 8 (DP 1: 8 micro-batches), selective recomputation, bf16: per micro-batch and
+    # layer a rank's K (or V, or Q, or the output) holds t·(32/4)·128 values, t = 32768/8 tokens
+    cps = next(t for t in printed if "cp_GB" in t)
+    t, p, layers, mbs, word = 32768 // 8, 8, 32, 8, 2
+    local = t * 32 // 4 * 128 * word
+    # ring / all-gather: K and V of every rank gathered (forward, recomputation, backward) and dK, dV
+    # reduce-scattered: 4 rounds of (p-1)/p of p·2·local; a2a: (p-1)/p of Q, K, V and the output, 3 passes
+    ring_gb = 4 * (p - 1) / p * p * 2 * local * layers * mbs / 1e9
+    a2a_gb = 3 * 4 * (p - 1) / p * local * layers * mbs / 1e9
+    rows = _table(cps)
+    assert list(rows) == ["p2p", "allgather", "a2a"]
+    assert _close(rows["p2p"][3], ring_gb) and _close(rows["allgather"][3], ring_gb)
+    assert _close(rows["a2a"][3], a2a_gb)
+    assert len({r[1] for r in rows.values()}) == 1  # the same compute under each exchange
+    for name, r in rows.items():
+        assert _close(r[4], _mfu_7b(8 * 32768 / float(r[0]), 32), rel=1e-6), name
 
     # 5. dnnsim best with TP 8 fixed: five fitting layouts ranked by their simulated iteration
     best = next(t for t in printed if "screen_iteration_s" in t)

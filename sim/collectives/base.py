@@ -48,6 +48,10 @@ class Phase:
         Extra seconds every transfer of every step pays on top of its path latency (a protocol's
         per-hop software latency and a share of a per-call launch cost, as the ``nccl`` model charges);
         0 for every MPI-style algorithm.
+    payload : ndarray of float or None
+        The data each transfer carries in one step where ``nbytes`` charges more for it (the ``nccl``
+        model divides by a protocol's and a link class's efficiency to time it); None: ``nbytes``. Bytes
+        sent and link bytes count the payload (:func:`payload_bytes`).
     """
 
     src: np.ndarray
@@ -55,6 +59,12 @@ class Phase:
     nbytes: np.ndarray
     steps: int = 1
     latency_s: float = 0.0
+    payload: np.ndarray | None = None
+
+
+def payload_bytes(ph: Phase) -> np.ndarray:
+    """The data of each transfer of ``ph`` in one step (``payload``, else ``nbytes``)."""
+    return ph.nbytes if ph.payload is None else ph.payload
 
 
 class Algorithm(Protocol):
@@ -127,14 +137,19 @@ def require_power_of_two(p: int, op: str, name: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ phases
-def make_phase(src, dst, nbytes, steps: int = 1, latency_s: float = 0.0) -> Phase:
-    """A :class:`Phase` with int64 ``src``/``dst`` and float64 ``nbytes`` (a scalar is broadcast), read-only."""
+def make_phase(src, dst, nbytes, steps: int = 1, latency_s: float = 0.0, payload=None) -> Phase:
+    """A :class:`Phase` with int64 ``src``/``dst`` and float64 ``nbytes`` (and ``payload`` when given; a
+    scalar is broadcast), read-only."""
     s = np.ascontiguousarray(src, dtype=np.int64)
     d = np.ascontiguousarray(dst, dtype=np.int64)
     b = np.array(np.broadcast_to(np.asarray(nbytes, dtype=np.float64), s.shape))
-    for a in (s, d, b):
+    arrays = [s, d, b]
+    if payload is not None:
+        payload = np.array(np.broadcast_to(np.asarray(payload, dtype=np.float64), s.shape))
+        arrays.append(payload)
+    for a in arrays:
         a.flags.writeable = False
-    return Phase(s, d, b, int(steps), float(latency_s))
+    return Phase(s, d, b, int(steps), float(latency_s), payload)
 
 
 def check_count(count: int) -> int:
@@ -161,7 +176,7 @@ def repeat_phases(phases: Sequence[Phase], count: int) -> list[Phase]:
     count = check_count(count)
     if count == 1:
         return list(phases)
-    return [Phase(ph.src, ph.dst, ph.nbytes, ph.steps * count, ph.latency_s) for ph in phases]
+    return [Phase(ph.src, ph.dst, ph.nbytes, ph.steps * count, ph.latency_s, ph.payload) for ph in phases]
 
 
 def bytes_sent_per_rank(phases: Sequence[Phase], p: int) -> np.ndarray:
@@ -174,7 +189,7 @@ def bytes_sent_per_rank(phases: Sequence[Phase], p: int) -> np.ndarray:
     """
     out = np.zeros(int(p))
     for ph in phases:
-        out += np.bincount(ph.src, weights=ph.nbytes * ph.steps, minlength=p)[:p]
+        out += np.bincount(ph.src, weights=payload_bytes(ph) * ph.steps, minlength=p)[:p]
     return out
 
 
@@ -182,7 +197,7 @@ def bytes_received_per_rank(phases: Sequence[Phase], p: int) -> np.ndarray:
     """Bytes each local rank receives over all phases: ``Σ steps × nbytes`` grouped by ``dst``."""
     out = np.zeros(int(p))
     for ph in phases:
-        out += np.bincount(ph.dst, weights=ph.nbytes * ph.steps, minlength=p)[:p]
+        out += np.bincount(ph.dst, weights=payload_bytes(ph) * ph.steps, minlength=p)[:p]
     return out
 
 

@@ -179,7 +179,8 @@ class NcclCollective:
             eff = np.where(cross, float(f["eff_nic"]), float(f["eff_nvlink"]))
             # NCCL's hop latency includes the wire: charge only what the path latency does not already
             path_s = lat_x if cross.any() else 2 * lat_in
-            phases.append(make_phase(src, dst, b / (factor * eff), steps, max(0.0, per_step_s - path_s)))
+            # timed as b / (factor · eff) bytes; b is what the transfer carries (bytes sent, link bytes)
+            phases.append(make_phase(src, dst, b / (factor * eff), steps, max(0.0, per_step_s - path_s), payload=b))
         return Plan(algo, proto, C, tuple(phases), predicted)
 
     def _ring(self, p, n, C, L, N, share, nodes):

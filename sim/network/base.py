@@ -116,10 +116,12 @@ def cached_cost(op: str, algorithm: str, p: int, nbytes: float, alpha_s: float, 
 def cached_bytes_sent(op: str, algorithm: str, p: int, nbytes: float, kw: tuple, count: int = 1) -> np.ndarray:
     """Bytes each local rank sends over all phases (``src`` weighted by ``nbytes × steps``; ``count``
     copies: × ``count``)."""
+    from sim.collectives.base import payload_bytes
+
     out = np.zeros(p)
     for ph in cached_phases(op, algorithm, p, nbytes, kw, count):
-        out += np.bincount(np.asarray(ph.src, dtype=np.int64), weights=np.asarray(ph.nbytes, float) * ph.steps,
-                           minlength=p)
+        out += np.bincount(np.asarray(ph.src, dtype=np.int64),
+                           weights=np.asarray(payload_bytes(ph), float) * ph.steps, minlength=p)
     out.flags.writeable = False
     return out
 
@@ -276,10 +278,12 @@ class NetworkModel(ABC):
         hit = self._link_bytes.get(key)
         if hit is not None:
             return hit
+        from sim.collectives.base import payload_bytes
+
         links, weights = [], []
         for ph in cached_phases(op, algorithm, len(group), float(nbytes), kw, count):
             inc_flow, inc_link, _lat = self.pattern(group, ph.src, ph.dst)
-            per_flow = np.broadcast_to(np.asarray(ph.nbytes, dtype=np.float64), (len(ph.src),)) * ph.steps
+            per_flow = np.broadcast_to(np.asarray(payload_bytes(ph), dtype=np.float64), (len(ph.src),)) * ph.steps
             links.append(inc_link)
             weights.append(per_flow[inc_flow])
         if links:
