@@ -131,3 +131,14 @@ def test_show_topology_colours_links_by_a_runs_load(tmp_path, capsys):
                  str(tmp_path / "run" / "links.csv")]) == 2
     assert capsys.readouterr().err.startswith("error: load: link ")
     assert main(["show-topology", spec, "--load", str(tmp_path / "run" / "links.csv")]) == 2
+
+
+def test_nccl_links_carry_the_timed_bytes_and_ranks_report_the_data():
+    """2 DGX A100 nodes, a 1 GiB all-reduce under ``nccl`` (ring/Simple, NICs of efficiency 0.9): the fluid
+    integral of the loads equals the routed phases' bytes, which the model times as data / 0.9 on NICs, while
+    each rank's ``bytes_sent`` is the ring's data, 2(p−1)/p · n (docs/nccl.md)."""
+    net, meter, res = _measure("dgx-a100", 16, "allreduce", "nccl", 2**30)
+    np.testing.assert_allclose(meter.bytes[: len(meter.routed_bytes())], meter.routed_bytes(), rtol=1e-9,
+                               atol=1e-3)
+    sent = net.bytes_sent("allreduce", "nccl", tuple(range(16)), 2**30)
+    np.testing.assert_allclose(sent, 2 * 15 / 16 * 2**30, rtol=1e-12)

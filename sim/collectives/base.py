@@ -51,7 +51,7 @@ class Phase:
     payload : ndarray of float or None
         The data each transfer carries in one step where ``nbytes`` charges more for it (the ``nccl``
         model divides by a protocol's and a link class's efficiency to time it); None: ``nbytes``. Bytes
-        sent and link bytes count the payload (:func:`payload_bytes`).
+        sent count the payload (:func:`payload_bytes`); links carry ``nbytes`` (what keeps them busy).
     """
 
     src: np.ndarray

@@ -179,7 +179,7 @@ class NcclCollective:
             eff = np.where(cross, float(f["eff_nic"]), float(f["eff_nvlink"]))
             # NCCL's hop latency includes the wire: charge only what the path latency does not already
             path_s = lat_x if cross.any() else 2 * lat_in
-            # timed as b / (factor · eff) bytes; b is what the transfer carries (bytes sent, link bytes)
+            # timed (and loading its links) as b / (factor · eff) bytes; b is the data it sends (bytes sent)
             phases.append(make_phase(src, dst, b / (factor * eff), steps, max(0.0, per_step_s - path_s), payload=b))
         return Plan(algo, proto, C, tuple(phases), predicted)
 

@@ -271,19 +271,19 @@ class NetworkModel(ABC):
                    halo_dims: tuple[int, ...] = (), count: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """The directed links the collective's routed phases (``count`` copies) cross and the bytes each
         carries in total (every byte of a transfer crosses each link of its route once): ``(links, bytes)``;
-        cached."""
+        cached. These are the bytes the network times (``Phase.nbytes``: under ``nccl`` the data over the
+        protocol's and the link class's efficiency, what the link is busy with), so that they equal the
+        integral of the links' loads (:mod:`sim.network.linkmeter`); :meth:`bytes_sent` counts the data."""
         group = tuple(group)
         kw = self.algo_kwargs(op, algorithm, group, halo_dims)
         key = (op, algorithm, group, float(nbytes), kw, count)
         hit = self._link_bytes.get(key)
         if hit is not None:
             return hit
-        from sim.collectives.base import payload_bytes
-
         links, weights = [], []
         for ph in cached_phases(op, algorithm, len(group), float(nbytes), kw, count):
             inc_flow, inc_link, _lat = self.pattern(group, ph.src, ph.dst)
-            per_flow = np.broadcast_to(np.asarray(payload_bytes(ph), dtype=np.float64), (len(ph.src),)) * ph.steps
+            per_flow = np.broadcast_to(np.asarray(ph.nbytes, dtype=np.float64), (len(ph.src),)) * ph.steps
             links.append(inc_link)
             weights.append(per_flow[inc_flow])
         if links:
