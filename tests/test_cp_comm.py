@@ -159,3 +159,12 @@ def test_best_screens_each_cp_comm_with_its_own_costs():
     assert set(table["cp_comm"]) == {"p2p", "a2a"}
     for _, row in table.iterrows():
         assert row["screen_iteration_s"] == pytest.approx(row["iteration_s"], rel=1e-9), row["cp_comm"]
+
+
+@pytest.mark.parametrize("cp_comm", ["allgather", "a2a"])
+def test_without_context_parallelism_cp_comm_changes_nothing(cp_comm):
+    """cp = 1: no exchange, so every kind runs the same program, bit for bit."""
+    base = {**BASE, "tp": 2, "pp": 2, "recompute": "selective", "network": "flow"}
+    ring = simulate({**base, "cp_comm": "p2p"}).summary.iloc[0]
+    other = simulate({**base, "cp_comm": cp_comm}).summary.iloc[0]
+    assert (other["iteration_s"], other["events"]) == (ring["iteration_s"], ring["events"])

@@ -219,7 +219,8 @@ def chunk_costs(model: Model, par: Parallel, compute_time, word_bytes: int) -> l
                 params += sync  # the last stage's copy of the word embedding (Megatron), reduced over DP too
         out.append(ChunkCost(c, tuple(layer.name for layer in layers), blocks, times["fwd"], times["attn_fwd"],
                              times["bwd"], times["attn_bwd"], tuple(tp_fwd), tuple(tp_bwd), cp_fwd, cp_bwd,
-                             send, params, tuple(rows), sync, par.cp_comm != "p2p", cp_fwd_post, cp_bwd_post))
+                             send, params, tuple(rows), sync, par.cp > 1 and par.cp_comm != "p2p",
+                             cp_fwd_post, cp_bwd_post))
     return out
 
 
