@@ -325,27 +325,71 @@ def _setting_text(row: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in row["setting"].items())
 
 
-def run_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One result per row: id, kind, setting, unit, measured, predicted, error, status.
+def run_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The result of one row: id, kind, setting, unit, measured, predicted, error, status.
 
-    ``status`` is ``run`` or ``missing`` (no numbers). Training rows also carry ``published`` (the value
-    and unit as printed); their ``measured`` is that value in seconds per iteration.
+    ``status`` is ``run`` or ``missing`` (no numbers). A training row also carries ``published`` (the value
+    and unit as printed); its ``measured`` is that value in seconds per iteration.
     """
-    results = []
+    result: dict[str, Any] = {"id": row["id"], "kind": row["kind"], "setting": _setting_text(row),
+                              "unit": UNITS[row["kind"]], "measured": None, "predicted": None,
+                              "error": None, "status": "missing"}
+    if "missing" not in row:
+        if row["kind"] == "training":
+            measured = published_iteration_s(row)
+            result["published"] = f"{row['measured']['value']} {row['measured']['unit']}"
+        else:
+            measured = float(row["measured"]["value"])
+        predicted = predict(row)
+        result.update(measured=measured, status="run", predicted=predicted, error=predicted / measured - 1)
+    return result
+
+
+def _row_point(config: dict[str, Any]) -> dict[str, Any]:
+    """A worker's evaluation of one row (the point's config holds it), nested so that the sweep's row
+    keys (``status``, ``error``) do not overwrite the result's; a :class:`UserError` comes back whole."""
+    try:
+        return {"result": run_row(config["row"])}
+    except UserError as exc:
+        return {"result": None, "user_error": (exc.field, exc.problem, exc.allowed)}
+
+
+def run_rows(rows: list[dict[str, Any]], workers: int = 1, progress: bool = False) -> list[dict[str, Any]]:
+    """:func:`run_row` of every row, in the rows' order.
+
+    ``workers`` > 1 runs the rows on a local process pool (:class:`sim.sweep.local.LocalBackend`: an
+    interrupt kills the workers at once) and gives the same results and the same error: that of the
+    first failing row in the rows' order (the other rows still run). ``progress``: a bar on stderr when
+    it is a terminal.
+    """
+    from sim.sweep.progress import SweepProgress
+
+    with SweepProgress(len(rows), enabled=progress, label="validate") as bar:
+        if workers <= 1:
+            results = []
+            for row in rows:
+                results.append(run_row(row))
+                bar.advance(True)
+            return results
+        from sim.sweep.local import LocalBackend
+        from sim.sweep.spec import Point
+
+        done: dict[str, dict[str, Any]] = {}
+        failed: dict[str, Exception] = {}
+        with LocalBackend(workers) as pool:
+            for chunk in pool.results(_row_point, [[Point(row["id"], {"row": row})] for row in rows]):
+                for out in chunk:
+                    if out["status"] != "ok":  # not a user's mistake: a defect, or a worker that died
+                        failed[out["point_id"]] = RuntimeError(f"validation row {out['point_id']}: {out['error']}")
+                    elif out.get("user_error"):
+                        failed[out["point_id"]] = UserError(*out["user_error"])
+                    else:
+                        done[out["point_id"]] = out["result"]
+                    bar.advance(out["point_id"] in done)
     for row in rows:
-        result: dict[str, Any] = {"id": row["id"], "kind": row["kind"], "setting": _setting_text(row),
-                                  "unit": UNITS[row["kind"]], "measured": None, "predicted": None,
-                                  "error": None, "status": "missing"}
-        if "missing" not in row:
-            if row["kind"] == "training":
-                measured = published_iteration_s(row)
-                result["published"] = f"{row['measured']['value']} {row['measured']['unit']}"
-            else:
-                measured = float(row["measured"]["value"])
-            predicted = predict(row)
-            result.update(measured=measured, status="run", predicted=predicted, error=predicted / measured - 1)
-        results.append(result)
-    return results
+        if row["id"] in failed:
+            raise failed[row["id"]]
+    return [done[row["id"]] for row in rows]
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:

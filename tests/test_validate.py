@@ -91,3 +91,31 @@ def test_shipped_table_parses_and_cites():
     line = next(ln for ln in data.read_text().splitlines() if ln.strip().startswith("8589934592"))
     assert by_id["a3mega-allreduce-8GiB"]["measured"]["value"] == float(line.split()[7])
     assert by_id["a100-resnet50-tf32-1gpu"]["measured"]["value"] == 938
+
+
+SCALING_BAD = """
+  - id: odd
+    kind: scaling
+    setting: {model: alexnet, procs: 4, batch: 6, compute: "paper-knl", network: analytic}
+    measured: {value: 3.5, unit: speedup}
+    source: "fixture"
+"""
+
+
+def test_workers_give_the_same_results_in_the_rows_order(tmp_path):
+    """Rows on a pool of two worker processes: the same numbers, in the file's order."""
+    text = FIXTURE + FIXTURE.split("rows:\n", 1)[1].replace("id: ring8", "id: ring8b").replace("id: gap", "id: gap2")
+    rows = load_rows(_write(tmp_path, text))
+    assert run_rows(rows, workers=2) == run_rows(rows)
+
+
+def test_a_row_failing_on_a_worker_is_its_one_line_error(tmp_path, capsys):
+    """batch 6 on 4 ranks is no per-rank batch: the same one-line error, naming the row, in this process
+    and on the pool (the other rows still run there)."""
+    path = _write(tmp_path, FIXTURE + SCALING_BAD)
+    errs = []
+    for workers in ("1", "2"):
+        assert main(["validate", "--rows", str(path), "--workers", workers]) == 2
+        errs.append(capsys.readouterr().err)
+    assert errs[0] == errs[1] == ("error: rows[odd]: batch 6 is not a multiple of procs 4; "
+                                  "batch = procs x the per-rank batch\n")

@@ -43,13 +43,17 @@ def format_results(results: list[dict]) -> str:
 @click.option("--rows", "rows_path", default=None, type=click.Path(dir_okay=False),
               help="Rows file (default: validation/rows.yaml of the repository).")
 @click.option("--only", default=None, help="Comma list of row ids to run (default: every row).")
+@click.option("--workers", "-j", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Rows run in parallel on this many local worker processes (0 or 1: in this process).")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Progress bar on stderr (only when it is a terminal).")
 @format_option
-def validate(rows_path: str | None, only: str | None, fmt: str) -> None:
+def validate(rows_path: str | None, only: str | None, workers: int, progress: bool, fmt: str) -> None:
     """Run the validation table: published measurements vs dnnsim's predictions, with median and max error."""
     from sim.validate import DEFAULT_ROWS, load_rows, run_rows, select, summarize
 
     rows = select(load_rows(rows_path if rows_path is not None else DEFAULT_ROWS), only)
-    results = run_rows(rows)
+    results = run_rows(rows, workers=workers, progress=progress)
     if fmt != "table":
         emit([{k: r[k] for k in FIELDS} for r in results], fmt)
         return

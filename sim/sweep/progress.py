@@ -1,4 +1,4 @@
-"""A rich progress bar for sweeps on stderr: done, failed, remaining and rate (points per second).
+"""A rich progress bar for sweeps (and ``dnnsim validate``) on stderr: done, failed, remaining and rate.
 
 Disabled (a no-op) when ``enabled`` is false or stderr is not a terminal, so tests and redirected runs
 print nothing but the final report.
@@ -13,8 +13,9 @@ from typing import Any
 class SweepProgress:
     """Context manager counting finished points; ``advance(ok)`` after each row."""
 
-    def __init__(self, total: int, enabled: bool = True, stream: Any = None) -> None:
+    def __init__(self, total: int, enabled: bool = True, stream: Any = None, label: str = "sweep") -> None:
         self.total = total
+        self.label = label
         self.done = 0
         self.failed = 0
         self._stream = stream if stream is not None else sys.stderr
@@ -28,12 +29,12 @@ class SweepProgress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._progress = Progress(
-                TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
+                TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
                 TextColumn("failed {task.fields[failed]}  remaining {task.fields[remaining]}"),
                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
                 console=Console(file=self._stream), transient=False)
             self._progress.start()
-            self._task = self._progress.add_task("sweep", total=self.total, failed=0, remaining=self.total,
+            self._task = self._progress.add_task(self.label, total=self.total, failed=0, remaining=self.total,
                                                  rate="")
         return self
 
