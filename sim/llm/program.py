@@ -111,6 +111,8 @@ class _ProgramBuilder:
         par, word = self.par, self.word
         tp, cp, dp, s = par.coords(r)
         self.ops: list = []
+        #: the last op on the compute stream (a pass starts when it has ended and the pass's deps have)
+        self.last_compute = -1
         ix = self.index
         self.groups = {"model": tuple(par.rank(t, cp, dp, s) for t in range(par.tp)),
                        "domain": tuple(ix(par.rank(tp, c, dp, s)) for c in range(par.cp)),
@@ -214,6 +216,8 @@ class _ProgramBuilder:
 
     def add(self, op: object) -> int:
         self.ops.append(op)
+        if getattr(op, "stream", "compute") == "compute":
+            self.last_compute = len(self.ops) - 1
         return len(self.ops) - 1
 
     def comms(self, comms: Sequence[Comm], category: str, tag: str, layer: str, phase: str, stream: str,
@@ -236,13 +240,15 @@ class _ProgramBuilder:
         exchange beside it (on ``comm2``; ``exposed``: ``cp_comms`` before it and ``cp_post`` after it, in
         line), then the TP collectives — or, with ``tp_overlap``, the TP collectives on ``comm2`` beside the
         whole pass; returns the index of its last compute."""
-        main, first = -1, len(self.ops)
+        main = -1
         tp: tuple[int, ...] = ()
         overlap_tp = self.tp_overlap and tp_comms and len(self.groups["model"]) > 1
         if overlap_tp:
-            # beside the pass's compute, from its start (Transformer Engine's userbuffer overlap), queued on
-            # comm2 ahead of the CP ring, which can start only when the main compute has ended
-            start = (first - 1,) if first > 0 else ()
+            # beside the pass's compute, from its start (Transformer Engine's userbuffer overlap): when the
+            # compute stream's last op before it and the pass's deps have ended (not the op just before it in
+            # the list, which may be a gradient reduction on the comm stream); queued on comm2 ahead of the CP
+            # ring, which can start only when the main compute has ended
+            start = (self.last_compute,) if self.last_compute >= 0 else ()
             tp = self.comms(tp_comms, "model", tag, layer, phase, "comm2", start + tuple(deps))
         for i in range(pieces):
             main = self.add(self.compute(compute_s / pieces if pieces > 1 else compute_s, layer, phase,

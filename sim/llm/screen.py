@@ -183,7 +183,9 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
         gather_p[g] = gather
         # the reduction (and ZeRO-3's next gather) waits for the pass's last compute (the attention core
         # when there is one): only the ring beyond it, the TP collectives and the send are left
-        tail[g] = beyond + tp_b + send_b
+        # (``after - core_b`` is what the pass runs past its core: the TP collectives, or with tp_overlap
+        # the part of them beyond the pass's compute)
+        tail[g] = beyond + after - core_b + send_b
         bg = rec + c.bwd_s + after + send_b
         if par.zero == 3 and sharded:
             bg += max(0.0, red[g] + gather - tail[g])
