@@ -17,5 +17,6 @@ def screen_vs_simulate(config: dict) -> tuple[float, float]:
     par = cfg.parallel()
     costs = chunk_costs(setup.model, par, setup.compute_model.time, cfg.word_bytes())
     sc = screen(par, costs, par.microbatches(cfg.batch), make_pricer(setup, "analytic"), cfg.word_bytes(),
-                cfg.host_overhead, tp_symmetric(setup.graph, par, "analytic"), tp_overlap=cfg.tp_overlap)
+                cfg.host_overhead, tp_symmetric(setup.graph, par, "analytic"), tp_overlap=cfg.tp_overlap,
+                overlap=cfg.overlap, bucket_params=None if cfg.bucket_mb is None else cfg.bucket_mb * 2**20 / cfg.word_bytes())
     return sc.iteration_s, float(simulate(cfg).summary["iteration_s"].iloc[0])

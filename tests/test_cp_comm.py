@@ -78,11 +78,15 @@ def _screen_vs_simulate(over: dict) -> tuple[float, float]:
 # rows with tp = 1 and with tp_overlap pin the ring's join (a pass ends when its ring has); the ZeRO-2 row
 # with tp_overlap pins the TP collectives' start (when the pass's compute can start, not after the previous
 # micro-batch's gradient reduce-scatter on the comm stream); the TP-4 row, TP-bound under tp_overlap, pins
-# the gradient reduction's start (at the backward's last compute, while its TP collectives still run)
+# the gradient reduction's start (at the backward's last compute, while its TP collectives still run); the
+# --overlap rows pin the bucketed reductions (each bucket priced at its own size, when its share of the
+# backward's main compute ends) and ZeRO 1/2's parameter gather under the first forward
 @pytest.mark.parametrize("over", [dict(tp=2, cp=4), dict(cp=8, recompute="full"), dict(tp=2, cp=2, recompute="selective"),
                                   dict(tp=2, cp=2, tp_overlap=True), dict(tp=2, cp=2, pp=2),
                                   dict(tp=2, cp=2, dp=2, zero=1), dict(tp=2, cp=2, dp=2, zero=2, tp_overlap=True),
-                                  dict(tp=4, dp=2, zero=1, tp_overlap=True, microbatch=2)])
+                                  dict(tp=4, dp=2, zero=1, tp_overlap=True, microbatch=2),
+                                  dict(tp=2, dp=4, overlap=True), dict(tp=2, cp=2, dp=2, zero=1, overlap=True),
+                                  dict(tp=2, dp=4, zero=2, overlap=True, tp_overlap=True)])
 @pytest.mark.parametrize("cp_comm", ["p2p", "allgather", "a2a"])
 def test_screen_exact(over, cp_comm):
     got, want = _screen_vs_simulate({**over, "cp_comm": cp_comm})

@@ -53,6 +53,18 @@ def _algorithm(algorithms: dict[str, str], op: str) -> str:
     return algorithms.get(op, algorithms.get("*", "ring"))
 
 
+def gradient_bucket_params(par: Parallel, bucket_params: float | None = None) -> float:
+    """Parameters per gradient bucket of an overlapped reduction: ``bucket_params`` if given, else
+    Megatron-core's default max(4e7, 1e6 x the data-parallel size)
+    (megatron/core/distributed/distributed_data_parallel.py, ``bucket_size``)."""
+    return bucket_params or max(4e7, 1e6 * par.dp * par.cp)
+
+
+def gradient_buckets(params: float, bucket_params: float) -> int:
+    """How many buckets an overlapped reduction splits a chunk's ``params`` gradients into (at least 1)."""
+    return max(1, math.ceil(params / bucket_params))
+
+
 class _ProgramBuilder:
     """Builds rank after rank, sharing one op instance among the members of a collective (same key) and
     among the ranks that run identical computes, so memory grows with groups, not ranks × ops."""
@@ -62,9 +74,7 @@ class _ProgramBuilder:
                  overlap: bool = False, bucket_params: float | None = None, tp_overlap: bool = False) -> None:
         self.par, self.costs, self.word = par, costs, word_bytes
         self.overlap, self.tp_overlap = overlap, tp_overlap
-        #: parameters per gradient bucket; Megatron-core's default is max(4e7, 1e6 x the data-parallel size)
-        #: (megatron/core/distributed/distributed_data_parallel.py, ``bucket_size``)
-        self.bucket_params = bucket_params or max(4e7, 1e6 * par.dp * par.cp)
+        self.bucket_params = gradient_bucket_params(par, bucket_params)
         #: with ``tp_solo``: one rank per TP group (tp = 0), program index = global rank // tp
         self.tp_solo = tp_solo
         self.index = (lambda g: g // par.tp) if tp_solo is not None else (lambda g: g)
@@ -173,7 +183,7 @@ class _ProgramBuilder:
                 deps = ()
             reduce = sharded and (par.zero >= 2 or a.microbatch == self.last_b[(s, a.chunk)])
             op = "allreduce" if par.zero == 0 else "reduce_scatter"
-            pieces = max(1, math.ceil(cost.params / self.bucket_params)) if reduce and self.overlap else 1
+            pieces = gradient_buckets(cost.params, self.bucket_params) if reduce and self.overlap else 1
 
             def bucket(i: int, piece: int, op=op, cost=cost, tag=tag, layer=layer, pieces=pieces) -> None:
                 nonlocal reductions

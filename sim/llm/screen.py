@@ -15,6 +15,9 @@ Per global chunk ``g`` (on stage ``s = g mod pp``) and micro-batch, mirroring th
   (full: ``fwd + max(attn_fwd, ring_fwd) + tp_fwd``; selective: ``max(attn_fwd, ring_fwd)``; none: 0);
 * with an exposed CP exchange (``cp_comm`` allgather or a2a) ``max(attn, ring)`` becomes ``before + attn +
   after`` (the exchanges in line with the attention core);
+* with ``overlap`` (gradient buckets) a chunk's reduction goes in ``ceil(params / bucket)`` buckets, each
+  priced at its own size and ready when its share of the main backward compute ends, queued on the
+  ``comm`` stream; ZeRO 1/2's parameter all-gather runs under the first forwards (stage 0's first waits);
 * a pipeline send blocks its sender for the transfer (the program's ``send`` ends when the data has
   arrived), so ``F_g = Fpass + send`` (not on the last chunk), ``B_g = Bpass + send`` (not on chunk 0).
 
@@ -52,6 +55,7 @@ from typing import Any
 
 from sim.llm.costs import ChunkCost, Comm
 from sim.llm.parallel import Parallel
+from sim.llm.program import gradient_bucket_params, gradient_buckets
 
 
 def _algorithm(algorithms: dict[str, str], op: str) -> str:
@@ -122,7 +126,8 @@ def groups(par: Parallel) -> dict[str, Any]:
 
 def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, word_bytes: int,
            host_overhead_s: float = 0.0, tp_solo: bool = False,
-           grp: dict[str, Any] | None = None, tp_overlap: bool = False) -> Screen:
+           grp: dict[str, Any] | None = None, tp_overlap: bool = False, overlap: bool = False,
+           bucket_params: float | None = None) -> Screen:
     """The closed-form iteration of ``par`` with chunk costs ``costs`` and ``m`` micro-batches (module
     docstring); ``tp_solo``: TP collectives priced with the algorithm :func:`sim.llm.run.plan_4d` uses
     when one rank stands for its TP group."""
@@ -138,6 +143,13 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
     tail = [0.0] * chunks  # a backward's time after its main compute
     red = [0.0] * chunks  # the reduction after a chunk's last backward
     gather_p = [0.0] * chunks  # ZeRO 1/2 closing all-gather, ZeRO-3 per-action gather
+    # --overlap: the reduction after a chunk's last backward goes in ``buckets[g]`` pieces, each when its
+    # share of the main backward compute ends; ``main_off[g]`` is how long before the pass's last compute
+    # the main compute ends (the attention core, and an in-line CP exchange before it)
+    buckets = [1] * chunks
+    main_off = [0.0] * chunks
+    red_piece = [0.0] * chunks  # one bucket's reduction (priced at its own size)
+    per_bucket = gradient_bucket_params(par, bucket_params)
     for c in costs:
         g = c.index
         s = g % pp
@@ -181,6 +193,11 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
         if sharded:
             red[g] = price(Comm("allreduce" if par.zero == 0 else "reduce_scatter", params_bytes), dp_group)
         gather_p[g] = gather
+        if overlap and sharded:
+            buckets[g] = gradient_buckets(c.params, per_bucket)
+            main_off[g] = c.attn_bwd_s + (ring_b if c.cp_exposed else 0.0)
+            red_piece[g] = price(Comm("allreduce" if par.zero == 0 else "reduce_scatter",
+                                      params_bytes / buckets[g]), dp_group)
         # the reduction (and ZeRO-3's next gather) waits for the pass's last compute (the attention core
         # when there is one): only the ring beyond it, the TP collectives and the send are left
         # (``after - core_b`` is what the pass runs past its core: the TP collectives, or with tp_overlap
@@ -191,7 +208,7 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
             bg += max(0.0, red[g] + gather - tail[g])
             load[s] += 2 * gather + red[g]
         elif par.zero == 2 and sharded:
-            load[s] += red[g]
+            load[s] += red_piece[g] * buckets[g] if overlap else red[g]
         F[s] += fpass + send_f
         B[s] += bg
         b_chunk[g] = bg
@@ -201,6 +218,10 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
     else:
         t_pipe = (m - 1.0 / v) * max(period) + sum(period) / v
     if par.zero == 3 and sharded:
+        t_pipe += gather_p[0]
+    elif overlap and par.zero in (1, 2) and sharded:
+        # the previous iteration's parameter all-gathers run under this one's first forwards (program): the
+        # first forward of stage 0 waits for its chunk's; the later ones are taken as hidden
         t_pipe += gather_p[0]
     end = t_pipe
     drain = 0.0
@@ -212,7 +233,12 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
         for c in reversed(range(v)):
             g = c * pp + s
             ready = stage_end - tail[g] - c * pp * b_chunk[g]
-            t_comm = max(t_comm, ready) + red[g]
+            if not overlap:
+                t_comm = max(t_comm, ready) + red[g]
+                continue
+            k, main_end = buckets[g], ready - main_off[g]
+            for i in range(k):  # bucket i is ready when piece i of the main backward compute ends
+                t_comm = max(t_comm, main_end - (k - 1 - i) / k * costs[g].bwd_s) + red_piece[g]
         finish[s] = max(stage_end, t_comm)
     sync = costs[0].embedding_sync
     if sync and pp > 1:  # tied embeddings: the first and last stage all-reduce its gradient, then go on
@@ -220,7 +246,7 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
                                                   (g_["head"][0], g_["head"][pp - 1]))
         finish[0] = finish[-1] = both
     for s in range(pp):
-        if par.zero in (1, 2) and sharded:
+        if par.zero in (1, 2) and sharded and not overlap:
             finish[s] += sum(gather_p[c * pp + s] for c in range(v))
         end = max(end, finish[s])
     return Screen(end + host_overhead_s, t_pipe, max(period), end - t_pipe)

@@ -247,6 +247,7 @@ def rank_best_4d(base: Any, setup: Any, top: int | None = None, exact_up_to: int
     word = base.word_bytes()
     pricer = make_pricer(setup, base.network, base.ecmp)
     cost_cache: dict[tuple, Any] = {}
+    bucket = None if base.bucket_mb is None else base.bucket_mb * 2**20 / word  # as sim.llm.run.plan_4d
     group_cache: dict[tuple, Any] = {}
     layer_s: dict[tuple, float] = {}
 
@@ -271,7 +272,7 @@ def rank_best_4d(base: Any, setup: Any, top: int | None = None, exact_up_to: int
         if grp is None:
             grp = group_cache[grid] = groups(par)
         cand.screen_s = screen(par, costs, par.microbatches(base.batch), pricer, word, base.host_overhead, solo,
-                               grp, tp_overlap=base.tp_overlap).iteration_s
+                               grp, tp_overlap=base.tp_overlap, overlap=base.overlap, bucket_params=bucket).iteration_s
 
     fit: list[_Cand] = []
     unfit: list[_Cand] = []
