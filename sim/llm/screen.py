@@ -21,9 +21,12 @@ Per global chunk ``g`` (on stage ``s = g mod pp``) and micro-batch, mirroring th
 * a pipeline send blocks its sender for the transfer (the program's ``send`` ends when the data has
   arrived), so ``F_g = Fpass + send`` (not on the last chunk), ``B_g = Bpass + send`` (not on chunk 0).
 
-A stage's period per micro-batch is ``P_s = sum of F_g + B_g`` over its ``v`` chunks (ZeRO-3: plus, per
-backward, what the reduce-scatter and the next gather on the ``comm`` stream take beyond the backward's
-tail; and never less than the ``comm`` stream's load per micro-batch under ZeRO-2/3). With ``m``
+A stage's period per micro-batch is ``P_s = sum of F_g + B_g`` over its ``v`` chunks (never less than the
+``comm`` stream's load per micro-batch under ZeRO-2/3). ZeRO-3 gathers each action's parameters on the
+``comm`` stream, queued behind the previous backward's reduce-scatter (``rs``, from the backward's last
+compute; in buckets with ``overlap``), so ``B_g`` gains the wait ``max(0, rs + gather - tail, rs + 2·gather
+- tail - F)`` of the next forward and of the backward after it (1F1B; GPipe: the first term), except on a
+stage's last backward, which has no next action. With ``m``
 micro-batches the pipeline (1F1B and interleaved) takes
 
     T_pipe = (m - 1/v) · max_s P_s + (1/v) · sum_s P_s
@@ -39,8 +42,8 @@ backward at ``T_pipe - sum_{s' < s} B_{s'}`` (the drain: each earlier stage wait
 chunk ``c``'s last backward some ``c·pp`` backward passes earlier; the reductions queue on the stream, and
 only what runs past the stage's last compute is exposed. With tied embeddings the first and last stage
 then all-reduce the embedding's gradient together (from the later of their two ends); ZeRO 1 and 2 then
-all-gather the parameters on the compute stream; the host overhead comes last. ZeRO-3's first gather (before any compute) is exposed
-once.
+all-gather the parameters on the compute stream; the host overhead comes last. ZeRO-3's first gather
+(before any compute) is exposed once, the second (after it) for what it outlasts the first forward.
 
 On ``analytic`` this is exact where the closed forms are (pp = 1; a pipeline whose stages are equal),
 close elsewhere (tests/test_best4d.py measures it); on a routed network contention between groups is
@@ -140,6 +143,8 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
     B = [0.0] * pp
     load = [0.0] * pp  # comm stream per micro-batch (ZeRO 2, 3)
     b_chunk = [0.0] * chunks
+    first_f = 0.0  # the first forward (chunk 0's, with its send)
+    zero3_wait = [0.0] * chunks  # ZeRO-3: the next action's wait for this backward's reduce-scatter and gather
     tail = [0.0] * chunks  # a backward's time after its main compute
     red = [0.0] * chunks  # the reduction after a chunk's last backward
     gather_p = [0.0] * chunks  # ZeRO 1/2 closing all-gather, ZeRO-3 per-action gather
@@ -205,11 +210,21 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
         tail[g] = beyond + after - core_b + send_b
         bg = rec + c.bwd_s + after + send_b
         if par.zero == 3 and sharded:
-            bg += max(0.0, red[g] + gather - tail[g])
-            load[s] += 2 * gather + red[g]
+            # the next action's gather is queued on the comm stream behind this backward's reduce-scatter,
+            # which starts at the pass's last compute (in buckets with --overlap): what the two take beyond
+            # the backward's tail delays the next action; in 1F1B that is a forward, and the gather after it
+            # (for the backward that follows) may outlast it too. A stage's last backward has no next
+            # action (``zero3_wait[g]`` is taken off again for it below)
+            rs = _queue_after(buckets[g], main_off[g], c.bwd_s, red_piece[g]) if overlap else red[g]
+            two_ahead = rs + 2 * gather - tail[g] - (fpass + send_f) if par.schedule != "gpipe" else 0.0
+            zero3_wait[g] = max(0.0, rs + gather - tail[g], two_ahead)
+            bg += zero3_wait[g]
+            load[s] += 2 * gather + (red_piece[g] * buckets[g] if overlap else red[g])
         elif par.zero == 2 and sharded:
             load[s] += red_piece[g] * buckets[g] if overlap else red[g]
         F[s] += fpass + send_f
+        if g == 0:
+            first_f = fpass + send_f
         B[s] += bg
         b_chunk[g] = bg
     period = [max(F[s] + B[s], load[s]) for s in range(pp)]
@@ -218,7 +233,12 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
     else:
         t_pipe = (m - 1.0 / v) * max(period) + sum(period) / v
     if par.zero == 3 and sharded:
-        t_pipe += gather_p[0]
+        # the first gather comes before any compute, the second right after it (the second action waits
+        # for it if the first forward is shorter); each stage's last backward (chunk 0's: global chunk s),
+        # the last of one micro-batch's drain through the stages, has no next gather to wait for
+        t_pipe += gather_p[0] + max(0.0, gather_p[0] - first_f) - sum(zero3_wait[s] for s in range(pp))
+        for s in range(pp):
+            b_chunk[s] -= zero3_wait[s]
     elif overlap and par.zero in (1, 2) and sharded:
         # the previous iteration's parameter all-gathers run under this one's first forwards (program): the
         # first forward of stage 0 waits for its chunk's; the later ones are taken as hidden
@@ -250,6 +270,16 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
             finish[s] += sum(gather_p[c * pp + s] for c in range(v))
         end = max(end, finish[s])
     return Screen(end + host_overhead_s, t_pipe, max(period), end - t_pipe)
+
+
+def _queue_after(k: int, main_off_s: float, bwd_s: float, piece_s: float) -> float:
+    """How long after a backward's last compute the ``k`` bucket reductions of ``piece_s`` each end on an
+    idle comm stream: bucket i is ready when share i of the main compute (``bwd_s``, ending ``main_off_s``
+    before the last compute) ends."""
+    t = float("-inf")
+    for i in range(k):
+        t = max(t, -main_off_s - (k - 1 - i) / k * bwd_s) + piece_s
+    return t
 
 
 def make_pricer(setup: Any, network: str, ecmp: bool = False) -> Pricer:
