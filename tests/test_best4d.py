@@ -67,7 +67,7 @@ def test_screen_close_elsewhere(over, tol):
     assert abs(got / want - 1) < tol
 
 
-LLAMA_ZERO3 = dict(model="llama2-7b", seq_len=4096, procs=16, zero=3)
+LLAMA_16 = dict(model="llama2-7b", seq_len=4096, procs=16)
 
 
 # ZeRO-3 without a pipeline: each action's gather queues on the comm stream behind the previous backward's
@@ -82,7 +82,19 @@ LLAMA_ZERO3 = dict(model="llama2-7b", seq_len=4096, procs=16, zero=3)
     dict(batch=32, tp=4, dp=4, recompute="selective", tp_overlap=True, overlap=True),
 ])
 def test_screen_exact_zero3_without_pipeline(over):
-    got, want = _screen_vs_simulate({**LLAMA_ZERO3, **over})
+    got, want = _screen_vs_simulate({**LLAMA_16, "zero": 3, **over})
+    assert got == pytest.approx(want, rel=1e-9)
+
+
+# ZeRO-2 whose per-micro-batch reduce-scatters outlast a micro-batch's compute (CP 4 or 2 over two nodes,
+# Ulysses all-to-alls): nothing on the compute stream waits for them, so they back up on the comm stream from
+# the stage's first backward on. The screen was 4.0 %, 5.4 %, 1.9 % above and 9.8 % below the engine while
+# it let them pace the compute stream (1F1B) or counted only the last micro-batch's (GPipe)
+@pytest.mark.parametrize("over", [dict(batch=8, tp=2, cp=4, dp=2), dict(batch=8, tp=2, cp=4, dp=2, overlap=True),
+                                  dict(batch=8, tp=2, cp=4, pp=2, dp=1),
+                                  dict(batch=16, tp=2, cp=2, pp=2, dp=2, schedule="gpipe")])
+def test_screen_exact_zero2_reductions_backing_up(over):
+    got, want = _screen_vs_simulate({**LLAMA_16, "zero": 2, "tp_overlap": True, "cp_comm": "a2a", **over})
     assert got == pytest.approx(want, rel=1e-9)
 
 

@@ -22,7 +22,7 @@ Per global chunk ``g`` (on stage ``s = g mod pp``) and micro-batch, mirroring th
   arrived), so ``F_g = Fpass + send`` (not on the last chunk), ``B_g = Bpass + send`` (not on chunk 0).
 
 A stage's period per micro-batch is ``P_s = sum of F_g + B_g`` over its ``v`` chunks (never less than the
-``comm`` stream's load per micro-batch under ZeRO-2/3). ZeRO-3 gathers each action's parameters on the
+``comm`` stream's load per micro-batch under ZeRO-3, and under ZeRO-2 with interleaving). ZeRO-3 gathers each action's parameters on the
 ``comm`` stream, queued behind the previous backward's reduce-scatter (``rs``, from the backward's last
 compute; in buckets with ``overlap``), so ``B_g`` gains the wait ``max(0, rs + gather - tail, rs + 2·gather
 - tail - F)`` of the next forward and of the backward after it (1F1B; GPipe: the first term), except on a
@@ -40,7 +40,9 @@ Data-parallel reductions (ZeRO 0 and 1 once per chunk after its last backward, Z
 backward) run on the ``comm`` stream from the end of the backward's last compute (the attention core): stage ``s`` ends its last
 backward at ``T_pipe - sum_{s' < s} B_{s'}`` (the drain: each earlier stage waits for its gradient), its
 chunk ``c``'s last backward some ``c·pp`` backward passes earlier; the reductions queue on the stream, and
-only what runs past the stage's last compute is exposed. With tied embeddings the first and last stage
+only what runs past the stage's last compute is exposed. ZeRO-2's reductions after every backward hold up
+no compute: with one chunk per stage they end no earlier than the first one's (at the stage's first
+backward, once the first micro-batch has come back down) plus ``m - 1`` micro-batches' load. With tied embeddings the first and last stage
 then all-reduce the embedding's gradient together (from the later of their two ends); ZeRO 1 and 2 then
 all-gather the parameters on the compute stream; the host overhead comes last. ZeRO-3's first gather
 (before any compute) is exposed once, the second (after it) for what it outlasts the first forward.
@@ -227,7 +229,10 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
             first_f = fpass + send_f
         B[s] += bg
         b_chunk[g] = bg
-    period = [max(F[s] + B[s], load[s]) for s in range(pp)]
+    # ZeRO-2's reduce-scatters hold up no compute: with one chunk per stage their backlog is bounded at the
+    # end instead (below); ZeRO-3's gathers wait for them, and interleaved stages keep the load as a bound
+    backlog = par.zero == 2 and sharded and v == 1
+    period = [F[s] + B[s] if backlog else max(F[s] + B[s], load[s]) for s in range(pp)]
     if par.schedule == "gpipe":
         t_pipe = (m - 1) * max(F) + sum(F) + (m - 1) * max(B) + sum(B)
     else:
@@ -244,6 +249,20 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
         # first forward of stage 0 waits for its chunk's; the later ones are taken as hidden
         t_pipe += gather_p[0]
     end = t_pipe
+
+    def reductions(t_comm: float, ready: float, g: int) -> float:
+        """When the comm stream, free from ``t_comm``, ends chunk ``g``'s reduction of one backward whose
+        last compute ends at ``ready`` (in buckets with ``overlap``)."""
+        if not overlap:
+            return max(t_comm, ready) + red[g]
+        k, main_end = buckets[g], ready - main_off[g]
+        for i in range(k):  # bucket i is ready when piece i of the main backward compute ends
+            t_comm = max(t_comm, main_end - (k - 1 - i) / k * costs[g].bwd_s) + red_piece[g]
+        return t_comm
+
+    # when the first micro-batch's forward has gone through every stage (with GPipe: every micro-batch's),
+    # for when each stage's first backward ends
+    first_b = (gather_p[0] if overlap else 0.0) + sum(F) + ((m - 1) * max(F) if par.schedule == "gpipe" else 0.0)
     drain = 0.0
     finish = [0.0] * pp
     for s in range(pp):
@@ -252,13 +271,14 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
         t_comm = float("-inf")
         for c in reversed(range(v)):
             g = c * pp + s
-            ready = stage_end - tail[g] - c * pp * b_chunk[g]
-            if not overlap:
-                t_comm = max(t_comm, ready) + red[g]
-                continue
-            k, main_end = buckets[g], ready - main_off[g]
-            for i in range(k):  # bucket i is ready when piece i of the main backward compute ends
-                t_comm = max(t_comm, main_end - (k - 1 - i) / k * costs[g].bwd_s) + red_piece[g]
+            t_comm = reductions(t_comm, stage_end - tail[g] - c * pp * b_chunk[g], g)
+        if backlog:
+            # every micro-batch's reduce-scatter queues on the comm stream: it ends no earlier than the
+            # first one's chain plus the m - 1 others (exact at pp = 1: the chain's end is the later of
+            # the first and the last micro-batch's); the first backward of stage s ends when the first
+            # micro-batch has come back down to it
+            first_end = first_b + sum(b_chunk[s2] for s2 in range(s, pp)) - tail[s]
+            t_comm = max(t_comm, reductions(float("-inf"), first_end, s) + (m - 1) * load[s])
         finish[s] = max(stage_end, t_comm)
     sync = costs[0].embedding_sync
     if sync and pp > 1:  # tied embeddings: the first and last stage all-reduce its gradient, then go on
