@@ -34,7 +34,9 @@ micro-batches the pipeline (1F1B and interleaved) takes
 the steady state paced by the heaviest stage plus the fill and drain of one micro-batch through every
 stage, a ``1/v`` share of each stage per chunk: for uniform stages ``(m + (pp - 1)/v) · P``, the bubble
 ``(pp - 1)/(v·m + pp - 1)`` of :func:`sim.llm.schedule.bubble_fraction`; with pp = 1 exactly ``m · P``.
-GPipe runs every forward, then every backward: ``(m-1)·max F_s + sum F_s`` plus the same in ``B``.
+GPipe runs every forward, then every backward: ``(m-1)·max F_s + sum F_s`` plus the same in ``B`` (under
+ZeRO-3 the back-to-back forwards are paced by ``max(F_s, gather)``: each gather starts when the one before
+has ended).
 
 Data-parallel reductions (ZeRO 0 and 1 once per chunk after its last backward, ZeRO 2 and 3 after every
 backward) run on the ``comm`` stream from the end of the backward's last compute (the attention core): stage ``s`` ends its last
@@ -234,7 +236,10 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
     backlog = par.zero == 2 and sharded and v == 1
     period = [F[s] + B[s] if backlog else max(F[s] + B[s], load[s]) for s in range(pp)]
     if par.schedule == "gpipe":
-        t_pipe = (m - 1) * max(F) + sum(F) + (m - 1) * max(B) + sum(B)
+        # a stage's forwards run back to back; under ZeRO-3 each waits for its gather, which starts when the
+        # one before has ended: the forwards are paced by the longer of the two
+        paced = [max(F[s], gather_p[s]) if par.zero == 3 and sharded else F[s] for s in range(pp)]
+        t_pipe = (m - 1) * max(paced) + sum(F) + (m - 1) * max(B) + sum(B)
     else:
         t_pipe = (m - 1.0 / v) * max(period) + sum(period) / v
     if par.zero == 3 and sharded:
