@@ -43,7 +43,11 @@ def test_screen_exact_without_pipeline(over):
                                   dict(tp=2, pp=4, sp=False), dict(tp=2, pp=2, zero=3),
                                   dict(tp=4, pp=2, schedule="gpipe", zero=3),
                                   dict(model="llama2-7b", seq_len=4096, procs=16, batch=16, tp=2, pp=2, dp=4, zero=3,
-                                       schedule="gpipe")])
+                                       schedule="gpipe"),
+                                  # ZeRO-3, gathers longer than a forward: stage 0's delayed second forward is
+                                  # not on the critical path (+2.6 % while the screen charged it)
+                                  dict(model="llama2-7b", seq_len=4096, procs=16, batch=16, tp=2, pp=2, dp=4, zero=3,
+                                       tp_overlap=True)])
 def test_screen_exact_on_pipelines(over):
     got, want = _screen_vs_simulate(over)
     assert got == pytest.approx(want, rel=1e-9)

@@ -243,10 +243,14 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
     else:
         t_pipe = (m - 1.0 / v) * max(period) + sum(period) / v
     if par.zero == 3 and sharded:
-        # the first gather comes before any compute, the second right after it (the second action waits
-        # for it if the first forward is shorter); each stage's last backward (chunk 0's: global chunk s),
-        # the last of one micro-batch's drain through the stages, has no next gather to wait for
-        t_pipe += gather_p[0] + max(0.0, gather_p[0] - first_f) - sum(zero3_wait[s] for s in range(pp))
+        # the first gather comes before any compute, the second right after it: the second action waits for
+        # it if the first forward is shorter, which delays the iteration where that action is on the
+        # critical path (pp = 1: the first backward, or GPipe's second forward; in a 1F1B pipeline it is
+        # stage 0's second forward, which waits for the last stage's first backward anyway); each stage's
+        # last backward (chunk 0's: global chunk s), the last of one micro-batch's drain through the
+        # stages, has no next gather to wait for
+        second = max(0.0, gather_p[0] - first_f) if pp == 1 or par.schedule == "gpipe" else 0.0
+        t_pipe += gather_p[0] + second - sum(zero3_wait[s] for s in range(pp))
         for s in range(pp):
             b_chunk[s] -= zero3_wait[s]
     elif overlap and par.zero in (1, 2) and sharded:
