@@ -117,8 +117,9 @@ def test_heaviest_stage_memory_is_the_max():
         assert (got.stage, got.total_bytes) == (want.stage, want.total_bytes)
 
 
-def _brute_force(cfg, procs: int, batch: int, gpus_per_node: int | None) -> set[Parallel]:
-    """The documented space by brute force over every tuple, independently of the enumeration."""
+def _brute_force(cfg, procs: int, batch: int, gpus_per_node: int | None, zero_fixed: bool = False) -> set[Parallel]:
+    """The documented space by brute force over every tuple, independently of the enumeration (a ZeRO stage
+    above 0 only with more than one data-parallel rank, unless the config fixes it)."""
     out = set()
     seq = cfg.seq_len
     for tp, cp, pp in itertools.product(range(1, procs + 1), repeat=3):
@@ -133,7 +134,7 @@ def _brute_force(cfg, procs: int, batch: int, gpus_per_node: int | None) -> set[
                     continue
                 for zero, rec, sp, cp_comm in itertools.product(range(4), ("none", "selective", "full"), (True, False),
                                                                 ("p2p", "a2a")):
-                    if (tp == 1 and not sp) or (cp == 1 and cp_comm != "p2p"):
+                    if (tp == 1 and not sp) or (cp == 1 and cp_comm != "p2p") or (zero and cp * dp == 1 and not zero_fixed):
                         continue
                     par = Parallel(tp=tp, cp=cp, pp=pp, dp=dp, sp=sp, microbatch=mb, schedule=sched,
                                    virtual_stages=v, zero=zero, recompute=rec, cp_comm=cp_comm)
@@ -159,8 +160,9 @@ def test_search_space_respects_fixed_dimensions():
     fixed = {"tp": 2, "zero": 1, "recompute": "selective", "microbatch": 2}
     got = layouts(cfg, 8, 16, fixed, 8)
     assert got and all((p.tp, p.zero, p.recompute, p.microbatch) == (2, 1, "selective", 2) for p in got)
-    assert set(got) == {p for p in _brute_force(cfg, 8, 16, 8)
+    assert set(got) == {p for p in _brute_force(cfg, 8, 16, 8, zero_fixed=True)
                         if (p.tp, p.zero, p.recompute, p.microbatch) == (2, 1, "selective", 2)}
+    assert any(p.cp * p.dp == 1 for p in got)  # a fixed ZeRO stage is kept where there is nothing to shard
     inter = layouts(cfg, 8, 16, {"schedule": "interleaved"}, 8)
     assert inter and all(p.schedule == "interleaved" and p.pp > 1 for p in inter)
     # tp across nodes only when fixed: 2 GPUs per node caps the searched tp at 2

@@ -25,7 +25,9 @@ Search space (:func:`layouts`). A dimension the config sets (``tp``, ``cp``, ``p
   and key/value heads; not ``allgather``, which moves the ring's bytes without hiding them under the
   attention and so, on uncontended links, is never the faster in this model (it describes runs that used
   it: set it to keep it);
-* ``zero`` 0 .. 3; ``recompute`` none / selective / full; ``sp`` on and off where tp > 1 (on only at tp 1).
+* ``zero`` 0 .. 3 where cp·dp > 1 (with one rank per data-parallel group there is nothing to shard: every
+  stage is ZeRO 0, so only 0 is listed); ``recompute`` none / selective / full; ``sp`` on and off where
+  tp > 1 (on only at tp 1).
 
 Ranking (:func:`rank_best_4d`). Memory first: the heaviest stage's bytes per rank
 (:func:`sim.llm.memory.max_memory_breakdown`, as ``dnnsim run`` reports them); a candidate is ranked when it
@@ -131,7 +133,7 @@ def layouts(tcfg: Any, procs: int, batch: int, fixed: dict[str, Any], gpus_per_n
                         continue
                     m = batch // (dp * mb)
                     for schedule, v in _schedules(fixed, pp, slots, m):
-                        for zero in [fixed["zero"]] if "zero" in fixed else (0, 1, 2, 3):
+                        for zero in [fixed["zero"]] if "zero" in fixed else (0, 1, 2, 3) if cp * dp > 1 else (0,):
                             for rec in [fixed["recompute"]] if "recompute" in fixed else ("none", "selective", "full"):
                                 for sp in [fixed["sp"]] if "sp" in fixed else ((True, False) if tp > 1 else (True,)):
                                     for cp_comm in _cp_comms(fixed, cp):
