@@ -139,7 +139,11 @@ def test_example_run_configs_load():
     assert examples
     for path in examples:
         cfg = load_config(str(path))
-        assert cfg.resolved()["grid"]
+        if cfg.is_4d():  # a transformer layout: its four dimensions multiply to procs
+            par = cfg.parallel()
+            assert par.tp * par.cp * par.pp * par.dp == cfg.procs, path
+        else:
+            assert cfg.resolved()["grid"], path
 
 
 def test_a_sweep_file_given_as_a_run_config_says_so(tmp_path):

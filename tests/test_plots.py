@@ -222,3 +222,46 @@ def test_long_column_labels_are_wrapped_not_cut():
     fig = grid_figure(frame, x="topology")
     (text,) = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert "…" not in text and text.replace("\n", "") == spec and len(text.splitlines()) > 1
+
+
+def test_breakdown_and_labels_of_transformer_layouts(tmp_path):
+    """A sweep of 4d layouts: each bar and scaling marker is labelled with its layout (the dimensions above
+    1), its parts are the CSV's (compute, TP + CP, DP, pipeline communication, bubble) and add up to the
+    iteration under pure data parallelism (elsewhere the gradient reduction overlaps the last backward's TP
+    collectives or the pipeline's drain, and the iteration is marked apart), and pure data parallelism is
+    the reference of the speedup."""
+    from sim.plots.breakdown import PARTS, PIPELINE_PARTS
+    from sim.plots.common import grid_labels
+
+    out = tmp_path / "llm.csv"
+    base = {"model": "gpt3-125m", "batch": 16, "procs": 8, "network": "analytic", "compute": "roofline:h100",
+            "precision": "bf16", "topology": "dgx-h100"}
+    run_sweep({"base": base, "vary": {"tp": [1, 2], "pp": [1, 2]}}, out, workers=0)
+    frame = pd.read_csv(out)
+    assert (frame["status"] == "ok").all() and len(frame) == 4
+    table = breakdown_table(frame, "iteration_s")
+    flat = frame["pp"] == 1
+    dp_only = flat & (frame["tp"] == 1)
+    np.testing.assert_allclose(table.loc[dp_only, [p for p, _ in PARTS + PIPELINE_PARTS]].sum(axis=1),
+                               frame.loc[dp_only, "iteration_s"], rtol=1e-9)
+    np.testing.assert_allclose(table["model/domain communication"], frame["tp_comm_s"] + frame["cp_comm_s"])
+    np.testing.assert_allclose(table["batch communication"], frame["dp_comm_s"])
+    np.testing.assert_allclose(table["pipeline communication"], frame["pp_comm_s"])
+    np.testing.assert_allclose(table["pipeline bubble"], frame["bubble_s"])
+    assert (table.loc[~flat, "pipeline bubble"] > 0).all()
+    assert sorted(grid_labels(frame)) == ["DP8", "PP2·DP4", "TP2·DP4", "TP2·PP2·DP2"]
+    ax = breakdown_figure(frame, y="iteration_s").axes[0]
+    best = frame.loc[frame["iteration_s"].idxmin()]
+    pure = frame.loc[(frame["tp"] == 1) & (frame["pp"] == 1), "iteration_s"].iloc[0]
+    want = (f"best {grid_labels(frame)[best.name]}" +
+            (" (pure batch)" if best["iteration_s"] == pure else f"\n{pure / best['iteration_s']:.2f}x vs DP8"))
+    assert [t.get_text() for t in ax.texts if t.get_text().startswith("best")] == [want]
+    assert ax.get_xlabel() == "layout"
+    # the heat map groups the layouts by procs (all 8 here: one panel), not by their Pr x Pc
+    heat = grid_figure(frame)
+    panels = [a for a in heat.axes if a.get_visible() and a.get_ylabel() == "layout"]
+    assert len(panels) == 1
+    assert sorted(t.get_text() for t in panels[0].get_yticklabels()) == sorted(grid_labels(frame))
+    # a CNN sweep keeps its Pr x Pc labels and three parts
+    assert list(grid_labels(pd.DataFrame({"pr": [2], "pc": [4], "strategy": ["integrated"], "tp": [float("nan")],
+                                          "cp": [float("nan")], "pp": [float("nan")], "dp": [float("nan")]}))) == ["2x4"]

@@ -86,8 +86,19 @@ def constants(frame: pd.DataFrame, candidates: Sequence[str]) -> dict[str, Any]:
 
 
 def grid_labels(frame: pd.DataFrame) -> pd.Series:
-    """``"PrxPc"`` of each row."""
-    return frame["pr"].astype(int).astype(str) + "x" + frame["pc"].astype(int).astype(str)
+    """``"PrxPc"`` of each row; a 4d row (a transformer on the TP × CP × PP × DP grid, whose ``pr x pc`` leaves
+    the pipeline out) names its layout instead: the dimensions above 1 in Megatron-LM's order, e.g.
+    ``"TP4·PP2·DP4"`` (``"DP1"`` on one process)."""
+    grid = frame["pr"].astype(int).astype(str) + "x" + frame["pc"].astype(int).astype(str)
+    dims = ("tp", "cp", "pp", "dp")
+    if "strategy" not in frame.columns or not set(dims) <= set(frame.columns):
+        return grid
+    four_d = frame["strategy"] == "4d"
+    if not four_d.any():
+        return grid
+    layouts = frame.loc[four_d, list(dims)].apply(
+        lambda row: "·".join(f"{k.upper()}{int(row[k])}" for k in dims if int(row[k]) > 1) or "DP1", axis=1)
+    return grid.where(~four_d, layouts)
 
 
 def short(value: Any, width: int = 40) -> str:

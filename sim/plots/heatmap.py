@@ -1,5 +1,6 @@
 """Grid heat map: time (``iteration_s`` by default) over the process grids Pr x Pc (rows) and one more
 column (``x``: a topology, a batch size, ...), each cell annotated, the best grid of each column boxed.
+Transformer rows (4d) are labelled by their layout (``TP4·PP2·DP4``) and grouped by ``procs``.
 
 Rows are ordered by P then Pr. A cell is the fastest row with that grid and x value (several strategies
 or other varied columns collapse to their best). The default ``x`` is the first of topology, batch,
@@ -28,11 +29,17 @@ def grid_table(frame: pd.DataFrame, x: str | None = None, y: str = "iteration_s"
     require(frame, ["pr", "pc", y], source)
     if x is not None:
         require(frame, [x], source)
-    data = frame.assign(grid=grid_labels(frame), _p=frame["pr"] * frame["pc"], _x=frame[x] if x else "all rows")
+    data = frame.assign(grid=grid_labels(frame), _p=_procs(frame), _x=frame[x] if x else "all rows")
     table = data.pivot_table(index=["_p", "pr", "grid"], columns="_x", values=y, aggfunc="min", sort=True)
     table.index = table.index.get_level_values("grid")
     table.columns.name = x or ""
     return table
+
+
+def _procs(frame: pd.DataFrame) -> pd.Series:
+    """Each row's process count: Pr x Pc, or ``procs`` where the CSV has it (a transformer layout's Pr x Pc
+    leaves the pipeline out)."""
+    return frame["procs"] if "procs" in frame.columns else frame["pr"] * frame["pc"]
 
 
 def default_x(frame: pd.DataFrame) -> str | None:
@@ -90,11 +97,11 @@ def grid_figure(frame: pd.DataFrame, x: str | None = None, y: str = "iteration_s
     finite = finite[np.isfinite(finite)]
     lo, hi = float(finite.min()), float(finite.max())
     norm = LogNorm(lo, hi) if lo > 0 and hi / lo > 10 else Normalize(lo, hi if hi > lo else lo + 1)
-    procs = sorted({int(p) for p in (frame["pr"] * frame["pc"]).dropna()})
+    procs = sorted({int(p) for p in _procs(frame).dropna()})
     x_panel = None if x == "procs" and len(procs) > 1 else x  # each panel is one P already
     panels = []
     for p in procs:
-        part = grid_table(frame[frame["pr"] * frame["pc"] == p], x_panel, y, source).dropna(axis=1, how="all")
+        part = grid_table(frame[_procs(frame) == p], x_panel, y, source).dropna(axis=1, how="all")
         panels.append((p, part))
     per_row = min(len(panels), 4)
     n_rows = -(-len(panels) // per_row)
@@ -109,7 +116,8 @@ def grid_figure(frame: pd.DataFrame, x: str | None = None, y: str = "iteration_s
         ax = axes[k // per_row][k % per_row]
         image = _panel(fig, ax, part, norm, x_panel, f"P = {p}" if len(panels) > 1 else "")
         if k % per_row == 0:
-            ax.set_ylabel("grid Pr x Pc")
+            ax.set_ylabel("layout" if "strategy" in frame.columns and (frame["strategy"] == "4d").all()
+                          else "grid Pr x Pc")
     for k in range(len(panels), n_rows * per_row):
         axes[k // per_row][k % per_row].set_visible(False)
     fig.colorbar(image, ax=axes.ravel().tolist(), label=label(y))
