@@ -22,11 +22,11 @@ Per global chunk ``g`` (on stage ``s = g mod pp``) and micro-batch, mirroring th
   arrived), so ``F_g = Fpass + send`` (not on the last chunk), ``B_g = Bpass + send`` (not on chunk 0).
 
 A stage's period per micro-batch is ``P_s = sum of F_g + B_g`` over its ``v`` chunks (never less than the
-``comm`` stream's load per micro-batch under ZeRO-3, and under ZeRO-2 with interleaving). ZeRO-3 gathers each action's parameters on the
-``comm`` stream, queued behind the previous backward's reduce-scatter (``rs``, from the backward's last
-compute; in buckets with ``overlap``), so ``B_g`` gains the wait ``max(0, rs + gather - tail, rs + 2·gather
-- tail - F)`` of the next forward and of the backward after it (1F1B; GPipe: the first term), except on a
-stage's last backward, which has no next action. With ``m``
+``comm`` stream's load per micro-batch under ZeRO-3, and under ZeRO-2 with interleaving). ZeRO-3 gathers
+each action's parameters on the ``comm`` stream, queued behind the previous backward's reduce-scatter
+(``rs``, from the backward's last compute; in buckets with ``overlap``), so ``B_g`` gains the wait
+``max(0, rs + gather - tail, rs + 2·gather - tail - F)`` of the next forward and of the backward after it
+(1F1B; GPipe: the first term), except on a stage's last backward, which has no next action. With ``m``
 micro-batches the pipeline (1F1B and interleaved) takes
 
     T_pipe = (m - 1/v) · max_s P_s + (1/v) · sum_s P_s
@@ -39,15 +39,17 @@ ZeRO-3 the back-to-back forwards are paced by ``max(F_s, gather)``: each gather 
 has ended).
 
 Data-parallel reductions (ZeRO 0 and 1 once per chunk after its last backward, ZeRO 2 and 3 after every
-backward) run on the ``comm`` stream from the end of the backward's last compute (the attention core): stage ``s`` ends its last
-backward at ``T_pipe - sum_{s' < s} B_{s'}`` (the drain: each earlier stage waits for its gradient), its
-chunk ``c``'s last backward some ``c·pp`` backward passes earlier; the reductions queue on the stream, and
-only what runs past the stage's last compute is exposed. ZeRO-2's reductions after every backward hold up
-no compute: with one chunk per stage they end no earlier than the first one's (at the stage's first
-backward, once the first micro-batch has come back down) plus ``m - 1`` micro-batches' load. With tied embeddings the first and last stage
-then all-reduce the embedding's gradient together (from the later of their two ends); ZeRO 1 and 2 then
-all-gather the parameters on the compute stream; the host overhead comes last. ZeRO-3's first gather
-(before any compute) is exposed once, the second (after it) for what it outlasts the first forward.
+backward) run on the ``comm`` stream from the end of the backward's last compute (the attention core):
+stage ``s`` ends its last backward at ``T_pipe - sum_{s' < s} B_{s'}`` (the drain: each earlier stage
+waits for its gradient), its chunk ``c``'s last backward some ``c·pp`` backward passes earlier; the
+reductions queue on the stream, and only what runs past the stage's last compute is exposed. ZeRO-2's
+reductions after every backward hold up no compute: with one chunk per stage they end no earlier than
+the first one's (at the stage's first backward, once the first micro-batch has come back down) plus
+``m - 1`` micro-batches' load. With tied embeddings the first and last stage then all-reduce the
+embedding's gradient together (from the later of their two ends); ZeRO 1 and 2 then all-gather the
+parameters on the compute stream; the host overhead comes last. ZeRO-3's first gather (before any
+compute) is exposed once, the second (after it) for what it outlasts the first forward where that
+delays the iteration (pp = 1, GPipe).
 
 On ``analytic`` this is exact where the closed forms are (pp = 1; a pipeline whose stages are equal),
 close elsewhere (tests/test_best4d.py measures it); on a routed network contention between groups is
@@ -159,6 +161,18 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
     main_off = [0.0] * chunks
     red_piece = [0.0] * chunks  # one bucket's reduction (priced at its own size)
     per_bucket = gradient_bucket_params(par, bucket_params)
+
+    def reductions(t_comm: float, ready: float, g: int) -> float:
+        """When the comm stream, free from ``t_comm``, ends chunk ``g``'s reduction of one backward whose
+        last compute ends at ``ready`` (in buckets with ``overlap``: bucket i is ready when piece i of the
+        main backward compute ends)."""
+        if not overlap:
+            return max(t_comm, ready) + red[g]
+        k, main_end = buckets[g], ready - main_off[g]
+        for i in range(k):
+            t_comm = max(t_comm, main_end - (k - 1 - i) / k * costs[g].bwd_s) + red_piece[g]
+        return t_comm
+
     for c in costs:
         g = c.index
         s = g % pp
@@ -219,7 +233,7 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
             # the backward's tail delays the next action; in 1F1B that is a forward, and the gather after it
             # (for the backward that follows) may outlast it too. A stage's last backward has no next
             # action (``zero3_wait[g]`` is taken off again for it below)
-            rs = _queue_after(buckets[g], main_off[g], c.bwd_s, red_piece[g]) if overlap else red[g]
+            rs = reductions(float("-inf"), 0.0, g)  # its end, from the pass's last compute
             two_ahead = rs + 2 * gather - tail[g] - (fpass + send_f) if par.schedule != "gpipe" else 0.0
             zero3_wait[g] = max(0.0, rs + gather - tail[g], two_ahead)
             bg += zero3_wait[g]
@@ -259,16 +273,6 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
         t_pipe += gather_p[0]
     end = t_pipe
 
-    def reductions(t_comm: float, ready: float, g: int) -> float:
-        """When the comm stream, free from ``t_comm``, ends chunk ``g``'s reduction of one backward whose
-        last compute ends at ``ready`` (in buckets with ``overlap``)."""
-        if not overlap:
-            return max(t_comm, ready) + red[g]
-        k, main_end = buckets[g], ready - main_off[g]
-        for i in range(k):  # bucket i is ready when piece i of the main backward compute ends
-            t_comm = max(t_comm, main_end - (k - 1 - i) / k * costs[g].bwd_s) + red_piece[g]
-        return t_comm
-
     # when the first micro-batch's forward has gone through every stage (with GPipe: every micro-batch's),
     # for when each stage's first backward ends
     first_b = (gather_p[0] if overlap else 0.0) + sum(F) + ((m - 1) * max(F) if par.schedule == "gpipe" else 0.0)
@@ -299,16 +303,6 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
             finish[s] += sum(gather_p[c * pp + s] for c in range(v))
         end = max(end, finish[s])
     return Screen(end + host_overhead_s, t_pipe, max(period), end - t_pipe)
-
-
-def _queue_after(k: int, main_off_s: float, bwd_s: float, piece_s: float) -> float:
-    """How long after a backward's last compute the ``k`` bucket reductions of ``piece_s`` each end on an
-    idle comm stream: bucket i is ready when share i of the main compute (``bwd_s``, ending ``main_off_s``
-    before the last compute) ends."""
-    t = float("-inf")
-    for i in range(k):
-        t = max(t, -main_off_s - (k - 1 - i) / k * bwd_s) + piece_s
-    return t
 
 
 def make_pricer(setup: Any, network: str, ecmp: bool = False) -> Pricer:
