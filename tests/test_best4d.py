@@ -64,11 +64,14 @@ def test_screen_uniform_stages_ideal_network():
 @pytest.mark.parametrize("over, tol", [(dict(tp=2, pp=2, schedule="interleaved", virtual_stages=2), 0.02),
                                        (dict(pp=4, schedule="interleaved", virtual_stages=3), 0.02),
                                        (dict(pp=8, microbatch=2), 0.07),
-                                       (dict(pp=4, schedule="interleaved", virtual_stages=3, zero=3), 0.12)])
+                                       (dict(pp=4, schedule="interleaved", virtual_stages=3, zero=3), 0.12),
+                                       (dict(model="llama2-7b", seq_len=4096, procs=16, cp=2, pp=4, dp=2, zero=2,
+                                             schedule="interleaved", virtual_stages=2), 0.04)])
 def test_screen_close_elsewhere(over, tol):
-    """Interleaving, a pipeline with m = pp and uneven stages, and ZeRO-3 with uneven chunks (chunk 0's
-    gather, embedding included, outlasts its forward and paces the stage) are approximations
-    (docs/transformers.md)."""
+    """Interleaving, a pipeline with m = pp and uneven stages, ZeRO-3 with uneven chunks (chunk 0's gather,
+    embedding included, outlasts its forward and paces the stage) and ZeRO-2's reduce-scatters under
+    interleaving (bounded below by their backlog from the first backward: 3.9 % low, 6.2 % before the
+    bound) are approximations (docs/transformers.md)."""
     got, want = _screen_vs_simulate(over)
     assert abs(got / want - 1) < tol
 

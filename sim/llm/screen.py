@@ -22,7 +22,7 @@ Per global chunk ``g`` (on stage ``s = g mod pp``) and micro-batch, mirroring th
   arrived), so ``F_g = Fpass + send`` (not on the last chunk), ``B_g = Bpass + send`` (not on chunk 0).
 
 A stage's period per micro-batch is ``P_s = sum of F_g + B_g`` over its ``v`` chunks (never less than the
-``comm`` stream's load per micro-batch under ZeRO-3, and under ZeRO-2 with interleaving). ZeRO-3 gathers
+``comm`` stream's load per micro-batch under ZeRO-3). ZeRO-3 gathers
 each action's parameters on the ``comm`` stream, queued behind the previous backward's reduce-scatter
 (``rs``, from the backward's last compute; in buckets with ``overlap``), so ``B_g`` gains the wait
 ``max(0, rs + gather - tail, rs + 2·gather - tail - F)`` of the next forward and of the backward after it
@@ -43,11 +43,11 @@ backward) run on the ``comm`` stream from the end of the backward's last compute
 stage ``s`` ends its last backward at ``T_pipe - sum_{s' < s} B_{s'}`` (the drain: each earlier stage
 waits for its gradient), its chunk ``c``'s last backward some ``c·pp`` backward passes earlier; the
 reductions queue on the stream, and only what runs past the stage's last compute is exposed. ZeRO-2's
-reductions after every backward hold up no compute: with one chunk per stage they end no earlier than
-the first one's (at the stage's first backward, once the first micro-batch has come back down) plus
-``m - 1`` micro-batches' load. With tied embeddings the first and last stage then all-reduce the
-embedding's gradient together (from the later of their two ends); ZeRO 1 and 2 then all-gather the
-parameters on the compute stream; the host overhead comes last. ZeRO-3's first gather (before any
+reductions after every backward hold up no compute: they end no earlier than the first one's (at the
+stage's first backward, once the first micro-batch has come back down) plus all the others' (exact
+without interleaving; with it a lower bound). With tied embeddings the first and last stage then
+all-reduce the embedding's gradient together (from the later of their two ends); ZeRO 1 and 2 then
+all-gather the parameters on the compute stream; the host overhead comes last. ZeRO-3's first gather (before any
 compute) is exposed once, the second (after it) for what it outlasts the first forward where that
 delays the iteration (pp = 1, GPipe).
 
@@ -245,9 +245,9 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
             first_f = fpass + send_f
         B[s] += bg
         b_chunk[g] = bg
-    # ZeRO-2's reduce-scatters hold up no compute: with one chunk per stage their backlog is bounded at the
-    # end instead (below); ZeRO-3's gathers wait for them, and interleaved stages keep the load as a bound
-    backlog = par.zero == 2 and sharded and v == 1
+    # ZeRO-2's reduce-scatters hold up no compute: their backlog is bounded at the end instead (below);
+    # ZeRO-3's gathers wait for them
+    backlog = par.zero == 2 and sharded
     period = [F[s] + B[s] if backlog else max(F[s] + B[s], load[s]) for s in range(pp)]
     if par.schedule == "gpipe":
         # a stage's forwards run back to back; under ZeRO-3 each waits for its gather, which starts when the
@@ -286,12 +286,16 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
             g = c * pp + s
             t_comm = reductions(t_comm, stage_end - tail[g] - c * pp * b_chunk[g], g)
         if backlog:
-            # every micro-batch's reduce-scatter queues on the comm stream: it ends no earlier than the
-            # first one's chain plus the m - 1 others (exact at pp = 1: the chain's end is the later of
-            # the first and the last micro-batch's); the first backward of stage s ends when the first
-            # micro-batch has come back down to it
-            first_end = first_b + sum(b_chunk[s2] for s2 in range(s, pp)) - tail[s]
-            t_comm = max(t_comm, reductions(float("-inf"), first_end, s) + (m - 1) * load[s])
+            # every backward's reduce-scatter queues on the comm stream: the stream ends no earlier than the
+            # first one's chain plus all the others (exact at pp = 1: the chain's end is the later of the
+            # first and the last micro-batch's). The stage's first backward (of its last chunk, global
+            # chunk gf) ends when the first micro-batch has come back down to it (with interleaving no
+            # earlier: a lower bound, and the reductions in between may leave the stream idle, so the
+            # screen can be low there)
+            gf = (v - 1) * pp + s
+            first_end = first_b + sum(b_chunk[g2] for g2 in range(gf, chunks)) - tail[gf]
+            rest = m * load[s] - (red_piece[gf] * buckets[gf] if overlap else red[gf])
+            t_comm = max(t_comm, reductions(float("-inf"), first_end, gf) + rest)
         finish[s] = max(stage_end, t_comm)
     sync = costs[0].embedding_sync
     if sync and pp > 1:  # tied embeddings: the first and last stage all-reduce its gradient, then go on
