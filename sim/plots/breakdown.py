@@ -26,18 +26,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from sim.errors import UserError
-from sim.plots.common import grid_labels, label, require, short, varying
+from sim.plots.common import four_d_rows, grid_labels, label, require, short, varying
 
 FACETS = ("model", "batch", "procs", "topology", "network", "compute", "placement", "overlap", "dtype_bytes",
           "collectives")
 PARTS = (("computation", "#7f9cc8"), ("model/domain communication", "#f0a35e"), ("batch communication", "#75b27a"))
 #: the parts a 4d (transformer) row adds
 PIPELINE_PARTS = (("pipeline communication", "#b48cc8"), ("pipeline bubble", "#d9d9d9"))
-
-
-def _four_d(frame: pd.DataFrame) -> pd.Series:
-    """Which rows are transformer (4d) layouts."""
-    return frame["strategy"] == "4d" if "strategy" in frame.columns else pd.Series(False, index=frame.index)
 MAX_PANELS = 12
 
 
@@ -50,7 +45,7 @@ def breakdown_table(frame: pd.DataFrame, y: str = "epoch_s", source: str = "resu
         raise UserError("y", f"{y!r} cannot be split into parts", "epoch_s or iteration_s for --kind breakdown")
     scale = frame[y] / frame["iteration_s"] if y == "epoch_s" else pd.Series(1.0, index=frame.index)
     redistribute = frame["redistribute_s"].fillna(0.0) if "redistribute_s" in frame.columns else 0.0
-    four_d = _four_d(frame)
+    four_d = four_d_rows(frame)
     pure = frame["pr"] == 1
     if four_d.any():
         require(frame, ["tp", "cp", "pp", "pp_comm_s", "bubble_s"], source)
@@ -101,7 +96,7 @@ def breakdown_figure(frame: pd.DataFrame, y: str = "epoch_s", facet: Sequence[st
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize=8)
     unit = "per epoch" if y == "epoch_s" else "per iteration"
-    if _four_d(frame).all():
+    if four_d_rows(frame).all():
         default = f"Time {unit} by layout (TP: model, CP: domain, PP: pipeline, DP: batch)"
     else:
         default = f"Time {unit} by process grid Pr x Pc (Pr: model/domain, Pc: batch)"
@@ -134,7 +129,7 @@ def _draw_panel(ax, group: pd.DataFrame, y: str, name: str) -> None:
                 va="bottom", fontsize=8, fontweight="bold")
     ax.set_ylim(0, max(bottom.max(), float(table["total"].max())) * 1.25)
     ax.set_xticks(xs, table["grid"], rotation=45 if len(xs) > 6 else 0, fontsize=8)
-    ax.set_xlabel("layout" if _four_d(group).all() else "grid Pr x Pc")
+    ax.set_xlabel("layout" if four_d_rows(group).all() else "grid Pr x Pc")
     ax.set_ylabel(label(y))
     ax.set_title(name, fontsize=9)
     ax.grid(True, axis="y", alpha=0.3)

@@ -85,16 +85,18 @@ def constants(frame: pd.DataFrame, candidates: Sequence[str]) -> dict[str, Any]:
     return {c: frame[c].iloc[0] for c in candidates if c in frame.columns and frame[c].nunique(dropna=False) == 1}
 
 
+def four_d_rows(frame: pd.DataFrame) -> pd.Series:
+    """Which rows are transformer layouts on the TP × CP × PP × DP grid (``strategy`` 4d)."""
+    return frame["strategy"] == "4d" if "strategy" in frame.columns else pd.Series(False, index=frame.index)
+
+
 def grid_labels(frame: pd.DataFrame) -> pd.Series:
-    """``"PrxPc"`` of each row; a 4d row (a transformer on the TP × CP × PP × DP grid, whose ``pr x pc`` leaves
-    the pipeline out) names its layout instead: the dimensions above 1 in Megatron-LM's order, e.g.
-    ``"TP4·PP2·DP4"`` (``"DP1"`` on one process)."""
+    """``"PrxPc"`` of each row; a 4d row (whose ``pr x pc`` leaves the pipeline out) names its layout instead:
+    the dimensions above 1 in the order TP, CP, PP, DP, e.g. ``"TP4·PP2·DP4"`` (``"DP1"`` on one process)."""
     grid = frame["pr"].astype(int).astype(str) + "x" + frame["pc"].astype(int).astype(str)
     dims = ("tp", "cp", "pp", "dp")
-    if "strategy" not in frame.columns or not set(dims) <= set(frame.columns):
-        return grid
-    four_d = frame["strategy"] == "4d"
-    if not four_d.any():
+    four_d = four_d_rows(frame)
+    if not four_d.any() or not set(dims) <= set(frame.columns):
         return grid
     layouts = frame.loc[four_d, list(dims)].apply(
         lambda row: "·".join(f"{k.upper()}{int(row[k])}" for k in dims if int(row[k]) > 1) or "DP1", axis=1)
@@ -134,5 +136,5 @@ def save_figure(fig: Any, path: str | Path) -> Path:
     return p
 
 
-__all__ = ["FORMATS", "LABELS", "constants", "grid_labels", "label", "ok_rows", "read_results", "require",
+__all__ = ["FORMATS", "LABELS", "constants", "four_d_rows", "grid_labels", "label", "ok_rows", "read_results", "require",
            "save_figure", "short", "varying"]

@@ -18,7 +18,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from sim.plots.common import grid_labels, label, require, short, varying
+from sim.plots.common import four_d_rows, grid_labels, label, require, short, varying
 
 X_CANDIDATES = ("topology", "batch", "procs", "network", "compute", "model", "placement", "collectives", "overlap")
 
@@ -116,8 +116,7 @@ def grid_figure(frame: pd.DataFrame, x: str | None = None, y: str = "iteration_s
         ax = axes[k // per_row][k % per_row]
         image = _panel(fig, ax, part, norm, x_panel, f"P = {p}" if len(panels) > 1 else "")
         if k % per_row == 0:
-            ax.set_ylabel("layout" if "strategy" in frame.columns and (frame["strategy"] == "4d").all()
-                          else "grid Pr x Pc")
+            ax.set_ylabel("layout" if four_d_rows(frame).all() else "grid Pr x Pc")
     for k in range(len(panels), n_rows * per_row):
         axes[k // per_row][k % per_row].set_visible(False)
     fig.colorbar(image, ax=axes.ravel().tolist(), label=label(y))
