@@ -22,7 +22,7 @@ HIER = ["collective", "--op", "allreduce", "--algorithm", "hierarchical", "--byt
 
 @pytest.mark.parametrize("argv, words", [
     (HIER + ["--procs", "12", "--topology", "dgx-a100"], "not node-aligned"),  # 8 + 4 GPUs
-    (HIER + ["--procs", "16", "--topology", "dgx-a100", "--grid", "4x4", "--along", "pr",
+    (HIER + ["--procs", "32", "--topology", "dgx-a100", "--grid", "4x8", "--along", "pr",
              "--placement", "col-major"], "not node-aligned"),  # each group: one GPU on each of 4 nodes
     (HIER + ["--procs", "8"], "no multi-GPU nodes"),  # the default ideal network has no nodes
 ])
@@ -44,6 +44,10 @@ def test_network_reports_the_algorithm_that_runs():
     assert dgx.effective_algorithm("allreduce", "hierarchical", tuple(range(16))) == "hierarchical"
     assert dgx.effective_algorithm("allreduce", "hierarchical", tuple(range(12))) == "ring"
     assert dgx.effective_algorithm("allreduce", "hierarchical", (0, 8)) == "ring"  # one GPU per node
+    # the same number of GPUs (at least 2) on each node, in node order, is node-aligned
+    assert [dgx.local_size(g) for g in [(0, 1, 8, 9), (0, 1, 2, 3), tuple(range(16)), (0, 1, 2, 8), (1, 0, 8, 9),
+                                        (0, 8, 1, 9), (4,)]] == [2, 4, 8, 1, 2, 1, 1]
+    assert dgx.effective_algorithm("allreduce", "hierarchical", (0, 1, 8, 9)) == "hierarchical"
     assert dgx.effective_algorithm("allreduce", "hierarchical", (5,)) == "hierarchical"  # sends nothing
     assert dgx.effective_algorithm("allreduce", "ring", tuple(range(12))) == "ring"
     ideal = make_network("analytic", build_topology("ideal", 8))

@@ -200,9 +200,10 @@ class NetworkModel(ABC):
         ``fabric`` is the topology's ``graph["fabric"]`` (link classes of a ``hier`` topology and its
         ``nccl`` parameters, a hashable tuple of pairs) where it has one. ``dims`` is the group's neighbour
         grid (``halo_dims``, ``(p,)`` by default). ``local_size`` is
-        given only on a topology with ``gpus_per_node`` (``hier``): the GPUs per node when the group is
-        node-aligned (consecutive members fill whole nodes, one node after another), else 1 (every member
-        treated as its own node); elsewhere the algorithm's default (one node). Memoized per (op, algorithm,
+        given only on a topology with ``gpus_per_node`` (``hier``): the group's members per node L when the
+        group is node-aligned (consecutive blocks of L members, each block on a node of its own; a group
+        inside one node has L = p), else 1 (every member treated as its own node); elsewhere the
+        algorithm's default (one node). Memoized per (op, algorithm,
         group, halo_dims): the engine asks for each collective it starts several times (algorithm, bytes,
         schedule), and the same groups recur every micro-batch.
         """
@@ -239,8 +240,8 @@ class NetworkModel(ABC):
         if not g or g <= 1:
             return flat, "the topology has no multi-GPU nodes" + (f" (gpus_per_node={g})" if g else "")
         if self.local_size(group) == 1:
-            return flat, (f"a group of {len(group)} ranks (first {list(group[:4])}) is not node-aligned (whole "
-                          f"nodes of {g} GPUs, members in node order)")
+            return flat, (f"a group of {len(group)} ranks (first {list(group[:4])}) is not node-aligned (the same "
+                          f"number, at least 2, of its members on each node of {g} GPUs, in node order)")
         return None
 
     def effective_algorithm(self, op: str, algorithm: str, group: Sequence[int]) -> str:
@@ -250,15 +251,19 @@ class NetworkModel(ABC):
         return algorithm if fallback is None else fallback[0]
 
     def local_size(self, group: Sequence[int]) -> int:
-        """Members per node when the group is node-aligned on a multi-GPU-node topology, else 1."""
+        """Members per node L when the group is node-aligned on a multi-GPU-node topology (consecutive
+        blocks of L members, each block on a node of its own: a group inside one node has L = p), else 1."""
         g = self.gpus_per_node
         p = len(group)
-        if not g or g <= 1 or p % g:
+        if not g or g <= 1 or p < 2:
             return 1
         nodes = self.hosts_of(group) // int(g)
-        blocks = nodes.reshape(p // g, g)
-        if (blocks == blocks[:, :1]).all() and len(np.unique(blocks[:, 0])) == p // g:
-            return int(g)
+        L = int(np.count_nonzero(nodes == nodes[0]))
+        if L < 2 or p % L:
+            return 1
+        blocks = nodes.reshape(p // L, L)
+        if (blocks == blocks[:, :1]).all() and len(np.unique(blocks[:, 0])) == p // L:
+            return L
         return 1
 
     def bytes_sent(self, op: str, algorithm: str, group: tuple[int, ...], nbytes: float,
