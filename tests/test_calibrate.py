@@ -22,6 +22,8 @@ from topologies import load_preset
 
 DATA = Path(__file__).parent / "data" / "nccl-tests"
 A3MEGA = DATA / "h100-a3mega-2x8-all_reduce.txt"
+A3MEGA_AG_GKE = DATA / "h100-a3mega-2x8-all_gather-gke.txt"
+A3MEGA_AG_DSTACK = DATA / "h100-a3mega-2x8-all_gather-dstack.txt"
 MI_AG, MI_AR = DATA / "mi250x-4x8-all_gather.txt", DATA / "mi250x-4x8-all_reduce.txt"
 
 
@@ -119,6 +121,26 @@ def test_rank_tags_and_ranks_from_bus_factor():
     assert (ag.op, ag.ranks, ag.hosts, len(ag.rows)) == ("allgather", 32, None, 17)
     assert (ar.op, ar.ranks, len(ar.rows)) == ("allreduce", 32, 17)
     assert ar.rows[0].size_bytes == 65536 and ar.rows[0].time_s == pytest.approx(78.91e-6)
+
+
+def test_zero_byte_rows_and_markdown_copies_without_hash_marks():
+    """Two published A3 Mega all_gather_perf outputs as their READMEs print them (tests/data/nccl-tests/
+    SOURCES.md). Google's starts with five 0-byte rows (sizes 8 .. 128 B are under one float per rank of 16),
+    which nccl-tests prints and which carry no measurement; dstack's README lost the '#' of the header
+    and the summary lines. 16 ranks from busbw/algbw = (n-1)/n."""
+    (gke,) = read_files([A3MEGA_AG_GKE], op="allgather")
+    assert (gke.op, gke.ranks, len(gke.rows)) == ("allgather", 16, 26)  # 256 B .. 8 GiB by x2
+    # its first and last printed rows with a size: 256 B in 86.95 us; 8 GiB in 42668.7 us, 201.32 / 188.73 GB/s
+    assert gke.rows[0].size_bytes == 256 and gke.rows[0].time_s == pytest.approx(86.95e-6, rel=1e-12)
+    last = gke.rows[-1]
+    assert (last.size_bytes, last.time_s, last.algbw_Bps, last.busbw_Bps) == (8589934592, 0.0426687, 201.32e9,
+                                                                              188.73e9)
+    (dstack,) = read_files([A3MEGA_AG_DSTACK])
+    assert (dstack.op, dstack.ranks, len(dstack.rows)) == ("allgather", 16, 11)  # 8 MiB .. 8 GiB
+    assert dstack.rows[0].size_bytes == 8388608 and dstack.rows[0].time_s == pytest.approx(166.6e-6, rel=1e-12)
+    # an all-gather of n B on 16 ranks moves (15/16) n per rank: busbw = algbw x 15/16 (nccl-tests)
+    for row in gke.rows + dstack.rows:
+        assert row.busbw_Bps == pytest.approx(row.algbw_Bps * 15 / 16, abs=0.0097e9)
 
 
 def test_fit_published_table_and_print_residuals(tmp_path, capsys):

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from sim.calibrate.nccltests import read_files
 from sim.cli import main
+from sim.units import parse_bytes
 from sim.validate import DEFAULT_ROWS, load_rows, run_rows, summarize
 
 FIXTURE = """
@@ -91,6 +93,13 @@ def test_shipped_table_parses_and_cites():
     line = next(ln for ln in data.read_text().splitlines() if ln.strip().startswith("8589934592"))
     assert by_id["a3mega-allreduce-8GiB"]["measured"]["value"] == float(line.split()[7])
     assert by_id["a100-resnet50-tf32-1gpu"]["measured"]["value"] == 938
+    # every A3 Mega all-gather row is its file's out-of-place busbw at that size, 1 MiB and up
+    for source in ("gke", "dstack"):
+        (table,) = read_files([data.with_name(f"h100-a3mega-2x8-all_gather-{source}.txt")], op="allgather")
+        rows_here = {row["setting"]["bytes"]: row["measured"]["value"] for row in rows
+                     if row["id"].startswith(f"a3mega-allgather-{source}-")}
+        from_file = {r.size_bytes: r.busbw_Bps / 1e9 for r in table.rows if r.size_bytes >= 2**20}
+        assert {parse_bytes(b): v for b, v in rows_here.items()} == from_file
 
 
 SCALING_BAD = """

@@ -4,9 +4,10 @@ Accepted (docs/calibrate.md): the output of ``all_reduce_perf``, ``all_gather_pe
 ``reduce_scatter_perf``, ``broadcast_perf``, ``reduce_perf``, ``alltoall_perf`` (and rccl-tests, which
 prints the same), single and multi-node; old (``... redop time algbw busbw error ...``) and new
 (``... redop root time algbw busbw #wrong ...``) headers; lines prefixed by a rank tag such as ``" 0: "``
-(``srun --label``) or ``"[0] "``; log lines interleaved with the rows; and ``dnnsim collective``'s own
-table. A table starts at its header line (``#  size  count  type ...``) and ends at its
-``# Avg bus bandwidth`` line; its rows are the data lines in between. The columns are found by name in
+(``srun --label``) or ``"[0] "``; log lines interleaved with the rows; copies whose ``#`` marks were lost
+(pasted into Markdown); and ``dnnsim collective``'s own table. A table starts at its header line
+(``#  size  count  type ...``) and ends at its ``# Avg bus bandwidth`` line; its rows are the data lines in
+between, less the 0-byte rows nccl-tests prints for sizes under one element per rank. The columns are found by name in
 the header (the first ``time``/``algbw``/``busbw``: the out-of-place measurement).
 
 Per table: the collective (``op``) from the last ``<name>_perf`` or ``# dnnsim collective: <op>`` seen
@@ -40,7 +41,7 @@ _TAG = re.compile(r"^\s*(?:\d+:|\[\d+\])\s?")
 _PERF = re.compile(r"\b(all_reduce|all_gather|reduce_scatter|broadcast|reduce|alltoall)_perf\b")
 _DNNSIM = re.compile(r"^#\s*dnnsim collective:\s*(\w+),.*?(\d+) ranks")
 _RANK = re.compile(r"^#\s*Rank\s+(\d+)\s.*?\bon\s+(\S+)\s+device\b")
-_AVG = re.compile(r"^#\s*Avg bus bandwidth\s*:")
+_AVG = re.compile(r"^#?\s*Avg bus bandwidth\s*:")
 
 ALLOWED = ("nccl-tests output as printed: a header line '#  size  count  type ... time  algbw  busbw ...', "
            "data rows, and '# Avg bus bandwidth' (docs/calibrate.md)")
@@ -107,7 +108,7 @@ def parse_text(text: str, source: str = "<text>", op: str | None = None) -> list
         if m:
             ranks[int(m.group(1))] = m.group(2)
         stripped = line.lstrip("#").split()
-        if line.startswith("#") and stripped[:2] == ["size", "count"] and "time" in stripped:
+        if stripped[:2] == ["size", "count"] and "time" in stripped:
             if current is not None:
                 raise _fail(where, f"a new table starts before the table of line {current.line} ended "
                                    "with '# Avg bus bandwidth' (truncated output?)")
@@ -141,6 +142,8 @@ def parse_text(text: str, source: str = "<text>", op: str | None = None) -> list
         time_us = _number(fields[columns["time"]], where, "time")
         algbw = _number(fields[columns["algbw"]], where, "algbw")
         busbw = _number(fields[columns["busbw"]], where, "busbw")
+        if size == 0:
+            continue  # nccl-tests prints 0-byte rows for sizes below one element per rank: an empty call
         if time_us <= 0:
             raise _fail(where, f"time {time_us} us is not > 0")
         if current.rows and size <= current.rows[-1].size_bytes:
