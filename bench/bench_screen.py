@@ -1,4 +1,4 @@
-"""How close the 4d closed-form screen (``sim.llm.screen``, what ``dnnsim best`` ranks layouts by) is to the
+"""How close the 4d screen (``sim.llm.screen``, what ``dnnsim best`` ranks layouts by) is to the
 simulator, over enumerations of layouts on ``network: analytic`` (where the screen prices collectives as
 the engine does, so every difference is the screen's model of the schedule).
 

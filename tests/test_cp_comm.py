@@ -1,5 +1,5 @@
 """``cp_comm``: how context parallelism exchanges keys and values (p2p ring attention, Llama 3's exposed K/V
-all-gather, DeepSpeed-Ulysses all-to-all), against hand-written α-β formulas, the closed-form screen and
+all-gather, DeepSpeed-Ulysses all-to-all), against hand-written α-β formulas, the 4d screen and
 the one-line errors."""
 
 from __future__ import annotations

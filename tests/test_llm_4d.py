@@ -17,10 +17,12 @@ import sim.llm.run as llm_run
 from sim.api import simulate
 from sim.cli import main
 from sim.engine import run_program
+from sim.errors import UserError
 from sim.llm.costs import ChunkCost
 from sim.llm.parallel import Parallel
 from sim.llm.program import build_program
 from sim.llm.run import _split
+from sim.llm.schedule import stage_actions, timeline
 from sim.network import make_network
 from sim.results import critical_rank
 from topologies import build_topology
@@ -116,6 +118,23 @@ def test_bubble_fraction_on_an_ideal_network(schedule, p, m, v):
     assert res.makespan_s == pytest.approx(m * (tf + tb) + (p - 1) * (tf + tb) / v, rel=1e-12)
     bubble = _split(res.records, critical_rank(res.records))["bubble_s"]
     assert bubble / res.makespan_s == pytest.approx((p - 1) / (v * m + p - 1), rel=1e-12)
+
+
+@pytest.mark.parametrize(("schedule", "p", "m", "v"), [("gpipe", 4, 8, 1), ("1f1b", 4, 8, 1), ("1f1b", 4, 2, 1),
+                                                       ("interleaved", 4, 8, 2), ("interleaved", 4, 4, 2),
+                                                       ("interleaved", 2, 4, 3)])
+def test_timeline_of_uniform_stages_is_the_bubble_closed_form(schedule, p, m, v):
+    """The screen's action-by-action timing (sim.llm.schedule.timeline) of the same uniform stages: the last
+    stage ends at m(tf+tb) + (p-1)(tf+tb)/v (Narayanan et al. 2021, Sec. 2.2)."""
+    tf, tb = 1.0, 2.0
+    stages = timeline(schedule, p, m, v, lambda s, n, a, g, ready: ready + (tf if a.kind == "F" else tb) / v)
+    assert max(done[-1][1] for done in stages) == pytest.approx(m * (tf + tb) + (p - 1) * (tf + tb) / v, rel=1e-12)
+    assert [len(done) for done in stages] == [2 * m * v] * p
+
+
+def test_interleaved_needs_a_multiple_of_pp_microbatches():
+    with pytest.raises(UserError, match="multiple of pp"):
+        stage_actions("interleaved", 0, pp=4, m=2, v=2)
 
 
 # ------------------------------------------------------------------------------------- symmetry, events

@@ -182,8 +182,9 @@ def best(config_file: str | None, sets: tuple[str, ...], top: int | None, exact_
     A transformer model is searched on the TP x CP x PP x DP grid instead (docs/transformers.md, "best"):
     --tp --cp --pp --dp --microbatch --schedule --virtual-stages --zero --recompute --sp/--no-sp --cp-comm
     fix their dimension, the others are searched (--pp-split is kept, never searched); only layouts that
-    fit the device's memory are ranked (--show-unfit lists the others); each is screened in closed form
-    and the top K re-timed on --network.
+    fit the device's memory are ranked (--show-unfit lists the others); each is screened without the
+    engine (every pipeline action timed in order; on analytic the simulator's own time) and the top K
+    re-timed on --network.
     """
     from sim.best import EXACT_UP_TO, rank_best
 

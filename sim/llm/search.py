@@ -1,5 +1,5 @@
 """``dnnsim best`` on a transformer: search the TP × CP × PP × DP grid and its choices, memory first, screen
-in closed form, re-time the best on the configured network.
+without the engine (:mod:`sim.llm.screen`), re-time the best on the configured network.
 
 Search space (:func:`layouts`). A dimension the config sets (``tp``, ``cp``, ``pp``, ``dp``, ``microbatch``,
 ``schedule``, ``virtual_stages``, ``zero``, ``recompute``, ``sp``, ``pp_split``, ``cp_comm``: the keys given to
@@ -34,8 +34,8 @@ Ranking (:func:`rank_best_4d`). Memory first: the heaviest stage's bytes per ran
 fits (``fits`` true, or None on a compute model without a device capacity). The fitting ones are screened
 (:mod:`sim.llm.screen`, no engine); with at most ``exact_up_to`` of them every one is re-timed by the
 simulator on the configured network, else the ``top`` best of the screen (default
-:data:`sim.best.DEFAULT_TOP_RETIMED`), on ``analytic`` too (the screen is exact there only where stages are
-equal). Rows are ranked by ``iteration_s``; the batch is fixed, so ``tokens_per_s`` and ``mfu`` rank them the
+:data:`sim.best.DEFAULT_TOP_RETIMED`), on ``analytic`` too (where the screen equals the simulator on every
+layout bench/bench_screen.py compares; re-timing the few best checks it). Rows are ranked by ``iteration_s``; the batch is fixed, so ``tokens_per_s`` and ``mfu`` rank them the
 same way. ``show_unfit`` appends every candidate that does not fit (``fits`` false, ``unfit_reason``
 "needs X GiB of Y GiB"), screened but not re-timed, fastest screen first.
 """
