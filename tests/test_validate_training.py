@@ -131,11 +131,30 @@ def test_model_files_have_the_published_parameter_counts():
         assert round(load_model(str(models / f"megatron-gpt-{name}.yaml")).params / 1e9, 1) == billions, name
 
 
+def test_bloom_rows_agree_with_the_logs_tflops(shipped):
+    """BLOOM's logs print, beside each iteration time, Megatron-DeepSpeed's TFLOPs (megatron/training.py at
+    e52bdabbde: 24 * 4 (recomputation) * B * s * l * h^2 * (1 + s/(6h) + V/(16 l h)) / (t * GPUs * 1e12)):
+    149.02 beside 105.22 s (chronicles.md), 153.68 beside 102.03 s and 128.92 beside 121.63 s
+    (chronicles-prequel.md). The copied times reproduce the printed TFLOPs, and the model files have the
+    176B parameters of the name."""
+    b, s, layers, h, v = 2048, 2048, 70, 14336, 250880
+    flops = 24 * 4 * b * s * layers * h**2 * (1 + s / (6 * h) + v / (16 * layers * h))
+    for row_id, tflops in (("bloom176b-production", 149.02), ("bloom176b-prequel-tp4-dp8", 153.68),
+                           ("bloom176b-prequel-tp8-dp4", 128.92)):
+        row = shipped[row_id]
+        assert (row["setting"]["batch"], row["setting"]["seq_len"], row["setting"]["procs"]) == (b, s, 384)
+        assert round(flops / (row["measured"]["value"] * 384 * 1e12), 2) == tflops, row_id
+    models = Path(DEFAULT_ROWS).parent / "models"
+    for name in ("bloom-176b", "bloom-176b-64heads"):
+        assert round(load_model(str(models / f"{name}.yaml")).params / 1e9) == 176, name
+
+
 def test_shipped_training_rows(shipped):
     training = [row for row in shipped.values() if row["kind"] == "training"]
     run = [row for row in training if "missing" not in row]
     assert len(run) >= 12
-    assert all("arXiv" in row["source"] or "Megatron-LM" in row["source"] for row in run)
+    assert all("arXiv" in row["source"] or "Megatron-LM" in row["source"] or "github.com/" in row["source"]
+               for row in run)
     for row in run:
         s = row["setting"]
         assert s["tp"] * s.get("cp", 1) * s["pp"] * s["dp"] == s["procs"]
