@@ -20,9 +20,10 @@ layers; stage ``s`` holds chunks ``s, s + pp, s + 2 pp, ...`` (Megatron-LM's int
   one when ``m == pp``); forward number ``k`` runs local chunk ``(k // pp) % v`` on micro-batch
   ``(k // (pp * v)) * pp + k % pp``, backward number ``k`` the chunks in reverse order.
 
-:func:`bubble_fraction` gives the closed forms the simulation must equal on an ideal network with uniform
-stages: ``(p - 1) / (m + p - 1)`` of the iteration for GPipe and 1F1B, and ``(p - 1) / (v * m + p - 1)``
-with ``v`` virtual stages (the bubble time shrinks by ``v``: Narayanan et al. 2021, Sec. 2.2.2).
+:func:`timeline` times the orderings without the engine, given each action's time (the 4d screen,
+:mod:`sim.llm.screen`). :func:`bubble_fraction` gives the closed forms the simulation must equal on an ideal
+network with uniform stages: ``(p - 1) / (m + p - 1)`` of the iteration for GPipe and 1F1B, and
+``(p - 1) / (v * m + p - 1)`` with ``v`` virtual stages (the bubble time shrinks by ``v``: Narayanan et al. 2021, Sec. 2.2.2).
 
 Examples
 --------
