@@ -104,7 +104,6 @@ class Screen:
 
     iteration_s: float
     pipeline_s: float  #: T_pipe
-    period_s: float  #: the heaviest stage's period per micro-batch
     exposed_dp_s: float  #: data-parallel reductions and gathers past the pipeline's end
 
 
@@ -281,8 +280,7 @@ def screen(par: Parallel, costs: Sequence[ChunkCost], m: int, pricer: Pricer, wo
         if par.zero in (1, 2) and sharded and not overlap:
             finish[s] += sum(gather_p[c * pp + s] for c in range(v))
         end = max(end, finish[s])
-    period = max(sum(f_chunk[g] + b_chunk[g] for g in range(s, chunks, pp)) for s in range(pp))
-    return Screen(end + host_overhead_s, t_pipe, period, end - t_pipe)
+    return Screen(end + host_overhead_s, t_pipe, end - t_pipe)
 
 
 def make_pricer(setup: Any, network: str, ecmp: bool = False) -> Pricer:
