@@ -10,8 +10,6 @@ traffic) for the NCHW cost, checked against a published V100 measurement of the 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +20,13 @@ import yaml
 from sim.api import simulate
 from sim.cli import main
 from workloads.device_specs import load_device
+from workloads.precision import get_precision
 from workloads.roofline import RooflineCompute
+from workloads.throughput_fit import Run, ThroughputFit, fit_class_max, iteration_s, with_class_max
 from workloads.zoo import get_model
 
 DEEPBENCH = Path(__file__).parent / "data" / "deepbench" / "v100-fp16-conv.csv"
 MILABENCH_H100 = Path(__file__).parent / "data" / "milabench" / "h100-resnet50-noio.yaml"
-_RESNET50 = get_model("resnet50")
 V100_FP16_PEAK = 125e12  # NVIDIA Tesla V100 datasheet, tensor performance 125 TFLOPS (SXM2)
 V100_BW = 900e9  # NVIDIA Tesla V100 datasheet, HBM2 900 GB/s
 MEM_MAX, MEM_HALF_S = 0.833, 5e-6  # the GPUs' memory curve (workloads/devices/v100.yaml, Jia et al. 2018)
@@ -61,69 +60,37 @@ def test_tensor_conv_curve_is_deepbenchs_v100_fit():
             assert curve.max == pytest.approx(peak_fraction, abs=5e-4)
 
 
-def _milabench_h100_runs() -> list[tuple[int, float]]:
-    """(batch, images/s) of milabench's H100 ResNet-50 runs; those at batch 1 are left out: 30 images/s is
-    PyTorch's per-operator host dispatch, not GPU kernels."""
+def _milabench_h100_runs() -> list[Run]:
+    """milabench's H100 ResNet-50 runs; those at batch 1 are left out: 30 images/s is PyTorch's per-operator
+    host dispatch, not GPU kernels."""
     data = yaml.safe_load(MILABENCH_H100.read_text())["resnet50-noio"]["observations"]
-    return [(o["batch_size"], o["perf"]) for o in data if o["batch_size"] > 1]
+    return [Run(o["batch_size"], o["perf"]) for o in data if o["batch_size"] > 1]
 
 
-@functools.cache
-def _h100_resnet50_amp_nhwc_s(conv_max: float, batch: int) -> float:
-    """dnnsim's one-GPU ResNet-50 AMP channels-last iteration on the H100 with the tensor conv curve's max set."""
-    device = load_device("h100")
-    eff = device.efficiency
-    conv = dataclasses.replace(eff.curve("conv", tensor_core=True), max=conv_max)
-    tensor = tuple((k, conv if k == "conv" else c) for k, c in eff.tensor)
-    roof = RooflineCompute(dataclasses.replace(device, efficiency=dataclasses.replace(eff, tensor=tensor)),
-                           2, "fp16", "nhwc")
-    return sum(roof.time(layer, "fwd", batch) + roof.time(layer, "bwd", batch)
-               for layer in _RESNET50.layers)
-
-
-def _throughput_residuals(conv_max: float) -> list[float]:
-    return [b / _h100_resnet50_amp_nhwc_s(conv_max, b) / perf - 1 for b, perf in _milabench_h100_runs()]
-
-
-def milabench_h100_fit() -> float:
-    """The H100 tensor conv curve's ``max`` fitted to milabench's runs.
-
-    milabench trained torchvision's ResNet-50 with AMP in channels_last on one H100 at 13 batch sizes from 128
-    to 792 (the data file says where each setting is stated). With the curve's half_s kept at DeepBench's
-    V100 value, ``max`` minimizes the sum of squared relative errors of dnnsim's iteration time over those
-    runs (golden-section search).
-    """
-    runs = _milabench_h100_runs()
-    assert len(runs) == 13
-
-    def loss(conv_max: float) -> float:
-        return sum((_h100_resnet50_amp_nhwc_s(conv_max, b) * perf / b - 1) ** 2 for b, perf in runs)
-
-    lo, hi, g = 0.1, 0.6, (math.sqrt(5) - 1) / 2
-    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    fa, fb = loss(a), loss(b)
-    while hi - lo > 1e-6:
-        if fa < fb:
-            hi, b, fb = b, a, fa
-            a = hi - g * (hi - lo)
-            fa = loss(a)
-        else:
-            lo, a, fa = a, b, fb
-            b = lo + g * (hi - lo)
-            fb = loss(b)
-    return (lo + hi) / 2
+def _h100_fit() -> ThroughputFit:
+    return fit_class_max(get_model("resnet50"), _milabench_h100_runs(), load_device("h100"), get_precision("amp"),
+                         "nhwc", "conv")
 
 
 def test_h100_tensor_conv_max_is_milabenchs_fit():
-    fitted = milabench_h100_fit()
-    shipped = load_device("h100").efficiency.curve("conv", tensor_core=True).max
-    assert shipped == pytest.approx(fitted, abs=5e-4)
-    residuals = _throughput_residuals(shipped)
-    assert min(residuals) == pytest.approx(-0.039, abs=1e-3)  # the device file's source quotes -3.9 % .. +3.4 %
-    assert max(residuals) == pytest.approx(0.034, abs=1e-3)
-    # V100's fraction of the peak, which the H100 assumed before, predicts every one of these runs >= 24 % too fast
+    """milabench trained torchvision's ResNet-50 with AMP in channels_last on one H100 at 13 batch sizes from
+    128 to 792 (the data file says where each setting is stated). The H100's tensor conv max is what
+    ``dnnsim calibrate throughput`` fits to those runs, half_s kept at DeepBench's V100 value."""
+    runs = _milabench_h100_runs()
+    assert len(runs) == 13
+    fit = _h100_fit()
+    shipped = load_device("h100").efficiency.curve("conv", tensor_core=True)
+    assert shipped.max == pytest.approx(fit.curve.max, abs=5e-4)
+    assert fit.curve.half_s == shipped.half_s
+    assert min(fit.residuals) == pytest.approx(-0.039, abs=1e-3)  # the device file's source: -3.9 % .. +3.4 %
+    assert max(fit.residuals) == pytest.approx(0.034, abs=1e-3)
+    # V100's fraction of the peak, which the H100 assumed before, predicts every one of these runs >= 24 % too
+    # fast; the residual is computed here from the iteration time directly, not through the fit
     v100_max = load_device("v100").efficiency.curve("conv", tensor_core=True).max
-    assert min(_throughput_residuals(v100_max)) > 0.24
+    h100 = load_device("h100")
+    old = dataclasses.replace(h100, efficiency=with_class_max(h100.efficiency, "conv", True, v100_max))
+    model, amp = get_model("resnet50"), get_precision("amp")
+    assert min(r.batch / iteration_s(model, old, amp, "nhwc", r.batch) / r.samples_per_s - 1 for r in runs) > 0.24
 
 
 def _conv(model: str = "resnet50", name: str = "layer1.0.conv2"):

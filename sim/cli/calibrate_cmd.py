@@ -8,10 +8,14 @@ a topology YAML that ``--topology FILE --collectives nccl`` reproduces (:mod:`si
 
 ``dnnsim calibrate compute PROFILE.csv --model M --device D -o device.yaml`` fits a device file's
 efficiency curves to a ``dnnsim profile`` CSV (:mod:`workloads.compute_fit`, docs/compute.md).
+
+``dnnsim calibrate throughput RUNS.csv --model M --device D --fit conv -o device.yaml`` fits one curve's
+``max`` to measured one-GPU training throughputs (:mod:`workloads.throughput_fit`).
 """
 
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -123,12 +127,7 @@ def compute(profile_csv: str, model_name: str, device: str, precision: str | Non
     same form as workloads/devices/*.yaml (usable as --compute roofline:OUTPUT), and prints one row per
     class: the curve, how many rows it was fitted to, and the rms relative residual over its rows.
     """
-    import yaml
-
     from workloads.compute_fit import fit_efficiency
-    from workloads.device_specs import device_from_mapping, read_device_mapping
-    from workloads.loader import load_model
-    from workloads.precision import get_precision, with_dtype_bytes
     from workloads.profiled import profile_settings, read_profile
 
     if not Path(profile_csv).is_file():
@@ -136,6 +135,109 @@ def compute(profile_csv: str, model_name: str, device: str, precision: str | Non
     recorded = profile_settings(profile_csv)
     precision = _measured_setting("precision", precision, recorded, "fp32")
     memory_format = _measured_setting("memory_format", memory_format, recorded, "nchw")
+    chosen, model, raw, base = _measured_setup(model_name, device, precision, dtype_bytes, output)
+    table = read_profile(profile_csv)
+    efficiency, fits = fit_efficiency(model, table, base, chosen, memory_format)
+    which = "tensor" if base.peak(chosen.peak)[1] else "simt"
+    notes = {("efficiency.memory" if fit.cls == "memory" else f"efficiency.{which}.{fit.cls}"):
+             (f"fitted by dnnsim calibrate compute to {Path(profile_csv).name} ({model.name}, {chosen.name}, "
+              f"{memory_format}): {fit.used} of {fit.rows} rows, rms relative residual {fit.rms_rel_residual:.3g}")
+             for fit in fits if fit.status == "fitted"}
+    _write_device(output, raw, base, name, Path(profile_csv).name, efficiency, notes)
+    rows = [{"class": fit.cls, "set": "memory" if fit.cls == "memory" else which, "status": fit.status,
+             "max": fit.curve.max if fit.curve else None, "half_s": fit.curve.half_s if fit.curve else None,
+             "rows": fit.rows, "fitted_rows": fit.used, "rms_rel_residual": fit.rms_rel_residual}
+            for fit in fits]
+    emit(rows, fmt)
+
+
+@calibrate.command("throughput")
+@click.argument("runs_csv", metavar="RUNS.csv")
+@click.option("--model", "model_name", required=True, help="The model the runs trained (zoo name or .yaml file).")
+@click.option("--device", required=True,
+              help="The device measured (name or .yaml): everything but the fitted max is kept.")
+@click.option("--precision", default="fp32", show_default=True,
+              help="The precision measured: fp32, tf32, bf16, fp16, fp8 or amp.")
+@click.option("--dtype-bytes", "dtype_bytes", type=int, default=None, help="Bytes per word, overriding the "
+                                                                             "precision's.")
+@click.option("--memory-format", "memory_format", type=click.Choice(["nchw", "nhwc"]), default="nchw",
+              show_default=True, help="The layout the runs used (nhwc: channels_last).")
+@click.option("--fit", "cls", required=True, help="The kernel class whose max is fitted: conv, matmul or memory.")
+@click.option("--name", default=None, help="Name of the fitted device (default: DEVICE-fit).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Device YAML to write.")
+@format_option
+def throughput(runs_csv: str, model_name: str, device: str, precision: str, dtype_bytes: int | None,
+               memory_format: str, cls: str, name: str | None, output: str, fmt: str) -> None:
+    """Fit one efficiency curve's max to measured one-GPU training throughputs.
+
+    \b
+    RUNS.csv has the columns batch and samples_per_s: training samples per second of MODEL on one
+    DEVICE at that batch per iteration (published benchmark tables, your own runs; '#' lines are
+    comments). The max of the --fit class's curve (its half_s kept) is the least-squares fit of dnnsim's
+    one-GPU iteration time to the runs. Prints each run's prediction and residual, then the curve;
+    writes OUTPUT, a device YAML usable as --compute roofline:OUTPUT (docs/calibrate.md).
+    """
+    from workloads.throughput_fit import fit_class_max, with_class_max
+
+    chosen, model, raw, base = _measured_setup(model_name, device, precision, dtype_bytes, output)
+    runs = _read_runs(runs_csv)
+    fit = fit_class_max(model, runs, base, chosen, memory_format, cls)
+    tensor = base.peak(chosen.peak)[1]
+    which = "memory" if cls == "memory" else ("tensor" if tensor else "simt")
+    key = "efficiency.memory" if cls == "memory" else f"efficiency.{which}.{cls}"
+    worst = max(fit.residuals, key=abs)
+    notes = {key: (f"max fitted by dnnsim calibrate throughput to {Path(runs_csv).name} ({model.name}, "
+                   f"{chosen.name}, {memory_format}, {len(runs)} runs), half_s kept; residuals "
+                   f"{100 * min(fit.residuals):+.1f} % to {100 * max(fit.residuals):+.1f} %")}
+    _write_device(output, raw, base, name, Path(runs_csv).name,
+                  with_class_max(base.efficiency, cls, tensor, fit.curve.max), notes)
+    rows = [{"batch": r.batch, "measured_per_s": r.samples_per_s, "predicted_per_s": p,
+             "error_pct": round(100 * e, 2) + 0.0} for r, p, e in zip(runs, fit.predicted_per_s, fit.residuals, strict=True)]
+    curve = [{"class": cls, "set": which, "max": fit.curve.max, "half_s": fit.curve.half_s, "runs": len(runs),
+              "max_error_pct": round(100 * worst, 2)}]
+    emit(rows, fmt)
+    if fmt == "table":
+        sys.stdout.write("\n")
+        emit(curve, fmt)
+        click.echo(f"\nwrote {output}", err=True)
+
+
+def _read_runs(path: str) -> list:
+    """The runs of ``dnnsim calibrate throughput``: a CSV with columns batch and samples_per_s."""
+    import pandas as pd
+
+    from workloads.throughput_fit import Run
+
+    if not Path(path).is_file():
+        raise UserError("runs", f"file {path!r} does not exist", "a CSV with columns batch, samples_per_s")
+    try:
+        table = pd.read_csv(path, comment="#", skipinitialspace=True)
+    except (ValueError, pd.errors.ParserError) as err:
+        raise UserError("runs", f"{path!r} is not a readable CSV ({str(err).splitlines()[0]})",
+                        "a CSV with columns batch, samples_per_s") from None
+    missing = [c for c in ("batch", "samples_per_s") if c not in table.columns]
+    if missing:
+        raise UserError("runs", f"{path!r} lacks the column(s) {', '.join(missing)}",
+                        "a CSV with columns batch, samples_per_s")
+    runs = []
+    for i, (batch, rate) in enumerate(zip(table["batch"], table["samples_per_s"], strict=True), start=1):
+        b, r = pd.to_numeric(batch, errors="coerce"), pd.to_numeric(rate, errors="coerce")
+        if not (b > 0 and float(b).is_integer() and r > 0 and math.isfinite(r)):
+            raise UserError("runs", f"{path!r} row {i}: batch {batch!r}, samples_per_s {rate!r}",
+                            "a positive integer batch and a positive samples_per_s")
+        runs.append(Run(int(b), float(r)))
+    if not runs:
+        raise UserError("runs", f"{path!r} has no rows", "at least one row: batch, samples_per_s")
+    return runs
+
+
+def _measured_setup(model_name: str, device: str, precision: str, dtype_bytes: int | None, output: str):
+    """(precision, model, the device file's mapping, the device) of a compute calibration; checks OUTPUT's
+    folder exists before anything is fitted."""
+    from workloads.device_specs import device_from_mapping, read_device_mapping
+    from workloads.loader import load_model
+    from workloads.precision import get_precision, with_dtype_bytes
+
     chosen = with_dtype_bytes(get_precision(precision), dtype_bytes)
     model = load_model(model_name)
     path, raw = read_device_mapping(device)
@@ -143,29 +245,24 @@ def compute(profile_csv: str, model_name: str, device: str, precision: str | Non
     out_dir = Path(output).parent
     if not out_dir.is_dir():
         raise UserError("output", f"folder {str(out_dir)!r} does not exist", "a path in an existing folder")
-    table = read_profile(profile_csv)
-    efficiency, fits = fit_efficiency(model, table, base, chosen, memory_format)
+    return chosen, model, raw, base
+
+
+def _write_device(output: str, raw: dict, base, name: str | None, measured: str, efficiency, notes: dict) -> None:
+    """Write the base device file ``raw`` with ``efficiency`` and ``notes`` added to its sources, as OUTPUT
+    (checked to load back first, then written whole)."""
+    import yaml
+
+    from workloads.device_specs import device_from_mapping
+
     data = {k: v for k, v in raw.items() if k not in ("aliases", "b_half", "efficiency", "sources")}
     data["name"] = name or f"{base.name}-fit"
-    data["description"] = f"{base.description or base.name}, efficiency fitted to {Path(profile_csv).name}"
+    data["description"] = f"{base.description or base.name}, efficiency fitted to {measured}"
     data["efficiency"] = efficiency.as_yaml()
-    sources = dict(raw.get("sources") or {})
-    which = "tensor" if base.peak(chosen.peak)[1] else "simt"
-    for fit in fits:
-        key = "efficiency.memory" if fit.cls == "memory" else f"efficiency.{which}.{fit.cls}"
-        if fit.status == "fitted":
-            sources[key] = (f"fitted by dnnsim calibrate compute to {Path(profile_csv).name} ({model.name}, "
-                            f"{chosen.name}, {memory_format}): {fit.used} of {fit.rows} rows, rms relative residual "
-                            f"{fit.rms_rel_residual:.3g}")
-    data["sources"] = sources
+    data["sources"] = {**dict(raw.get("sources") or {}), **notes}
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     device_from_mapping(yaml.safe_load(text), output, Path(output).stem)  # what is written loads back
     Path(output).write_text(text)
-    rows = [{"class": fit.cls, "set": "memory" if fit.cls == "memory" else which, "status": fit.status,
-             "max": fit.curve.max if fit.curve else None, "half_s": fit.curve.half_s if fit.curve else None,
-             "rows": fit.rows, "fitted_rows": fit.used, "rms_rel_residual": fit.rms_rel_residual}
-            for fit in fits]
-    emit(rows, fmt)
 
 
 def _measured_setting(field: str, given: str | None, recorded: dict[str, str], default: str) -> str:
