@@ -37,7 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("sim.cli.plot_cmd:plot",
              "Plot RESULTS (a CSV written by dnnsim sweep) as --kind scaling, breakdown or grid into -o FILE."),
     "calibrate": ("sim.cli.calibrate_cmd:calibrate",
-                  "Fit dnnsim's parameters to real measurements (nccl: nccl-tests output; compute: a dnnsim profile CSV)."),
+                  "Fit dnnsim's parameters to real measurements (nccl: nccl-tests output; compute: a dnnsim profile "
+                  "CSV; throughput: measured samples/s)."),
     "profile": ("sim.cli.profile_cmd:profile",
                 "Measure every layer's forward and backward seconds with PyTorch (needs torch: pip install torch)."),
     "validate": ("sim.cli.validate_cmd:validate",

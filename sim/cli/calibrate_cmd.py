@@ -28,7 +28,8 @@ from sim.errors import UserError
 
 @click.group("calibrate")
 def calibrate() -> None:
-    """Fit dnnsim's parameters to real measurements (nccl: nccl-tests output; compute: a dnnsim profile CSV)."""
+    """Fit dnnsim's parameters to real measurements (nccl: nccl-tests output; compute: a dnnsim profile CSV;
+    throughput: measured one-GPU samples/s)."""
 
 
 @calibrate.command("nccl")
