@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "Plot RESULTS (a CSV written by dnnsim sweep) as --kind scaling, breakdown or grid into -o FILE."),
     "calibrate": ("sim.cli.calibrate_cmd:calibrate",
                   "Fit dnnsim's parameters to real measurements (nccl: nccl-tests output; compute: a dnnsim profile "
-                  "CSV; throughput: measured samples/s)."),
+                  "CSV; throughput: measured one-GPU samples/s)."),
     "profile": ("sim.cli.profile_cmd:profile",
                 "Measure every layer's forward and backward seconds with PyTorch (needs torch: pip install torch)."),
     "validate": ("sim.cli.validate_cmd:validate",
