@@ -250,6 +250,20 @@ def test_preset_spec_sets_nccl_keys():
     assert (plan.algo, plan.proto) == ("ring", "Simple")
 
 
+def test_preset_spec_sets_boolean_integer_and_per_class_keys():
+    # a spec string carries words: nccl.nvls=false, nccl.channels=16 and one link class's bus efficiency
+    G = build_topology("dgx-h100:nccl.nvls=false,nccl.ll128=False,nccl.channels=16,nccl.bus_efficiency.nic=0.7", 16)
+    f = dict(G.graph["fabric"])
+    assert f["nvls"] is False and f["ll128"] is False and f["channels"] == 16
+    assert f["eff_nic"] == 0.7 and f["eff_nvlink"] == 0.8                # the preset's nvlink efficiency stays
+    assert get_algorithm("allreduce", "nccl").plan(16, 2**30, 8, G.graph["fabric"]).channels == 16
+    for bad, field in (("nccl.nvls=maybe", "topology.nccl.nvls"), ("nccl.channels=0", "topology.nccl.channels"),
+                       ("nccl.channels=2.5", "topology.nccl.channels"),
+                       ("nccl.bus_efficiency.pci=0.8", "topology.nccl.bus_efficiency.pci")):
+        with pytest.raises(UserError, match=field):
+            build_topology(f"dgx-h100:{bad}", 16)
+
+
 @pytest.mark.parametrize("raw", [{"algorithms": ["warp"]}, {"algorithms": []}, {"protocols": "LL,fast"},
                                  {"buffsize": "1KiB"}, {"buffsize": "lots"}, {"protocols": 3}])
 def test_bad_nccl_choice_keys(raw):

@@ -180,11 +180,14 @@ def nccl_params(raw: Mapping[str, Any] | None) -> dict[str, Any]:
                 raise UserError(field, f"unknown CPU vendor {value!r}", "intel, amd")
             out[key] = value
         elif key in ("nvls", "ll128"):
-            if not isinstance(value, bool):
+            # a YAML file gives a bool, a spec string (dgx-h100:nccl.nvls=false) the word
+            flag = {"true": True, "false": False}.get(value.lower()) if isinstance(value, str) else value
+            if not isinstance(flag, bool):
                 raise UserError(field, f"{value!r} is not true/false", "true, false")
-            out[key] = value
+            out[key] = flag
         elif key == "channels":
-            out[key] = check_positive_int(value, field)
+            text = value.strip() if isinstance(value, str) else None
+            out[key] = check_positive_int(int(text) if text and text.isdigit() else value, field)
         elif key in _NCCL_CHOICES:
             out[key] = _choices(value, field, _NCCL_CHOICES[key])
         elif key == "buffsize":

@@ -302,11 +302,21 @@ def split_nccl_keys(raw: dict[str, Any], nccl: dict[str, Any] | None) -> tuple[d
     --------
     >>> split_nccl_keys({"nodes": "2", "nccl.protocols": "Simple"}, {"buffsize": 8388608})
     ({'nodes': '2'}, {'buffsize': 8388608, 'protocols': 'Simple'})
+    >>> split_nccl_keys({"nccl.bus_efficiency.nic": "0.8"}, {"bus_efficiency": {"nvlink": 0.8, "nic": 0.9}})
+    ({}, {'bus_efficiency': {'nvlink': 0.8, 'nic': '0.8'}})
     """
     dotted = {k[len("nccl."):]: v for k, v in raw.items() if k.startswith("nccl.")}
     if not dotted:
         return raw, nccl
-    return {k: v for k, v in raw.items() if not k.startswith("nccl.")}, {**(nccl or {}), **dotted}
+    block = dict(nccl or {})
+    for key, value in dotted.items():
+        head, _, leaf = key.partition(".")
+        if head == "bus_efficiency" and leaf:  # nccl.bus_efficiency.nic=0.8: one link class, the other kept
+            effs = block.get(head)
+            block[head] = {**(effs if isinstance(effs, dict) else {}), leaf: value}
+        else:
+            block[key] = value
+    return {k: v for k, v in raw.items() if not k.startswith("nccl.")}, block
 
 
 def _build_kind(kind_name: str, raw: dict[str, Any], n_hosts: int | None, label: str) -> nx.Graph:
