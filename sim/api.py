@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pandas as pd
 import yaml
 
+from sim.atomicfile import create_fresh, write_text_atomically
 from sim.config import RunConfig, load_config, make_config, refuse_4d_only, validate_against_model
 from sim.errors import UserError
 from sim.grid import Grid
@@ -34,7 +34,6 @@ from sim.results import chrome_trace, layer_table, summarize
 from sim.strategies import RunPlan, plan_run
 
 ENGINES = ("auto", "fast", "full")
-T = TypeVar("T")
 
 
 @dataclass
@@ -144,7 +143,7 @@ class Result:
 
     def to_trace(self, path: str | Path, max_ranks: int = 64) -> None:
         """Write the Chrome trace JSON (open it in Perfetto or chrome://tracing)."""
-        _atomic_write(Path(path), json.dumps(self.trace(max_ranks)))
+        write_text_atomically(Path(path), json.dumps(self.trace(max_ranks)))
 
     def to_csv(self, directory: str | Path, *, overwrite: bool = False) -> None:
         """Write ``summary.csv``, ``layers.csv``, ``trace.json``, ``config.yaml`` and ``timeline.png`` into
@@ -159,34 +158,6 @@ OUTPUT_FILES = ("summary.csv", "layers.csv", "trace.json", "config.yaml", "timel
 PARQUET_FILES = ("summary.parquet", "layers.parquet", "records.parquet", "critical_path.parquet", "links.parquet")
 #: busiest links drawn as counter tracks in the trace
 TRACE_LINKS = 8
-
-
-def _create_fresh(parent: Path, prefix: str, suffix: str, create: Callable[[Path], T]) -> tuple[Path, T]:
-    """``create(path)`` on a new random name in ``parent``; ``create`` raises FileExistsError on a clash.
-
-    Unlike :mod:`tempfile` (which makes files 0600 and directories 0700), the callers create with modes
-    0o666/0o777 so the process umask applies: results stay readable by the group on a shared cluster.
-    """
-    for _ in range(100):
-        path = parent / f"{prefix}{secrets.token_hex(6)}{suffix}"
-        try:
-            return path, create(path)
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name in {parent}")  # not reachable in practice
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory, mode 0o666 & ~umask."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    tmp, fd = _create_fresh(path.parent, f".{path.name}.", ".tmp", lambda name: os.open(name, flags, 0o666))
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def check_out_dir(directory: Path, overwrite: bool) -> None:
@@ -251,7 +222,7 @@ def _write_all(directory: Path, overwrite: bool, writers: dict[str, Callable[[Pa
     if parent.exists() and not parent.is_dir():
         raise UserError("out", f"{str(parent)!r} is not a directory", "a path whose parents are directories")
     parent.mkdir(parents=True, exist_ok=True)
-    staging, _ = _create_fresh(parent, f".{directory.name}.tmp", "", lambda path: os.mkdir(path, 0o777))
+    staging, _ = create_fresh(parent, f".{directory.name}.tmp", "", lambda path: os.mkdir(path, 0o777))
     try:
         for name, write in writers.items():
             write(staging / name)

@@ -48,11 +48,13 @@ def write_topology(path: str | Path, data: dict[str, Any]) -> None:
     """Write ``data`` as YAML to ``path`` (a ``.yaml``/``.yml`` name, as ``--topology`` needs)."""
     import yaml
 
+    from sim.atomicfile import write_text_atomically
+
     p = Path(path)
     if p.suffix.lower() not in (".yaml", ".yml"):
         raise UserError("output", f"{str(p)!r} does not end in .yaml or .yml", "a file name such as topo.yaml")
     header = "# Written by dnnsim calibrate nccl; use it as --topology FILE (docs/calibrate.md).\n"
     try:
-        p.write_text(header + yaml.safe_dump(data, sort_keys=False, width=120), encoding="utf-8")
+        write_text_atomically(p, header + yaml.safe_dump(data, sort_keys=False, width=120))
     except OSError as exc:
         raise UserError("output", f"cannot write {str(p)!r} ({type(exc).__name__})", "a writable path") from None

@@ -207,15 +207,10 @@ def _read_runs(path: str) -> list:
     """The runs of ``dnnsim calibrate throughput``: a CSV with columns batch and samples_per_s."""
     import pandas as pd
 
+    from sim.csvfile import read_csv_file
     from workloads.throughput_fit import Run
 
-    if not Path(path).is_file():
-        raise UserError("runs", f"file {path!r} does not exist", "a CSV with columns batch, samples_per_s")
-    try:
-        table = pd.read_csv(path, comment="#", skipinitialspace=True)
-    except (ValueError, pd.errors.ParserError) as err:
-        raise UserError("runs", f"{path!r} is not a readable CSV ({str(err).splitlines()[0]})",
-                        "a CSV with columns batch, samples_per_s") from None
+    table = read_csv_file(path, "runs", "runs", "a CSV with columns batch, samples_per_s", comment="#")
     missing = [c for c in ("batch", "samples_per_s") if c not in table.columns]
     if missing:
         raise UserError("runs", f"{path!r} lacks the column(s) {', '.join(missing)}",
@@ -254,6 +249,7 @@ def _write_device(output: str, raw: dict, base, name: str | None, measured: str,
     (checked to load back first, then written whole)."""
     import yaml
 
+    from sim.atomicfile import write_text_atomically
     from workloads.device_specs import device_from_mapping
 
     data = {k: v for k, v in raw.items() if k not in ("aliases", "b_half", "efficiency", "sources")}
@@ -263,7 +259,7 @@ def _write_device(output: str, raw: dict, base, name: str | None, measured: str,
     data["sources"] = {**dict(raw.get("sources") or {}), **notes}
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     device_from_mapping(yaml.safe_load(text), output, Path(output).stem)  # what is written loads back
-    Path(output).write_text(text)
+    write_text_atomically(output, text)
 
 
 def _measured_setting(field: str, given: str | None, recorded: dict[str, str], default: str) -> str:
