@@ -77,7 +77,7 @@ def test_roofline_knl_fc6_by_hand():
 
 def test_devices_parse():
     names = list_devices()
-    assert {"knl-7250", "v100", "a100", "h100", "cpu"} <= set(names)
+    assert {"knl-7250", "v100", "a100", "h100", "h200", "cpu"} <= set(names)
     knl = load_device("knl")
     assert knl.peak_flops == 68 * 1.4e9 * 2 * 16 * 2  # Intel ARK: 68 cores, 1.4 GHz, 2 AVX-512 FMA units x 16 fp32
     assert knl.mem_bandwidth_Bps == 400e9  # MCDRAM "over 400 GB/s", Intel Xeon Phi x200 product brief
@@ -85,6 +85,7 @@ def test_devices_parse():
         "v100": (15.7e12, 900e9),  # NVIDIA Tesla V100 SXM2: 15.7 TFLOPS, HBM2 900 GB/s
         "a100": (19.5e12, 2039e9),  # NVIDIA A100 80GB SXM: 19.5 TFLOPS, HBM2e 2,039 GB/s
         "h100": (67e12, 3.35e12),  # NVIDIA H100 SXM: 67 TFLOPS, HBM3 3.35 TB/s
+        "h200": (67e12, 4.8e12),  # NVIDIA H200 SXM: 67 TFLOPS, HBM3e 4.8 TB/s
         "cpu": (32 * 2.5e9 * 2 * 8 * 2, 8 * 3200e6 * 8),  # 32 cores AVX2 2 FMA units; 8 channels DDR4-3200
     }
     for name, (peak, bandwidth) in datasheets.items():

@@ -53,11 +53,13 @@ def deepbench_line() -> tuple[float, float]:
 
 def test_tensor_conv_curve_is_deepbenchs_v100_fit():
     peak_fraction, half_s = deepbench_line()
-    for name in ("v100", "a100", "h100"):  # every GPU keeps V100's per-call half_s (their device files say so)
+    for name in ("v100", "a100", "h100", "h200"):  # every GPU keeps V100's per-call half_s (their files say so)
         curve = load_device(name).efficiency.curve("conv", tensor_core=True)
         assert curve.half_s == pytest.approx(half_s, abs=5e-9)
-        if name != "h100":  # A100 assumes V100's fraction of the peak; H100's max is fitted (next test)
+        if name in ("v100", "a100"):  # A100 assumes V100's fraction of the peak; H100's max is fitted (next test)
             assert curve.max == pytest.approx(peak_fraction, abs=5e-4)
+    # the H200 is the H100's chip: its curve is the H100's
+    assert load_device("h200").efficiency.curve("conv", True) == load_device("h100").efficiency.curve("conv", True)
 
 
 def _milabench_h100_runs() -> list[Run]:

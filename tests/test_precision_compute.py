@@ -36,6 +36,11 @@ DATASHEET_PEAKS = {
              "bf16": 1979e12 / 2,  # H100 datasheet (SXM): BFLOAT16 Tensor Core 1,979 teraFLOPS*
              "fp16": 1979e12 / 2,  # H100 datasheet (SXM): FP16 Tensor Core 1,979 teraFLOPS*
              "fp8": 3958e12 / 2},  # H100 datasheet (SXM): FP8 Tensor Core 3,958 teraFLOPS*
+    "h200": {"fp32": 67e12,  # H200 datasheet (SXM): FP32 67 TFLOPS
+             "tf32": 989e12 / 2,  # H200 datasheet (SXM): TF32 Tensor Core 989 TFLOPS*
+             "bf16": 1979e12 / 2,  # H200 datasheet (SXM): BFLOAT16 Tensor Core 1,979 TFLOPS*
+             "fp16": 1979e12 / 2,  # H200 datasheet (SXM): FP16 Tensor Core 1,979 TFLOPS*
+             "fp8": 3958e12 / 2},  # H200 datasheet (SXM): FP8 Tensor Core 3,958 TFLOPS*
 }
 
 
@@ -80,6 +85,7 @@ def deepbench_p100_line():
 
 TENSOR_MATMUL_MAX = {
     "h100": 0.75,  # Shah et al., FlashAttention-3 (arXiv:2407.08608): 740 TFLOPs/s FP16, "75% utilization"
+    "h200": 0.75,  # as h100: the same GH100 chip and compute peaks (H200 datasheet)
     "a100": 0.72,  # Dao, FlashAttention-2 (arXiv:2307.08691): 225 TFLOPs/s per A100, "72% model FLOPs utilization"
     "v100": 0.30,  # Shoeybi et al., Megatron-LM (arXiv:1909.08053): 39 TFLOPS, "30% of the theoretical peak"
 }
