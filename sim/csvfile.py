@@ -12,12 +12,13 @@ from typing import Any
 from sim.errors import UserError
 
 
-def read_csv_file(path: str | Path, field: str, what: str, allowed: str, comment: str | None = None) -> Any:
+def read_csv_file(path: str | Path, field: str, what: str, allowed: str, comment: str | None = None,
+                  skipinitialspace: bool = False) -> Any:
     """The pandas frame of the CSV file ``path``.
 
     ``field`` is named in errors, ``what`` says what the file is (``"profile"``, ``"results"``) and
     ``allowed`` what it should be (``"a CSV written by dnnsim sweep"``); lines starting with ``comment``
-    (when given) are skipped.
+    (when given) are skipped, and ``skipinitialspace`` drops spaces after each comma (hand-written files).
     """
     import pandas as pd
 
@@ -25,7 +26,7 @@ def read_csv_file(path: str | Path, field: str, what: str, allowed: str, comment
     if not p.is_file():
         raise UserError(field, f"{what} file {str(p)!r} does not exist", allowed)
     try:
-        return pd.read_csv(p, comment=comment, skipinitialspace=comment is not None)
+        return pd.read_csv(p, comment=comment, skipinitialspace=skipinitialspace)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(field, f"{what} {str(p)!r} is not a readable CSV ({' '.join(str(exc).split())})",
                         allowed) from None

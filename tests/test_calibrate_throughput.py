@@ -98,3 +98,13 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, content, args, message):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out.yaml").exists()
+
+
+def test_runs_file_may_be_hand_written(tmp_path, capsys):
+    # comments and spaces after the commas, as a table copied by hand
+    csv = tmp_path / "runs.csv"
+    csv.write_text("# two runs\nbatch, samples_per_s\n128, 3377.58\n512, 4199.03\n")
+    assert main(["calibrate", "throughput", str(csv), "--model", "resnet50", "--device", "h100", "--precision",
+                 "amp", "--memory-format", "nhwc", "--fit", "conv", "-o", str(tmp_path / "f.yaml"),
+                 "--format", "json"]) == 0
+    assert [r["batch"] for r in json.loads(capsys.readouterr().out)] == [128, 512]

@@ -210,7 +210,8 @@ def _read_runs(path: str) -> list:
     from sim.csvfile import read_csv_file
     from workloads.throughput_fit import Run
 
-    table = read_csv_file(path, "runs", "runs", "a CSV with columns batch, samples_per_s", comment="#")
+    table = read_csv_file(path, "runs", "runs", "a CSV with columns batch, samples_per_s", comment="#",
+                          skipinitialspace=True)
     missing = [c for c in ("batch", "samples_per_s") if c not in table.columns]
     if missing:
         raise UserError("runs", f"{path!r} lacks the column(s) {', '.join(missing)}",
