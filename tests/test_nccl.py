@@ -145,14 +145,15 @@ def test_flow_equals_own_closed_form_on_part_of_nodes(group):
 
 
 def test_closed_form_components_ring_simple():
-    # 2 nodes × 8 A100 at 1 GiB: ring/Simple. Time = Σ steps (path latency + extra) + bytes term, with the
-    # bytes term 2(p-1) · n/(C p) / (e_nic · 25 GB/s) (the NIC carries one channel) — written out here.
+    # 2 nodes × 8 A100 at 1 GiB: ring/Simple on C = 16 channels (NCCL's search finds one per NIC, 8, and
+    # ncclTopoPostset doubles them). Time = Σ steps (path latency + extra) + bytes term, with the bytes term
+    # 2(p-1) · 2 · n/(C p) / (e_nic · 25 GB/s) (each NIC carries two channels) — written out here.
     G = build_topology("dgx-a100", 16)
     algo = get_algorithm("allreduce", "nccl")
     f = G.graph["fabric"]
     plan = algo.plan(16, 2**30, 8, f)
-    assert (plan.algo, plan.proto, plan.channels) == ("ring", "Simple", 8)
-    bytes_term = 30 * (2**30 / (8 * 16)) / (0.9 * 25e9)
+    assert (plan.algo, plan.proto, plan.channels) == ("ring", "Simple", 16)
+    bytes_term = 30 * 2 * (2**30 / (16 * 16)) / (0.9 * 25e9)
     lat_term = sum(ph.steps * (ph.latency_s + 4e-6) for ph in plan.phases)   # inter path: 2 × 2 µs
     assert algo.cost_s(16, 2**30, 0.0, 1.0, local_size=8, fabric=f) == pytest.approx(bytes_term + lat_term,
                                                                                        rel=1e-12)
@@ -185,30 +186,34 @@ def test_tree_chunk_sizes_follow_nccl_calc_coll_chunking():
     # src/enqueue.cc calcCollChunking for ncclPatternTreeUpDown: stepSize = buffSize / NCCL_STEPS (8);
     # Simple: NCCL_BUFFSIZE/8 (4 MiB default -> 512 KiB; 8 MiB -> 1 MiB); LL: 524288/8/2 = 32 KiB of data;
     # LL128: 4915200/8 = 614400, 15/16 of it data = 576000, halved while bytes/(C·chunk) < (1 + log2 N +
-    # 0.1·ppn)·64/ppn and chunk > 128 KiB, then while < ·16/ppn and chunk > 32 KiB. 2 nodes x 8, 8 channels,
-    # 1 MiB: ppn 8, steps 2.8: 131072 // chunk is 0 until chunk = 72000 (first loop stops: not > 131072),
-    # then 131072 // 36000 = 3 < 5.6 -> 18000 (not > 32768: stops).
+    # 0.1·ppn)·64/ppn and chunk > 128 KiB, then while < ·16/ppn and chunk > 32 KiB, C the channels the call
+    # runs on. 2 nodes x 8, 8 search channels run as 16, 1 MiB: ppn 8, steps 2.8: 65536 // chunk is 0 until
+    # chunk = 72000 (first loop stops: not > 131072), then 65536 // 36000 = 1 < 5.6 -> 18000 (not > 32768).
     g = NcclGraph(n_ranks=16, n_nodes=2, channels=8, bw_intra_GBps=56.25, bw_inter_GBps=25.0)
     assert tune.tree_chunk_bytes("Simple", 2**30, g) == 2**19
     assert tune.tree_chunk_bytes("Simple", 2**30, g, buffsize=8 * 2**20) == 2**20
     assert tune.tree_chunk_bytes("LL", 2**20, g) == 2**15
     assert tune.tree_chunk_bytes("LL128", 2**20, g) == 18000
-    # a large message keeps LL128's full chunk: 2**30 // (8 · 576000) = 233 >= 22.4
+    # a large message keeps LL128's full chunk: 2**30 // (16 · 576000) = 116 >= 22.4
     assert tune.tree_chunk_bytes("LL128", 2**30, g) == 576000
 
 
 def test_two_node_tree_runs_at_the_wire_rate():
     # 2 nodes x 8 GPUs, one NIC of B per GPU (efficiency e), NVLink 1000x faster, no link latency: a large
-    # tree/Simple all-reduce moves n across each node's NICs once each way (each channel's head edge carries
-    # one chunk of n/C each way per step), at the wire's rate: no 0.92 or per-channel cap of NCCL's tuning.
-    # K = n/(C·chunk) = 8 GiB/(8·512 KiB) = 2048 chunks, K − 1 + 2D steps with D = 7 + log2(2) = 8, plus
-    # NCCL's tree/Simple latency 2·(7·28 + 1·28) µs (tuning.cc hwLat NVLink and NET, baseLat 0).
+    # tree/Simple all-reduce moves n across each node's NICs once each way, at the wire's rate: no 0.92 or
+    # per-channel cap of NCCL's tuning. C = 16 channels (8 search channels, one per NIC, doubled), two per
+    # NIC; chunks of 512 KiB (NCCL_BUFFSIZE 4 MiB / 8 steps), K = n/(C·chunk) = 8 GiB/(16·512 KiB) = 1024.
+    # A pipeline: the first chunk climbs the 7 NVLink hops of each node's chain (each GPU sends one chunk on
+    # 14 of the 16 channels: it heads the other 2) and the one NIC hop, and comes back down (2·7 + 2·1 steps),
+    # then the other K − 1 follow a step apart (each NIC 2 chunks each way per step); plus NCCL's tree/Simple
+    # latency 2·(7·28 + 1·28) µs (tuning.cc hwLat NVLink and NET, baseLat 0).
     B, e = 25e9, 0.9
     G = hier(2, 8, 1000 * B, B, 0.0, 0.0, nccl={"bus_efficiency": {"nic": e}})
     n = 8 * 2**30
     assert get_algorithm("allreduce", "nccl").plan(16, n, 8, G.graph["fabric"]).algo == "tree"
-    K, steps = 2048, 2048 - 1 + 2 * 8
-    expected = steps * (n / (8 * K)) / (B * e) + 2 * (7 * 28 + 28) * 1e-6
+    chunk, K = 2**19, 1024
+    nic_step = 2 * chunk / (B * e)
+    expected = 14 * (14 * chunk / (1000 * B)) + 2 * nic_step + (K - 1) * nic_step + 2 * (7 * 28 + 28) * 1e-6
     assert _flow_time(G, "allreduce", 16, n) == pytest.approx(expected, rel=1e-9)
     assert 0.98 * 8 * B * e < n / expected < 8 * B * e
 
@@ -319,3 +324,95 @@ def test_bytes_sent_are_the_data_not_the_efficiency_scaled_time(op, factor):
     group = tuple(range(16))
     sent = net.bytes_sent(op, "nccl", group, 2**30)
     assert sent.tolist() == pytest.approx([factor(16) * 2**30] * 16, rel=1e-12)
+
+
+# ---------------------------------------------------------------- NCCL 2.23's tuning model (nccl.version)
+# Cases derived by hand from src/graph/tuning.cc at tag v2.23.4-1 against b6475625 (the 2.19 default).
+A3 = dict(n_ranks=16, n_nodes=2, channels=8, bw_intra_GBps=56.25, bw_inter_GBps=25.0)   # 2 x 8 H100, 8 x 200G
+
+
+def test_nccl_2_23_latencies():
+    g19, g23 = NcclGraph(**A3), NcclGraph(**A3, version="2.23")
+    # tree/Simple: baseLat 0 -> 8.4, hwLat NVLink 28 -> 4, NET 28 -> 14: 2 · ((8 − 1) · hop + log2(2) · net)
+    assert tune.latency_us("allreduce", "tree", "Simple", g19) == pytest.approx(2 * (7 * 28 + 28))          # 448
+    assert tune.latency_us("allreduce", "tree", "Simple", g23) == pytest.approx(8.4 + 2 * (7 * 4 + 14))     # 92.4
+    # ring/Simple all-reduce: nsteps 2·15 = 30, inter-node steps 2·nNodes = 4 (2.19), 2·(nNodes − 1) = 2 (2.23);
+    # intra hop max(3.4, Intel net overhead 1 · 3) = 3.4, NET hop 14
+    assert tune.latency_us("allreduce", "ring", "Simple", g19) == pytest.approx(8.4 + 26 * 3.4 + 4 * 14)
+    assert tune.latency_us("allreduce", "ring", "Simple", g23) == pytest.approx(8.4 + 28 * 3.4 + 2 * 14)
+    # one rank per node: 2.23 charges a ring the tree's network latency (ring/LL NET 2.7 -> tree/LL 5.0);
+    # 4 ranks, 4 nodes: 6 steps, all 2·(4 − 1) = 6 of them across the network
+    one = dict(n_ranks=4, n_nodes=4, channels=1, bw_intra_GBps=50.0, bw_inter_GBps=50.0)
+    assert tune.latency_us("allreduce", "ring", "LL", NcclGraph(**one, version="2.23")) == pytest.approx(6.6 + 6 * 5.0)
+    # 2.19 counts 2 · nNodes = 8 network steps of the 6 (and −2 at the intra hop, max(0.6, net overhead 1)):
+    assert tune.latency_us("allreduce", "ring", "LL", NcclGraph(**one)) == pytest.approx(6.6 - 2 * 1.0 + 8 * 2.7)
+
+
+def test_nccl_2_23_bandwidths():
+    # one node of 8 H100, 8 channels x 56.25 = 450 GB/s bus; ring/LL: 2.19 min(llMaxBw 87.7, 450/4), 2.23
+    # min(Hopper's new llMaxBw 141, 450/2); both times 8/14 (ring, nsteps 14)
+    node = dict(n_ranks=8, n_nodes=1, channels=8, bw_intra_GBps=56.25, bw_inter_GBps=56.25)
+    assert tune.bus_bandwidth_GBps("allreduce", "ring", "LL", NcclGraph(**node)) == pytest.approx(87.7 * 8 / 14)
+    assert tune.bus_bandwidth_GBps("allreduce", "ring", "LL", NcclGraph(**node, version="2.23")) == \
+        pytest.approx(141.0 * 8 / 14)
+    # ring/LL128 at one rank per node: 2.19 x 0.7, 2.23 x 0.92; 4 x 1 GPU, 1 channel of 10 GB/s (under the
+    # per-channel cap 36.7), nsteps 2·3 = 6: x 4/6
+    one = dict(n_ranks=4, n_nodes=4, channels=1, bw_intra_GBps=10.0, bw_inter_GBps=10.0)
+    assert tune.bus_bandwidth_GBps("allreduce", "ring", "LL128", NcclGraph(**one)) == pytest.approx(10 * 0.7 * 4 / 6)
+    assert tune.bus_bandwidth_GBps("allreduce", "ring", "LL128", NcclGraph(**one, version="2.23")) == \
+        pytest.approx(10 * 0.92 * 4 / 6)
+
+
+def test_nccl_2_23_picks_tree_simple_where_2_19_picks_ring():
+    # NCCL_PROTO=Simple on 2 x 8 H100, 1 MiB all-reduce (times in µs, bw in GB/s):
+    # tree: graph bw min(56.25, 2 · 25) = 50 per channel, bus min(8 · 50 · 0.92, 8 · 41.4) = 331.2, x 0.5,
+    #       treeCorrectionFactor[Simple][log2(2^20 >> 6) = 14] = 0.5: 82.8; lat 448 (2.19) or 92.4 (2.23)
+    # ring: bus 8 · min(56.25, 25) = 200, x 16/30; lat (2.19) 152.8 or (2.23) 131.6, x 1.4 (plateau: 2^20 /
+    #       (16 channels · 16 ranks) >= 64)
+    n = 2**20
+    tree_bw, ring_bw = 331.2 * 0.5 * 0.5, 200 * 16 / 30
+    for version, tree_lat, ring_lat, algo in (("2.19", 448.0, 152.8, "ring"), ("2.23", 92.4, 131.6, "tree")):
+        g = NcclGraph(**A3, protocols=("Simple",), version=version)
+        times = {"tree": tree_lat + n / (1000 * tree_bw), "ring": 1.4 * ring_lat + n / (1000 * ring_bw)}
+        got = choose("allreduce", n, g)
+        assert got[:2] == (algo, "Simple") and got[2] == pytest.approx(times[algo], rel=1e-9)
+        assert min(times, key=times.get) == algo
+
+
+def test_version_key():
+    assert nccl_params({"version": "2.23"})["version"] == "2.23"
+    assert nccl_params(None)["version"] == "2.19"
+    G = build_topology("a3-mega:nccl.version=2.19", 16)          # the preset ships 2.23; a spec overrides it
+    assert dict(G.graph["fabric"])["version"] == "2.19"
+    assert dict(build_topology("a3-mega", 16).graph["fabric"])["version"] == "2.23"
+    for bad in ("2.21", 2.2, True, "latest"):
+        with pytest.raises(UserError, match="topology.nccl.version"):
+            nccl_params({"version": bad})
+
+
+def test_channels_are_the_search_channels_doubled(capsys):
+    # connect.cc ncclTopoPostset: the search's channels (one per NIC here) doubled; on Hopper across nodes,
+    # doubled again while under 16 if the ring graph's per-channel bandwidth exceeds 45 GB/s
+    algo = get_algorithm("allreduce", "nccl")
+    four_400g = hier(2, 8, 450e9, 50e9, 0.0, 0.0, nics_per_node=4)        # 4 NICs of 400 Gbit/s: 50 GB/s > 45
+    assert algo.plan(16, 2**30, 8, four_400g.graph["fabric"]).channels == 16
+    four_200g = hier(2, 8, 450e9, 25e9, 0.0, 0.0, nics_per_node=4)
+    assert algo.plan(16, 2**30, 8, four_200g.graph["fabric"]).channels == 8
+    amp = hier(2, 8, 300e9, 50e9, 0.0, 0.0, nics_per_node=4, nccl={"arch": "ampere"})
+    assert algo.plan(16, 2**30, 8, amp.graph["fabric"]).channels == 8
+    assert algo.plan(16, 2**30, 8, build_topology("a3-mega", 16).graph["fabric"]).channels == 16
+
+
+def test_tree_pipeline_fill_is_each_hop_in_turn():
+    # 2 nodes x 8, 8 NICs of B (efficiency e), NVLink of V, no link latency, 4 MiB all-reduce: 16 channels of
+    # 256 KiB, one chunk each (K = 1, buffsize 4 MiB -> 512 KiB chunks). The chunk climbs each node's chain:
+    # 7 NVLink steps, each GPU sending one chunk on the 14 channels it does not head (14 · b / V), then 1 NIC
+    # step (two channels per NIC: 2 · b / (B · e)), and comes back the same way: no step at full load.
+    B, V, e = 25e9, 450e9, 0.9
+    G = hier(2, 8, V, B, 0.0, 0.0, nccl={"bus_efficiency": {"nic": e}, "algorithms": ["tree"], "protocols": ["Simple"]})
+    n = 4 * 2**20
+    b = n / 16
+    lat_s = 2 * (7 * 28 + 28) * 1e-6                                     # NCCL 2.19's tree/Simple latency
+    expected = 2 * 7 * (14 * b / V) + 2 * (2 * b / (B * e)) + lat_s
+    assert _flow_time(G, "allreduce", 16, n) == pytest.approx(expected, rel=1e-9)
+    assert _flow_time(G, "allreduce", 16, n, network="analytic") == pytest.approx(expected, rel=1e-9)

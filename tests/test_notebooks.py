@@ -161,9 +161,10 @@ def _block70_per_rank(tp: int) -> float:
 
 
 def _close(printed: str, expected: float, rel: float = 0.0) -> bool:
-    """``printed`` equals ``expected`` to the digits printed (half a unit of the last one), or to ``rel``."""
+    """``printed`` equals ``expected`` to the digits printed (half a unit of the last one) plus ``rel``: the
+    relative error ``expected`` carries when it is computed from other printed, rounded numbers."""
     decimals = len(printed.split(".")[1]) if "." in printed and "e" not in printed else 0
-    return abs(float(printed) - expected) <= max(0.5 * 10**-decimals * 1.001, rel * abs(expected))
+    return abs(float(printed) - expected) <= 0.5 * 10**-decimals * 1.001 + rel * abs(expected)
 
 
 def _table(text: str, lead_cells: int = 1) -> dict[str, list[str]]:

@@ -19,7 +19,8 @@ gives hierarchical collectives the node boundaries: host r is on node ``r // gpu
 docs/nccl.md): NVLink (``intra``) and NIC (``inter``) bandwidths and latencies, NICs per node, and the
 ``nccl`` parameters of a preset (:func:`nccl_params`): ``base_latency_us``, ``bus_efficiency`` per link
 class (``nvlink``, ``nic``), ``arch``, ``cpu_vendor``, ``nvls``, ``ll128``, ``channels``, and what NCCL's
-environment sets (``algorithms`` = NCCL_ALGO, ``protocols`` = NCCL_PROTO, ``buffsize`` = NCCL_BUFFSIZE).
+environment sets (``algorithms`` = NCCL_ALGO, ``protocols`` = NCCL_PROTO, ``buffsize`` = NCCL_BUFFSIZE,
+``channels`` = NCCL_MIN/MAX_NCHANNELS), and ``version``, the NCCL release whose tuning model runs.
 Nothing else reads it.
 """
 
@@ -136,9 +137,11 @@ def hier_path(G: nx.Graph, src: int, dst: int, ecmp_hash: int | None = None) -> 
 NCCL_DEFAULTS: dict[str, Any] = {"base_latency_us": 0.0, "eff_nvlink": 1.0, "eff_nic": 1.0, "arch": "hopper",
                                  "cpu_vendor": "intel", "nvls": False, "ll128": True, "channels": 0,
                                  "algorithms": ("tree", "ring", "nvls"), "protocols": ("LL", "LL128", "Simple"),
-                                 "buffsize": 4 * 2**20}
+                                 "buffsize": 4 * 2**20, "version": "2.19"}
 _NCCL_KEYS = ("base_latency_us, bus_efficiency {nvlink, nic}, arch, cpu_vendor, nvls, ll128, channels, "
-              "algorithms, protocols, buffsize")
+              "algorithms, protocols, buffsize, version")
+#: the NCCL versions whose tuning model dnnsim ports (sim.collectives.nccl_tuning.VERSIONS)
+_NCCL_VERSIONS = ("2.19", "2.23")
 #: the names NCCL_ALGO / NCCL_PROTO take here (NCCL's own spellings, case-insensitive)
 _NCCL_CHOICES = {"algorithms": ("tree", "ring", "nvls"), "protocols": ("LL", "LL128", "Simple")}
 
@@ -192,6 +195,11 @@ def nccl_params(raw: Mapping[str, Any] | None) -> dict[str, Any]:
             out[key] = _choices(value, field, _NCCL_CHOICES[key])
         elif key == "buffsize":
             out[key] = _buffsize(value, field)
+        elif key == "version":
+            text = str(value).strip()
+            if isinstance(value, bool) or text not in _NCCL_VERSIONS:
+                raise UserError(field, f"no tuning model for NCCL {value!r}", ", ".join(_NCCL_VERSIONS))
+            out[key] = text
         else:
             raise UserError(field, "unknown key", _NCCL_KEYS)
     return out

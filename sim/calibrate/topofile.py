@@ -4,7 +4,7 @@ The file is in preset form, like ``topologies/presets/*.yaml``: ``kind: hier``, 
 ``params`` unchanged, and its ``nccl:`` block with the fitted ``base_latency_us`` and
 ``bus_efficiency: {nvlink, nic}`` under the names the ``nccl`` collective model reads (the reference's
 ``arch``, ``cpu_vendor``, ``nvls``, ``ll128``, ``channels``, ``algorithms``, ``protocols``,
-``buffsize`` kept). ``--topology FILE --collectives nccl``
+``buffsize``, ``version`` kept). ``--topology FILE --collectives nccl``
 (or ``dnnsim collective --algorithm nccl --topology FILE``) then gives back the fitted times. Values are
 written at full float precision, so the file reproduces the fit bit for bit. A ``calibration:`` mapping
 records the command, the files, and the fit's residual statistics (the topology reader ignores it).

@@ -5,7 +5,8 @@ For each call (op, ranks, bytes) the algorithm and protocol are those NCCL's tun
 topology's ``fabric`` (a ``hier`` topology, its preset's ``nccl:`` block). The chosen schedule is then
 written as phases of transfers, which the ``flow``/``step`` models run on the topology's links:
 
-* ``ring`` — C channels (C = NICs per node unless ``nccl.channels`` says otherwise), each a ring over all
+* ``ring`` — C channels (NCCL's search channels, one per NIC of a node, doubled as ``ncclTopoPostset``
+  doubles them, :meth:`tune.NcclGraph.run_channels`; ``nccl.channels`` sets C), each a ring over all
   ranks. Rail-aligned: channel c enters every node at a GPU on NIC c mod m and leaves it from a GPU on
   the same NIC (the next GPU when every GPU has its own NIC), so the C rings cross the fabric through all
   NICs of a node at once. All-reduce: a reduce-scatter phase and an all-gather phase of p − 1 steps,
@@ -13,8 +14,11 @@ written as phases of transfers, which the ``flow``/``step`` models run on the to
 * ``tree`` (all-reduce) — per channel, a chain through the GPUs of each node headed by the channel's rail
   GPU, and a binary tree over the nodes' heads; reduce (up) and broadcast (down) pipelined over K chunks
   per channel, of the size NCCL's ``calcCollChunking`` gives the protocol (:func:`tune.tree_chunk_bytes`;
-  ``nccl.buffsize`` = NCCL_BUFFSIZE sets Simple's): one phase of K − 1 + 2D steps (D = L − 1 + ⌊log2 N⌋ hops),
-  every tree edge carrying one chunk per step in each direction.
+  ``nccl.buffsize`` = NCCL_BUFFSIZE sets Simple's), timed as a pipeline whose hops differ: the first chunk
+  crosses the D = L − 1 + ⌊log2 N⌋ hops up and back down in turn (2(L − 1) steps on the chains' NVLink
+  edges, 2⌊log2 N⌋ on the heads' network edges, each edge of the class carrying one chunk towards the
+  root: its rate when every channel streams), then K − 1 steps with every edge carrying one chunk each
+  way.
 * ``nvls`` (all-reduce, one node whose NVSwitch reduces, ``nccl.nvls: true``) — the switch reads every
   GPU's buffer (n up), reduces, and hands each GPU its reduced 1/L (n/L down); each GPU multicasts that
   back through the switch (n/L up, n down): one phase where each GPU sends n(1 + 1/L)/(L − 1) to each
@@ -56,7 +60,8 @@ DEFAULT_FABRIC: dict = {"gpus_per_node": 1, "nics_per_node": 1, "intra_Bps": 450
                         "intra_latency_s": 0.0, "inter_latency_s": 0.0, "arch": "hopper",
                         "cpu_vendor": "intel", "nvls": False, "ll128": True, "channels": 0,
                         "base_latency_us": 0.0, "eff_nvlink": 1.0, "eff_nic": 1.0,
-                        "algorithms": tune.ALGOS, "protocols": tune.PROTOS, "buffsize": 4 * 2**20}
+                        "algorithms": tune.ALGOS, "protocols": tune.PROTOS, "buffsize": 4 * 2**20,
+                        "version": "2.19"}
 
 
 @dataclass(frozen=True)
@@ -137,16 +142,16 @@ class NcclCollective:
         L = self._L(p, local_size, fabric)
         N = p // L
         m = max(1, min(int(f["nics_per_node"]), L)) if L > 1 else 1
-        C = int(f["channels"]) or m
-        bw_intra = f["intra_Bps"] / 1e9 / C
-        bw_inter = f["inter_Bps"] / 1e9 * m / C
+        bw_intra = f["intra_Bps"] / 1e9 / m
+        bw_inter = f["inter_Bps"] / 1e9
         if N == 1:
             bw_inter = bw_intra
-        g = tune.NcclGraph(n_ranks=p, n_nodes=N, channels=C, bw_intra_GBps=bw_intra, bw_inter_GBps=bw_inter,
+        g = tune.NcclGraph(n_ranks=p, n_nodes=N, channels=m, bw_intra_GBps=bw_intra, bw_inter_GBps=bw_inter,
                            arch=f["arch"], cpu_vendor=f["cpu_vendor"], ll128=bool(f["ll128"]),
                            nvls=bool(f["nvls"]), algorithms=tuple(f["algorithms"]),
-                           protocols=tuple(f["protocols"]))
-        return g, f, C, L, N
+                           protocols=tuple(f["protocols"]), version=str(f["version"]),
+                           comm_channels=int(f["channels"]))
+        return g, f, g.run_channels(), L, N
 
     def plan(self, p: int, n: float, local_size: int | None, fabric) -> Plan:
         """NCCL's choice for this call and its phases."""
@@ -196,20 +201,33 @@ class NcclCollective:
         return [(s, d, chunk, p - 1)] * count
 
     def _tree(self, n, C, L, N, share, nodes, chunk_bytes):
-        src, dst = [], []
+        intra_s, intra_d, inter_s, inter_d = [], [], [], []
         for c in range(C):
             order = _node_order(L, share, c)
             chain = nodes[:, order]                       # (N, L): head first
-            up_s, up_d = chain[:, 1:].ravel(), chain[:, :-1].ravel()
+            intra_s.append(chain[:, 1:].ravel())
+            intra_d.append(chain[:, :-1].ravel())
             heads = chain[:, 0]
             kids = np.arange(1, N)
-            up_s = np.concatenate([up_s, heads[kids]])
-            up_d = np.concatenate([up_d, heads[(kids - 1) // 2]])
-            src += [up_s, up_d]
-            dst += [up_d, up_s]
-        depth = (L - 1) + tune.log2i(N)
+            inter_s.append(heads[kids])
+            inter_d.append(heads[(kids - 1) // 2])
+        up_in = (np.concatenate(intra_s), np.concatenate(intra_d))   # towards the root, inside the nodes
+        up_x = (np.concatenate(inter_s), np.concatenate(inter_d))    # towards the root, between node heads
         chunks = max(1, math.ceil(n / C / chunk_bytes))
-        return [(np.concatenate(src), np.concatenate(dst), n / (C * chunks), chunks - 1 + 2 * depth)]
+        b = n / (C * chunks)
+        # a pipeline of K chunks over the 2D hops up and back down: the first chunk crosses every hop in turn
+        # (the up edges, each hop at the rate it has when every channel moves one chunk over it; the way
+        # down mirrors them), then the other K − 1 follow one step apart, each step every edge both ways
+        out = []
+        if L > 1:
+            out.append((*up_in, b, 2 * (L - 1)))
+        if N > 1:
+            out.append((*up_x, b, 2 * tune.log2i(N)))
+        if chunks > 1:
+            both = [np.concatenate([up_in[0], up_x[0], up_in[1], up_x[1]]),
+                    np.concatenate([up_in[1], up_x[1], up_in[0], up_x[0]])]
+            out.append((*both, b, chunks - 1))
+        return out
 
     def _nvls(self, n, L):
         # each GPU's link carries n + n/L each way: up, its whole buffer read by the switch's reductions and

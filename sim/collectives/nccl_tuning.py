@@ -1,7 +1,8 @@
 """NCCL's tuning model: which algorithm and protocol NCCL picks for one call, and the time it predicts.
 
-A port of ``src/graph/tuning.cc`` of NVIDIA/nccl (commit b6475625fbcaa2c3c0e50eed2fa1255d7514d4a2,
-the 2.19/2.20 line): the tables ``baseLat``, ``hwLat`` (NVLink / PCI / NET), ``llMaxBws``,
+A port of ``src/graph/tuning.cc`` of NVIDIA/nccl in two versions (:data:`VERSIONS`): ``"2.19"``, commit
+b6475625fbcaa2c3c0e50eed2fa1255d7514d4a2 (the 2.19/2.20 line, the default), and ``"2.23"``, tag v2.23.4-1
+(September 2024; what changed is listed at :data:`V2_23`): the tables ``baseLat``, ``hwLat`` (NVLink / PCI / NET), ``llMaxBws``,
 ``perChMaxRingLL128Bws``, ``perChMaxTreeLL128Bws``, ``perChMaxTreeBws`` and ``treeCorrectionFactor``;
 ``ncclTopoTuneModel`` (the bus bandwidth and latency of every algorithm × protocol) and
 ``ncclTopoGetAlgoTime`` (``time = lat + bytes / (1000 · bw)``, µs and GB/s); and the choice that
@@ -11,8 +12,9 @@ the 2.19/2.20 line): the tables ``baseLat``, ``hwLat`` (NVLink / PCI / NET), ``l
 What NCCL learns from its topology search is an input here (:class:`NcclGraph`): channels, per-channel
 bandwidth inside a node and across nodes, the GPU generation, whether LL128 and NVLS are enabled, the
 CPU vendor (it sets the LL cap across nodes and the network post overhead). CollNet, NVLS-tree and the
-PCI-only tables are not modelled; NCCL's arithmetic is float32, this is float64 (choices can differ only
-on an exact tie).
+PCI-only tables are not modelled, nor 2.23's PAT algorithm (all-gather and reduce-scatter with one GPU
+per node, where 2.23 may pick it and this model runs a ring); NCCL's arithmetic is float32, this is
+float64 (choices can differ only on an exact tie).
 """
 
 from __future__ import annotations
@@ -42,6 +44,42 @@ TREE_CORRECTION = (
     (1.0, 1.0, 1.0, 1.0, 1.0, .9, .8, .8, .8, .7, .6, .6, .6, .6, .6, .6, .8, .9, .9, .9, .9, 1.0, 1.0),
     (.9, .9, .9, .9, .9, .9, .9, .8, .7, .6, .6, .5, .5, .5, .5, .6, .7, .8, .7, .7, .8, .9, .9),
 )
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The constants of one NCCL version's ``tuning.cc`` and the rules that changed between versions."""
+
+    base_lat_us: dict
+    hw_lat_nvlink_us: dict
+    hw_lat_net_us: dict
+    ll_max_bws: tuple
+    #: ring/LL's share of the bus: 2.19 ¼ (⅓ for single-node all-gather/reduce-scatter), 2.23 ½
+    ring_ll_share: str
+    #: ring/LL128 at < 2 ranks per node: 2.19 ×0.7, 2.23 ×0.92 like every other case
+    ring_ll128_low_ppn: float
+    #: all-reduce's inter-node ring steps: 2.19 2·nNodes, 2.23 2·(nNodes − 1)
+    allreduce_inter_steps: str
+    #: at one rank per node 2.23 charges every algorithm the tree's network latency
+    ppn1_tree_net_latency: bool
+
+
+V2_19 = Tables(BASE_LAT_US, HW_LAT_NVLINK_US, HW_LAT_NET_US, LL_MAX_BWS, ring_ll_share="quarter",
+               ring_ll128_low_ppn=0.7, allreduce_inter_steps="2n", ppn1_tree_net_latency=False)
+#: NCCL 2.23.4 (tags v2.22.3-1 → v2.23.4-1 of src/graph/tuning.cc): tree/Simple base latency 0 → 8.4 µs and
+#: per-hop latency 28 → 4 µs on NVLink (and PCI), 28 → 14 µs on the network; NVLS's NVLink hop 23 → 25 µs;
+#: Hopper's llMaxBws (87.7, 22.5, 19.0) → (141, 45, 35); ring/LL bus × ½; ring/LL128 × 0.92 at any ppn;
+#: all-reduce ring inter-node steps 2·(nNodes − 1); at ppn 1 the tree's network latency for every algorithm.
+#: (Its tree refinements and treeCorrectionFactor now apply to all-reduce only, the one op this model runs as
+#: a tree, and getAlgoTime no longer rescales by a call's channel count, which this model never did.)
+V2_23 = Tables(
+    base_lat_us={**BASE_LAT_US, "tree": (6.8, 14.0, 8.4)},
+    hw_lat_nvlink_us={**HW_LAT_NVLINK_US, "tree": (0.6, 1.25, 4.0), "nvls": (0.0, 0.0, 25.0)},
+    hw_lat_net_us={**HW_LAT_NET_US, "tree": (5.0, 8.5, 14.0)},
+    ll_max_bws=(LL_MAX_BWS[0], LL_MAX_BWS[1], (141.0, 45.0, 35.0)),
+    ring_ll_share="half", ring_ll128_low_ppn=0.92, allreduce_inter_steps="2(n-1)", ppn1_tree_net_latency=True)
+#: the NCCL versions whose tuning model is ported (``nccl.version`` of a topology)
+VERSIONS: dict[str, Tables] = {"2.19": V2_19, "2.23": V2_23}
 ARCHS = {"volta": 70, "ampere": 80, "hopper": 90}
 #: tuning.cc nvlsEfficiency (added in NCCL 2.28.3, commit f1308997): the rate NVLink SHARP reduces at, as a
 #: share of NVLink's; NVLS needs Hopper's NVSwitch, so the earlier generations have none
@@ -58,7 +96,9 @@ class NcclGraph:
     its ``nChannels``. ``ll128`` is NCCL's default LL128 enable (NVLink inside the node, one GPU
     generation); ``nvls`` whether the node switch can reduce (NVLink SHARP, H100 NVSwitch).
     ``algorithms``/``protocols`` are what ``NCCL_ALGO``/``NCCL_PROTO`` leave enabled (tuning.cc zeroes the
-    bandwidth of the others, so :func:`choose` never picks them).
+    bandwidth of the others, so :func:`choose` never picks them). ``channels`` is the search's count, which the
+    tuning model multiplies by the per-channel bandwidth; a call runs on ``comm_channels`` (0: NCCL's own
+    count, :meth:`run_channels`). ``version`` picks the tuning tables (:data:`VERSIONS`).
     """
 
     n_ranks: int
@@ -73,6 +113,33 @@ class NcclGraph:
     latency_inter_us: float = 0.0
     algorithms: tuple[str, ...] = ALGOS
     protocols: tuple[str, ...] = PROTOS
+    version: str = "2.19"
+    comm_channels: int = 0
+
+    @property
+    def tables(self) -> Tables:
+        """This version's tuning constants."""
+        return VERSIONS[self.version]
+
+    def run_channels(self) -> int:
+        """The channels a call runs on (``comm->nChannels``). Unless set, NCCL's ``ncclTopoPostset``
+        (src/graph/connect.cc, both versions) doubles the search's channels ("Duplication should be complete
+        now", at most MAXCHANNELS = 32), and doubles them again on Hopper across nodes while fewer than 16 and
+        the ring graph's ``bwIntra`` exceeds 45 GB/s ("Use 4 compute channels per search channel").
+
+        Examples
+        --------
+        >>> NcclGraph(n_ranks=16, n_nodes=2, channels=8, bw_intra_GBps=56.25, bw_inter_GBps=25).run_channels()
+        16
+        >>> NcclGraph(n_ranks=16, n_nodes=2, channels=4, bw_intra_GBps=112.5, bw_inter_GBps=50).run_channels()
+        16
+        """
+        if self.comm_channels:
+            return int(self.comm_channels)
+        c = min(32, 2 * self.channels)
+        if ARCHS[self.arch] >= 90 and self.n_nodes > 1 and graph_bw_GBps("ring", self) > 45.0 and c < 16:
+            c = min(32, 2 * c)
+        return c
 
 
 def log2i(n: int) -> int:
@@ -84,9 +151,10 @@ def log2i(n: int) -> int:
     return out
 
 
-def _steps(op: str, p: int, nodes: int) -> tuple[int, int]:
+def _steps(op: str, p: int, nodes: int, t: Tables = V2_19) -> tuple[int, int]:
     if op == "allreduce":
-        return 2 * (p - 1), (2 * nodes if nodes > 1 else 0)
+        inter = 2 * nodes if t.allreduce_inter_steps == "2n" else 2 * (nodes - 1)
+        return 2 * (p - 1), (inter if nodes > 1 else 0)
     return p - 1, nodes - 1
 
 
@@ -119,27 +187,28 @@ def bus_bandwidth_GBps(op: str, algo: str, proto: str, g: NcclGraph) -> float:
     """``comm->bandwidths[coll][a][p]``: the algorithm bandwidth NCCL's model gives (GB/s), 0 if disabled."""
     if not enabled(op, algo, g) or (algo == "nvls" and proto != "Simple") or (proto == "LL128" and not g.ll128):
         return 0.0
-    p, nodes, ch = g.n_ranks, g.n_nodes, g.channels
+    p, nodes, ch, t = g.n_ranks, g.n_nodes, g.channels, g.tables
     cc = 2 if ARCHS[g.arch] >= 90 else 1 if ARCHS[g.arch] >= 80 else 0
     i2 = nodes - 1 if nodes <= 2 else 2
     i1 = cc if nodes == 1 else (1 if g.cpu_vendor == "amd" else 0)
-    ll_max = LL_MAX_BWS[i1][i2]
+    ll_max = t.ll_max_bws[i1][i2]
     ppn = p / nodes
     bw = graph_bw_GBps(algo, g)
     if algo == "nvls":
         bw = min(g.bw_intra_GBps, g.bw_inter_GBps)
     bus = ch * bw
     if algo == "ring" and proto == "LL":
-        bus = min(ll_max, bus * (1.0 / 4.0 if nodes > 1 or op == "allreduce" else 1.0 / 3.0))
+        share = 0.5 if t.ring_ll_share == "half" else 1.0 / 4.0 if nodes > 1 or op == "allreduce" else 1.0 / 3.0
+        bus = min(ll_max, bus * share)
     if algo == "ring" and proto == "LL128":
-        bus = min(bus * (0.7 if ppn < 2 else 0.92), ch * PER_CH_MAX_RING_LL128_BWS[cc][i2])
+        bus = min(bus * (t.ring_ll128_low_ppn if ppn < 2 else 0.92), ch * PER_CH_MAX_RING_LL128_BWS[cc][i2])
     if algo == "tree":
         bus = min(bus * .92, ch * PER_CH_MAX_TREE_BWS[cc][i2])
     if algo == "tree" and proto == "LL":
         bus = min(bus * 1.0 / 3.8, ll_max)
     if algo == "tree" and proto == "LL128":
         bus = min(bus * (7.0 / 9.0 if nodes == 1 else 120.0 / 128.0), ch * PER_CH_MAX_TREE_LL128_BWS[cc][i2])
-    nsteps, _ = _steps(op, p, nodes)
+    nsteps, _ = _steps(op, p, nodes, t)
     ratio = p / nsteps if algo == "ring" else 5.0 / 6.0 if algo == "nvls" else 0.5
     return bus * ratio
 
@@ -147,14 +216,15 @@ def bus_bandwidth_GBps(op: str, algo: str, proto: str, g: NcclGraph) -> float:
 def latency_us(op: str, algo: str, proto: str, g: NcclGraph) -> float:
     """``comm->latencies[coll][a][p]`` (µs): base latency plus the per-hop latencies of the schedule."""
     pi = PROTOS.index(proto)
-    p, nodes = g.n_ranks, g.n_nodes
-    intra = HW_LAT_NVLINK_US[algo][pi]
-    inter = HW_LAT_NET_US[algo][pi] + g.latency_inter_us
+    p, nodes, t = g.n_ranks, g.n_nodes, g.tables
+    intra = t.hw_lat_nvlink_us[algo][pi]
+    net_algo = "tree" if t.ppn1_tree_net_latency and p == nodes else algo  # 2.23: "latencies fully exposed"
+    inter = t.hw_lat_net_us[net_algo][pi] + g.latency_inter_us
     if proto == "Simple":
         inter += g.latency_inter_us
-    lat = BASE_LAT_US[algo][pi]
+    lat = t.base_lat_us[algo][pi]
     if algo == "ring":
-        nsteps, ninter = _steps(op, p, nodes)
+        nsteps, ninter = _steps(op, p, nodes, t)
         overhead = 0.0
         if nodes > 1:
             overhead = NET_OVERHEAD_US[g.cpu_vendor] * (3 if proto == "Simple" else 1)
@@ -167,7 +237,7 @@ def latency_us(op: str, algo: str, proto: str, g: NcclGraph) -> float:
 
 def ring_plateau(op: str, nbytes: float, g: NcclGraph) -> float:
     """ncclTopoGetAlgoTime's "plateau effect of ring" latency factor for ring/Simple all-reduce across nodes."""
-    if op == "allreduce" and g.n_nodes > 1 and nbytes / (g.channels * g.n_ranks) >= 64:
+    if op == "allreduce" and g.n_nodes > 1 and nbytes / (g.run_channels() * g.n_ranks) >= 64:
         return 1.9 if ARCHS[g.arch] < 80 else 1.4
     return 1.0
 
@@ -215,9 +285,10 @@ def tree_chunk_bytes(proto: str, nbytes: float, g: NcclGraph, buffsize: int = 4 
         chunk = chunk // 16 * 15
         ppn = g.n_ranks / g.n_nodes
         steps = 1 + log2i(g.n_nodes) + 0.1 * ppn
-        while nbytes // (g.channels * chunk) < steps * 64 / ppn and chunk > 131072:
+        ch = g.run_channels()
+        while nbytes // (ch * chunk) < steps * 64 / ppn and chunk > 131072:
             chunk //= 2
-        while nbytes // (g.channels * chunk) < steps * 16 / ppn and chunk > 32768:
+        while nbytes // (ch * chunk) < steps * 16 / ppn and chunk > 32768:
             chunk //= 2
     return int(chunk)
 
