@@ -416,3 +416,23 @@ def test_tree_pipeline_fill_is_each_hop_in_turn():
     expected = 2 * 7 * (14 * b / V) + 2 * (2 * b / (B * e)) + lat_s
     assert _flow_time(G, "allreduce", 16, n) == pytest.approx(expected, rel=1e-9)
     assert _flow_time(G, "allreduce", 16, n, network="analytic") == pytest.approx(expected, rel=1e-9)
+
+
+def test_ll128_tree_streams_without_a_store_and_forward_fill():
+    # LL and LL128 forward each line as its flag arrives (NCCL's prims_ll.h / prims_ll128.h), so a tree
+    # under them has no per-hop fill: K steps, every edge both ways at the slowest link's rate, plus NCCL's
+    # latency. 2 nodes x 8, 8 NICs of B (efficiency e), NVLink V, 4 MiB: C = 16 channels, LL128 chunk 36,000 B
+    # (calcCollChunking: 576,000 halved to 72,000 while 4 MiB // (16 · chunk) < 22.4, then to 36,000 while
+    # < 5.6), K = ceil(262,144 / 36,000) = 8 chunks of b = 4 MiB / 128. Each NIC carries two channels' chunk
+    # each way per step; LL128's factor over Simple on the tree: per-channel cap 8 · 36.7 over
+    # min(8 · 50 · 0.92, 8 · 41.4) (graph bw min(56.25, 2 · 25) = 50); latency 14 + 2 · (7 · 1.25 + 8.5) µs.
+    B, V, e = 25e9, 450e9, 0.9
+    G = hier(2, 8, V, B, 0.0, 0.0, nccl={"bus_efficiency": {"nic": e}, "algorithms": ["tree"],
+                                         "protocols": ["LL128"]})
+    n, K = 4 * 2**20, 8
+    b = n / (16 * K)
+    factor = (8 * 36.7) / min(8 * 50 * 0.92, 8 * 41.4)
+    expected = K * 2 * b / (factor * B * e) + (14 + 2 * (7 * 1.25 + 8.5)) * 1e-6
+    assert get_algorithm("allreduce", "nccl").plan(16, n, 8, G.graph["fabric"]).proto == "LL128"
+    assert _flow_time(G, "allreduce", 16, n) == pytest.approx(expected, rel=1e-9)
+    assert _flow_time(G, "allreduce", 16, n, network="analytic") == pytest.approx(expected, rel=1e-9)

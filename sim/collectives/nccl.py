@@ -14,11 +14,11 @@ written as phases of transfers, which the ``flow``/``step`` models run on the to
 * ``tree`` (all-reduce) — per channel, a chain through the GPUs of each node headed by the channel's rail
   GPU, and a binary tree over the nodes' heads; reduce (up) and broadcast (down) pipelined over K chunks
   per channel, of the size NCCL's ``calcCollChunking`` gives the protocol (:func:`tune.tree_chunk_bytes`;
-  ``nccl.buffsize`` = NCCL_BUFFSIZE sets Simple's), timed as a pipeline whose hops differ: the first chunk
-  crosses the D = L − 1 + ⌊log2 N⌋ hops up and back down in turn (2(L − 1) steps on the chains' NVLink
-  edges, 2⌊log2 N⌋ on the heads' network edges, each edge of the class carrying one chunk towards the
-  root: its rate when every channel streams), then K − 1 steps with every edge carrying one chunk each
-  way.
+  ``nccl.buffsize`` = NCCL_BUFFSIZE sets Simple's). Simple stores and forwards each chunk, so it is timed
+  as a pipeline whose hops differ: the first chunk crosses the D = L − 1 + ⌊log2 N⌋ hops up and back down
+  in turn (2(L − 1) steps on the chains' NVLink edges, 2⌊log2 N⌋ on the heads' network edges, each edge of
+  the class carrying one chunk towards the root: its rate when every channel streams), then K − 1 steps
+  with every edge carrying one chunk each way. LL and LL128 forward line by line: K such steps, no fill.
 * ``nvls`` (all-reduce, one node whose NVSwitch reduces, ``nccl.nvls: true``) — the switch reads every
   GPU's buffer (n up), reduces, and hands each GPU its reduced 1/L (n/L down); each GPU multicasts that
   back through the switch (n/L up, n down): one phase where each GPU sends n(1 + 1/L)/(L − 1) to each
@@ -171,7 +171,8 @@ class NcclCollective:
         if algo == "ring":
             raw = self._ring(p, n, C, L, N, share, nodes)
         elif algo == "tree":
-            raw = self._tree(n, C, L, N, share, nodes, tune.tree_chunk_bytes(proto, n, g, f["buffsize"]))
+            raw = self._tree(n, C, L, N, share, nodes, tune.tree_chunk_bytes(proto, n, g, f["buffsize"]),
+                             store_and_forward=proto == "Simple")
         else:
             raw = self._nvls(n, L)
         total_steps = sum(st for _s, _d, _b, st in raw)
@@ -200,7 +201,7 @@ class NcclCollective:
         count = 2 if self.op == "allreduce" else 1
         return [(s, d, chunk, p - 1)] * count
 
-    def _tree(self, n, C, L, N, share, nodes, chunk_bytes):
+    def _tree(self, n, C, L, N, share, nodes, chunk_bytes, store_and_forward=True):
         intra_s, intra_d, inter_s, inter_d = [], [], [], []
         for c in range(C):
             order = _node_order(L, share, c)
@@ -215,17 +216,23 @@ class NcclCollective:
         up_x = (np.concatenate(inter_s), np.concatenate(inter_d))    # towards the root, between node heads
         chunks = max(1, math.ceil(n / C / chunk_bytes))
         b = n / (C * chunks)
-        # a pipeline of K chunks over the 2D hops up and back down: the first chunk crosses every hop in turn
-        # (the up edges, each hop at the rate it has when every channel moves one chunk over it; the way
-        # down mirrors them), then the other K − 1 follow one step apart, each step every edge both ways
+        both = [np.concatenate([up_in[0], up_x[0], up_in[1], up_x[1]]),
+                np.concatenate([up_in[1], up_x[1], up_in[0], up_x[0]])]
+        if not store_and_forward:
+            # LL and LL128 forward each line as its flag arrives (src/device/prims_ll.h LLGenericOp: readLL,
+            # reduce, storeLL to the next peer in one loop trip): no chunk waits at a hop, whose cost is
+            # NCCL's per-hop latency; the data streams through every edge both ways at the slowest one's rate
+            return [(*both, b, chunks)]
+        # Simple stores and forwards whole slices (prims_simple.h: waitPeer, then postPeer once the slice
+        # is in): a pipeline of K chunks over the 2D hops up and back down. The first chunk crosses every
+        # hop in turn (the up edges, each hop at the rate it has when every channel moves one chunk over
+        # it; the way down mirrors them), then the other K − 1 follow one step apart, every edge both ways
         out = []
         if L > 1:
             out.append((*up_in, b, 2 * (L - 1)))
         if N > 1:
             out.append((*up_x, b, 2 * tune.log2i(N)))
         if chunks > 1:
-            both = [np.concatenate([up_in[0], up_x[0], up_in[1], up_x[1]]),
-                    np.concatenate([up_in[1], up_x[1], up_in[0], up_x[0]])]
             out.append((*both, b, chunks - 1))
         return out
 
