@@ -20,7 +20,8 @@ docs/nccl.md): NVLink (``intra``) and NIC (``inter``) bandwidths and latencies, 
 ``nccl`` parameters of a preset (:func:`nccl_params`): ``base_latency_us``, ``bus_efficiency`` per link
 class (``nvlink``, ``nic``), ``arch``, ``cpu_vendor``, ``nvls``, ``ll128``, ``channels``, and what NCCL's
 environment sets (``algorithms`` = NCCL_ALGO, ``protocols`` = NCCL_PROTO, ``buffsize`` = NCCL_BUFFSIZE,
-``channels`` = NCCL_MIN/MAX_NCHANNELS), and ``version``, the NCCL release whose tuning model runs.
+``channels`` = NCCL_MIN/MAX_NCHANNELS, ``tuner`` = the rules file of NCCL's example tuner plugin,
+:mod:`topologies.nccl_tuner`), and ``version``, the NCCL release whose tuning model runs.
 Nothing else reads it.
 """
 
@@ -35,6 +36,7 @@ import networkx as nx
 from sim.errors import UserError
 from sim.units import parse_bytes
 from topologies._graph import add_links, check_positive, check_positive_int, new_graph
+from topologies.nccl_tuner import read_rules
 
 
 def hier(n_nodes: int, gpus_per_node: int, intra_Bps: float, inter_Bps: float,
@@ -137,9 +139,9 @@ def hier_path(G: nx.Graph, src: int, dst: int, ecmp_hash: int | None = None) -> 
 NCCL_DEFAULTS: dict[str, Any] = {"base_latency_us": 0.0, "eff_nvlink": 1.0, "eff_nic": 1.0, "arch": "hopper",
                                  "cpu_vendor": "intel", "nvls": False, "ll128": True, "channels": 0,
                                  "algorithms": ("tree", "ring", "nvls"), "protocols": ("LL", "LL128", "Simple"),
-                                 "buffsize": 4 * 2**20, "version": "2.19"}
+                                 "buffsize": 4 * 2**20, "version": "2.19", "tuner": ()}
 _NCCL_KEYS = ("base_latency_us, bus_efficiency {nvlink, nic}, arch, cpu_vendor, nvls, ll128, channels, "
-              "algorithms, protocols, buffsize, version")
+              "algorithms, protocols, buffsize, version, tuner")
 #: the NCCL versions whose tuning model dnnsim ports (sim.collectives.nccl_tuning.VERSIONS)
 _NCCL_VERSIONS = ("2.19", "2.23")
 #: the names NCCL_ALGO / NCCL_PROTO take here (NCCL's own spellings, case-insensitive)
@@ -195,6 +197,10 @@ def nccl_params(raw: Mapping[str, Any] | None) -> dict[str, Any]:
             out[key] = _choices(value, field, _NCCL_CHOICES[key])
         elif key == "buffsize":
             out[key] = _buffsize(value, field)
+        elif key == "tuner":
+            if not isinstance(value, str) or not value.strip():
+                raise UserError(field, f"{value!r} is not a file name", "the path of a tuner rules file")
+            out[key] = read_rules(value.strip())
         elif key == "version":
             text = str(value).strip()
             if isinstance(value, bool) or text not in _NCCL_VERSIONS:

@@ -46,7 +46,7 @@ the given α and bandwidth, and NCCL's choice assumes :data:`DEFAULT_FABRIC`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -61,7 +61,7 @@ DEFAULT_FABRIC: dict = {"gpus_per_node": 1, "nics_per_node": 1, "intra_Bps": 450
                         "cpu_vendor": "intel", "nvls": False, "ll128": True, "channels": 0,
                         "base_latency_us": 0.0, "eff_nvlink": 1.0, "eff_nic": 1.0,
                         "algorithms": tune.ALGOS, "protocols": tune.PROTOS, "buffsize": 4 * 2**20,
-                        "version": "2.19"}
+                        "version": "2.19", "tuner": ()}
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,10 @@ class NcclCollective:
     def plan(self, p: int, n: float, local_size: int | None, fabric) -> Plan:
         """NCCL's choice for this call and its phases."""
         g, f, C, L, N = self.graph(p, local_size, fabric)
-        algo, proto, predicted = tune.choose(self.op, n, g)
+        algo, proto, predicted, channels = tuned(self.op, n, g, f["tuner"])
+        # a tuner's channel count caps the call's at the communicator's (chunking sees the call's)
+        C = min(C, channels) if channels else C
+        g_call = replace(g, comm_channels=C) if channels else g
         lat_us = tune.latency_us(self.op, algo, proto, g) + float(f["base_latency_us"])
         if algo == "ring" and proto == "Simple":
             lat_us = tune.latency_us(self.op, algo, proto, g) * tune.ring_plateau(self.op, n, g) \
@@ -171,7 +174,7 @@ class NcclCollective:
         if algo == "ring":
             raw = self._ring(p, n, C, L, N, share, nodes)
         elif algo == "tree":
-            raw = self._tree(n, C, L, N, share, nodes, tune.tree_chunk_bytes(proto, n, g, f["buffsize"]),
+            raw = self._tree(n, C, L, N, share, nodes, tune.tree_chunk_bytes(proto, n, g_call, f["buffsize"]),
                              store_and_forward=proto == "Simple")
         else:
             raw = self._nvls(n, L)
@@ -242,6 +245,18 @@ class NcclCollective:
         i, j = np.meshgrid(np.arange(L), np.arange(L), indexing="ij")
         mask = i != j
         return [(i[mask].astype(np.int64), j[mask].astype(np.int64), n * (1 + 1 / L) / (L - 1), 1)]
+
+
+def tuned(op: str, n: float, g: tune.NcclGraph, rules) -> tuple[str, str, float, int]:
+    """``(algorithm, protocol, NCCL's predicted µs, channels or 0)`` for one call: the first tuner rule
+    (:mod:`topologies.nccl_tuner`) that matches it and whose pair NCCL_ALGO/NCCL_PROTO leave enabled
+    (the plugin zeroes that pair's cost, so NCCL takes it), else NCCL's own choice (:func:`tune.choose`)."""
+    for rule in rules:
+        if rule.matches(op, n, g.n_nodes, g.n_ranks):
+            t = tune.algo_time_us(op, rule.algorithm, rule.protocol, n, g)
+            if t >= 0:
+                return rule.algorithm, rule.protocol, t, max(0, rule.channels)
+    return (*tune.choose(op, n, g), 0)
 
 
 def switched_time_s(phases, p: int, L: int, f: dict, single: tuple[float, float] | None) -> float:
