@@ -242,7 +242,7 @@ def test_a3_mega_preset_base_latency_is_the_held_out_fit():
     fit = fit_nccl([table], load_reference("a3-mega:nccl.algorithms=tree,nccl.protocols=simple"),
                    only=("base_latency_us",))
     assert [p.status for p in fit.params] == ["fitted", "held", "held"]
-    assert load_preset("a3-mega")["nccl"]["base_latency_us"] == round(fit.nccl_values()["base_latency_us"], 1)
+    assert load_preset("a3-mega")["nccl"]["base_latency_us"]["nic"] == round(fit.nccl_values()["base_latency_us"], 1)
 
 
 def test_a3_mega_base_latency_agrees_with_the_gke_all_gather_small_sizes():
@@ -255,7 +255,7 @@ def test_a3_mega_base_latency_agrees_with_the_gke_all_gather_small_sizes():
     fit = fit_nccl([gke], load_reference("a3-mega"), only=("base_latency_us",))
     got = fit.nccl_values()["base_latency_us"]
     assert got == pytest.approx(46.5, abs=0.05)
-    assert abs(got - load_preset("a3-mega")["nccl"]["base_latency_us"]) < 6
+    assert abs(got - load_preset("a3-mega")["nccl"]["base_latency_us"]["nic"]) < 6
 
 
 def test_reference_takes_nccl_keys_from_the_spec():
@@ -267,3 +267,19 @@ def test_reference_takes_nccl_keys_from_the_spec():
     assert ref.fabric(16)["protocols"] == ("Simple",)
     with pytest.raises(UserError, match="topology.nccl.protocols"):
         load_reference("a3-mega:nccl.protocols=fast")
+
+
+def test_written_base_latency_per_class():
+    # a fitted base latency is one value for every call (written as one); a held one keeps the reference's
+    # classes (a3-mega: nvlink 0, nic 41.1)
+    from sim.calibrate.topofile import topology_dict
+
+    ref = load_reference("a3-mega")
+    (large,) = read_files([A3MEGA])
+    held = fit_nccl([large], ref, min_bytes=64 * 2**20, only=("bus_efficiency.nic",))
+    assert topology_dict(held, ["t"], "c")["nccl"]["base_latency_us"] == {"nvlink": 0.0, "nic": 41.1}
+    (small,) = read_files([A3MEGA])
+    small.rows = [row for row in small.rows if row.size_bytes <= 512 * 2**10]
+    fitted = fit_nccl([small], ref, only=("base_latency_us",))
+    value = topology_dict(fitted, ["t"], "c")["nccl"]["base_latency_us"]
+    assert value == fitted.nccl_values()["base_latency_us"] and not isinstance(value, dict)

@@ -436,3 +436,25 @@ def test_ll128_tree_streams_without_a_store_and_forward_fill():
     assert get_algorithm("allreduce", "nccl").plan(16, n, 8, G.graph["fabric"]).proto == "LL128"
     assert _flow_time(G, "allreduce", 16, n) == pytest.approx(expected, rel=1e-9)
     assert _flow_time(G, "allreduce", 16, n, network="analytic") == pytest.approx(expected, rel=1e-9)
+
+
+def test_base_latency_per_link_class():
+    # base_latency_us: {nvlink: X, nic: Y}: a call inside one node pays X, a call across nodes Y — the same
+    # times as a scalar X (one node) or Y (two nodes); a single value stands for both classes
+    def t(nccl, p):
+        return _flow_time(hier(2, 8, 450e9, 25e9, 1e-6, 2e-6, nccl=nccl), "allreduce", p, 2**20)
+
+    split = {"base_latency_us": {"nvlink": 5.0, "nic": 50.0}}
+    assert t(split, 8) == t({"base_latency_us": 5.0}, 8)
+    assert t(split, 16) == t({"base_latency_us": 50.0}, 16)
+    assert t({"base_latency_us": {"nic": 50.0}}, 8) == t({}, 8)          # a class left out adds nothing
+    p = nccl_params({"base_latency_us": 7})
+    assert (p["base_latency_us"], p["base_latency_nvlink_us"]) == (7.0, 7.0)
+    for bad in ({"pcie": 1.0}, {"nic": -1.0}, {"nvlink": "x"}):
+        with pytest.raises(UserError, match="topology.nccl.base_latency_us"):
+            nccl_params({"base_latency_us": bad})
+    # one class from a spec string; the preset's other class stays (a3-mega: nvlink 0, nic 41.1)
+    f = dict(build_topology("a3-mega:nccl.base_latency_us.nvlink=3", 16).graph["fabric"])
+    assert (f["base_latency_nvlink_us"], f["base_latency_us"]) == (3.0, 41.1)
+    f = dict(build_topology("dgx-h100:nccl.base_latency_us.nic=9", 16).graph["fabric"])
+    assert (f["base_latency_nvlink_us"], f["base_latency_us"]) == (0.0, 9.0)

@@ -136,11 +136,11 @@ def hier_path(G: nx.Graph, src: int, dst: int, ecmp_hash: int | None = None) -> 
 
 
 #: the ``nccl:`` keys of a topology and their defaults (sim.collectives.nccl reads them from the fabric)
-NCCL_DEFAULTS: dict[str, Any] = {"base_latency_us": 0.0, "eff_nvlink": 1.0, "eff_nic": 1.0, "arch": "hopper",
+NCCL_DEFAULTS: dict[str, Any] = {"base_latency_us": 0.0, "base_latency_nvlink_us": 0.0, "eff_nvlink": 1.0, "eff_nic": 1.0, "arch": "hopper",
                                  "cpu_vendor": "intel", "nvls": False, "ll128": True, "channels": 0,
                                  "algorithms": ("tree", "ring", "nvls"), "protocols": ("LL", "LL128", "Simple"),
                                  "buffsize": 4 * 2**20, "version": "2.19", "tuner": ()}
-_NCCL_KEYS = ("base_latency_us, bus_efficiency {nvlink, nic}, arch, cpu_vendor, nvls, ll128, channels, "
+_NCCL_KEYS = ("base_latency_us (or {nvlink, nic}), bus_efficiency {nvlink, nic}, arch, cpu_vendor, nvls, ll128, channels, "
               "algorithms, protocols, buffsize, version, tuner")
 #: the NCCL versions whose tuning model dnnsim ports (sim.collectives.nccl_tuning.VERSIONS)
 _NCCL_VERSIONS = ("2.19", "2.23")
@@ -172,10 +172,16 @@ def nccl_params(raw: Mapping[str, Any] | None) -> dict[str, Any]:
                     raise UserError(f"{field}.{cls}", "unknown link class", "nvlink, nic")
                 out[f"eff_{cls}"] = _fraction(e, f"{field}.{cls}")
         elif key == "base_latency_us":
-            v = _number(value, field)
-            if v < 0:
-                raise UserError(field, f"{value!r} is negative", "microseconds >= 0")
-            out[key] = v
+            # one per-call latency for every call, or one per class: calls inside one node (nvlink) and
+            # calls across nodes (nic); a class left out of the mapping adds nothing
+            if isinstance(value, Mapping):
+                for cls in value:
+                    if cls not in ("nvlink", "nic"):
+                        raise UserError(f"{field}.{cls}", "unknown link class", "nvlink, nic")
+                out["base_latency_us"] = _latency(value.get("nic", 0.0), f"{field}.nic")
+                out["base_latency_nvlink_us"] = _latency(value.get("nvlink", 0.0), f"{field}.nvlink")
+            else:
+                out["base_latency_us"] = out["base_latency_nvlink_us"] = _latency(value, field)
         elif key == "arch":
             if value not in ("volta", "ampere", "hopper"):
                 raise UserError(field, f"unknown GPU generation {value!r}", "volta, ampere, hopper")
@@ -243,6 +249,13 @@ def _number(value: Any, field: str) -> float:
         raise UserError(field, f"{value!r} is not a number", "a finite number") from None
     if isinstance(value, bool) or not math.isfinite(v):
         raise UserError(field, f"{value!r} is not a number", "a finite number")
+    return v
+
+
+def _latency(value: Any, field: str) -> float:
+    v = _number(value, field)
+    if v < 0:
+        raise UserError(field, f"{value!r} is negative", "microseconds >= 0")
     return v
 
 

@@ -311,9 +311,12 @@ def split_nccl_keys(raw: dict[str, Any], nccl: dict[str, Any] | None) -> tuple[d
     block = dict(nccl or {})
     for key, value in dotted.items():
         head, _, leaf = key.partition(".")
-        if head == "bus_efficiency" and leaf:  # nccl.bus_efficiency.nic=0.8: one link class, the other kept
-            effs = block.get(head)
-            block[head] = {**(effs if isinstance(effs, dict) else {}), leaf: value}
+        if head in ("bus_efficiency", "base_latency_us") and leaf:  # nccl.bus_efficiency.nic=0.8: one link
+            # class, the other kept (a single base latency stands for both classes)
+            old = block.get(head)
+            if head == "base_latency_us" and old is not None and not isinstance(old, dict):
+                old = {"nvlink": old, "nic": old}
+            block[head] = {**(old if isinstance(old, dict) else {}), leaf: value}
         else:
             block[key] = value
     return {k: v for k, v in raw.items() if not k.startswith("nccl.")}, block

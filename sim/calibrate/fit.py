@@ -139,6 +139,8 @@ def model_time_s(ref: Reference, op: str, ranks: int, size_bytes: float, values:
     from sim.collectives.nccl import NCCL
 
     g = ref.gpus_per_node
+    if "base_latency_us" in values and "base_latency_nvlink_us" not in values:
+        values = {**values, "base_latency_nvlink_us": values["base_latency_us"]}   # a fit's one latency
     fabric = ref.fabric(ranks, values)
     return NCCL[op].cost_s(int(ranks), float(size_bytes), 0.0, 1.0, local_size=g, fabric=fabric)
 
@@ -150,10 +152,13 @@ class _Model:
         self.ref, self.points = ref, points
         self.t = np.array([pt.time_s for pt in points])
         self._fabrics = {p: ref.fabric(p) for p in sorted({pt.ranks for pt in points})}
+        self.base_free = True   # False once the fit holds base_latency_us: the reference's classes stay
 
-    @staticmethod
-    def values(x: np.ndarray) -> dict[str, float]:
-        return {"base_latency_us": float(x[0]), "eff_nvlink": float(1.0 / x[1]), "eff_nic": float(1.0 / x[2])}
+    def values(self, x: np.ndarray) -> dict[str, float]:
+        # a fitted per-call latency is one value for every call of the tables, inside a node or across
+        # (topofile writes it as one value too)
+        base = {"base_latency_us": float(x[0]), "base_latency_nvlink_us": float(x[0])} if self.base_free else {}
+        return {**base, "eff_nvlink": float(1.0 / x[1]), "eff_nic": float(1.0 / x[2])}
 
     def times(self, x: np.ndarray) -> np.ndarray:
         from sim.collectives.nccl import NCCL
@@ -235,6 +240,7 @@ def fit_nccl(tables: list[Table], ref: Reference, min_bytes: float = 0.0,
     if only:
         held |= np.array([name not in only for name in names])
     free &= ~held
+    model.base_free = not held[0]
     x[held] = x0[held]
     r = model.residuals(x)
     cost = float(r @ r)

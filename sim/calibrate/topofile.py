@@ -1,7 +1,8 @@
 """Write a fit (:mod:`sim.calibrate.fit`) as a topology YAML file that ``--topology FILE`` reads.
 
 The file is in preset form, like ``topologies/presets/*.yaml``: ``kind: hier``, the reference machine's
-``params`` unchanged, and its ``nccl:`` block with the fitted ``base_latency_us`` and
+``params`` unchanged, and its ``nccl:`` block with the fitted ``base_latency_us`` (one value for every call; a
+held one keeps the reference's, per class if it is) and
 ``bus_efficiency: {nvlink, nic}`` under the names the ``nccl`` collective model reads (the reference's
 ``arch``, ``cpu_vendor``, ``nvls``, ``ll128``, ``channels``, ``algorithms``, ``protocols``,
 ``buffsize``, ``version`` kept). ``--topology FILE --collectives nccl``
@@ -24,7 +25,10 @@ def topology_dict(fit: NcclFit, sources: list[str], command: str) -> dict[str, A
     ref = fit.reference
     values = fit.nccl_values()
     nccl = {k: v for k, v in ref.nccl.items() if k not in ("base_latency_us", "bus_efficiency")}
-    nccl["base_latency_us"] = values["base_latency_us"]
+    base = next(p for p in fit.params if p.key == "base_latency_us")
+    # a fitted latency is one value for every call; a held one keeps the reference's (per class, if it is)
+    nccl["base_latency_us"] = ref.nccl.get("base_latency_us", 0.0) if base.status.startswith("held") \
+        else values["base_latency_us"]
     nccl["bus_efficiency"] = {"nvlink": values["eff_nvlink"], "nic": values["eff_nic"]}
     return {
         "name": "calibrated",

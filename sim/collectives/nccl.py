@@ -59,7 +59,7 @@ from sim.errors import UserError
 DEFAULT_FABRIC: dict = {"gpus_per_node": 1, "nics_per_node": 1, "intra_Bps": 450e9, "inter_Bps": 50e9,
                         "intra_latency_s": 0.0, "inter_latency_s": 0.0, "arch": "hopper",
                         "cpu_vendor": "intel", "nvls": False, "ll128": True, "channels": 0,
-                        "base_latency_us": 0.0, "eff_nvlink": 1.0, "eff_nic": 1.0,
+                        "base_latency_us": 0.0, "base_latency_nvlink_us": 0.0, "eff_nvlink": 1.0, "eff_nic": 1.0,
                         "algorithms": tune.ALGOS, "protocols": tune.PROTOS, "buffsize": 4 * 2**20,
                         "version": "2.19", "tuner": ()}
 
@@ -160,10 +160,11 @@ class NcclCollective:
         # a tuner's channel count caps the call's at the communicator's (chunking sees the call's)
         C = min(C, channels) if channels else C
         g_call = replace(g, comm_channels=C) if channels else g
-        lat_us = tune.latency_us(self.op, algo, proto, g) + float(f["base_latency_us"])
+        # the per-call latency of the call's class: across nodes (nic) or inside one node (nvlink)
+        base_us = float(f["base_latency_us"] if N > 1 else f["base_latency_nvlink_us"])
+        lat_us = tune.latency_us(self.op, algo, proto, g) + base_us
         if algo == "ring" and proto == "Simple":
-            lat_us = tune.latency_us(self.op, algo, proto, g) * tune.ring_plateau(self.op, n, g) \
-                + float(f["base_latency_us"])
+            lat_us = tune.latency_us(self.op, algo, proto, g) * tune.ring_plateau(self.op, n, g) + base_us
         # the protocol's cost: NCCL's bandwidth for it over Simple's on the same algorithm (Simple itself runs
         # at the links' rate less their class efficiency); NVLS: NCCL's nvlsEfficiency of the switch's reduction
         bw = tune.bus_bandwidth_GBps(self.op, algo, proto, g)
