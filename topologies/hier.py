@@ -136,12 +136,13 @@ def hier_path(G: nx.Graph, src: int, dst: int, ecmp_hash: int | None = None) -> 
 
 
 #: the ``nccl:`` keys of a topology and their defaults (sim.collectives.nccl reads them from the fabric)
-NCCL_DEFAULTS: dict[str, Any] = {"base_latency_us": 0.0, "base_latency_nvlink_us": 0.0, "eff_nvlink": 1.0, "eff_nic": 1.0, "arch": "hopper",
-                                 "cpu_vendor": "intel", "nvls": False, "ll128": True, "channels": 0,
+NCCL_DEFAULTS: dict[str, Any] = {"base_latency_us": 0.0, "base_latency_nvlink_us": 0.0, "eff_nvlink": 1.0,
+                                 "eff_nic": 1.0, "arch": "hopper", "cpu_vendor": "intel", "nvls": False,
+                                 "ll128": True, "channels": 0,
                                  "algorithms": ("tree", "ring", "nvls"), "protocols": ("LL", "LL128", "Simple"),
                                  "buffsize": 4 * 2**20, "version": "2.19", "tuner": ()}
-_NCCL_KEYS = ("base_latency_us (or {nvlink, nic}), bus_efficiency {nvlink, nic}, arch, cpu_vendor, nvls, ll128, channels, "
-              "algorithms, protocols, buffsize, version, tuner")
+_NCCL_KEYS = ("base_latency_us (or {nvlink, nic}), bus_efficiency {nvlink, nic}, arch, cpu_vendor, nvls, ll128, "
+              "channels, algorithms, protocols, buffsize, version, tuner")
 #: the NCCL versions whose tuning model dnnsim ports (sim.collectives.nccl_tuning.VERSIONS)
 _NCCL_VERSIONS = ("2.19", "2.23")
 #: the names NCCL_ALGO / NCCL_PROTO take here (NCCL's own spellings, case-insensitive)
