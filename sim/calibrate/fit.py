@@ -84,8 +84,14 @@ class NcclFit:
     residuals: tuple[Residual, ...]
 
     def nccl_values(self) -> dict[str, float]:
-        """Flat keys (``base_latency_us``, ``eff_nvlink``, ``eff_nic``) -> fitted value."""
-        return {p.key: p.value for p in self.params}
+        """Flat keys (``base_latency_us``, ``eff_nvlink``, ``eff_nic``) -> fitted value. A fitted (not held)
+        base latency is one value for every call, so it also sets ``base_latency_nvlink_us`` (calls inside
+        one node); a held one leaves the reference's per-class values alone."""
+        out = {p.key: p.value for p in self.params}
+        base = next(p for p in self.params if p.key == "base_latency_us")
+        if not base.status.startswith("held"):
+            out["base_latency_nvlink_us"] = base.value
+        return out
 
     def stats(self) -> dict[str, dict[str, float]]:
         """Per link class (and ``all``): rows, rms and max |relative error|."""
@@ -139,8 +145,6 @@ def model_time_s(ref: Reference, op: str, ranks: int, size_bytes: float, values:
     from sim.collectives.nccl import NCCL
 
     g = ref.gpus_per_node
-    if "base_latency_us" in values and "base_latency_nvlink_us" not in values:
-        values = {**values, "base_latency_nvlink_us": values["base_latency_us"]}   # a fit's one latency
     fabric = ref.fabric(ranks, values)
     return NCCL[op].cost_s(int(ranks), float(size_bytes), 0.0, 1.0, local_size=g, fabric=fabric)
 

@@ -25,10 +25,10 @@ def topology_dict(fit: NcclFit, sources: list[str], command: str) -> dict[str, A
     ref = fit.reference
     values = fit.nccl_values()
     nccl = {k: v for k, v in ref.nccl.items() if k not in ("base_latency_us", "bus_efficiency")}
-    base = next(p for p in fit.params if p.key == "base_latency_us")
-    # a fitted latency is one value for every call; a held one keeps the reference's (per class, if it is)
-    nccl["base_latency_us"] = ref.nccl.get("base_latency_us", 0.0) if base.status.startswith("held") \
-        else values["base_latency_us"]
+    # a fitted latency is one value for every call (nccl_values then sets both classes); a held one keeps
+    # the reference's, per class if it is
+    nccl["base_latency_us"] = values["base_latency_us"] if "base_latency_nvlink_us" in values \
+        else ref.nccl.get("base_latency_us", 0.0)
     nccl["bus_efficiency"] = {"nvlink": values["eff_nvlink"], "nic": values["eff_nic"]}
     return {
         "name": "calibrated",

@@ -162,9 +162,8 @@ class NcclCollective:
         g_call = replace(g, comm_channels=C) if channels else g
         # the per-call latency of the call's class: across nodes (nic) or inside one node (nvlink)
         base_us = float(f["base_latency_us"] if N > 1 else f["base_latency_nvlink_us"])
-        lat_us = tune.latency_us(self.op, algo, proto, g) + base_us
-        if algo == "ring" and proto == "Simple":
-            lat_us = tune.latency_us(self.op, algo, proto, g) * tune.ring_plateau(self.op, n, g) + base_us
+        plateau = tune.ring_plateau(self.op, n, g) if (algo, proto) == ("ring", "Simple") else 1.0
+        lat_us = tune.latency_us(self.op, algo, proto, g) * plateau + base_us
         # the protocol's cost: NCCL's bandwidth for it over Simple's on the same algorithm (Simple itself runs
         # at the links' rate less their class efficiency); NVLS: NCCL's nvlsEfficiency of the switch's reduction
         bw = tune.bus_bandwidth_GBps(self.op, algo, proto, g)
