@@ -458,3 +458,82 @@ def test_base_latency_per_link_class():
     assert (f["base_latency_nvlink_us"], f["base_latency_us"]) == (3.0, 41.1)
     f = dict(build_topology("dgx-h100:nccl.base_latency_us.nic=9", 16).graph["fabric"])
     assert (f["base_latency_nvlink_us"], f["base_latency_us"]) == (0.0, 9.0)
+
+
+# --- NVLS tree (NVLink SHARP inside the nodes, a tree of the nodes across them) ---------------------------------
+
+H100_2x8 = NcclGraph(n_ranks=16, n_nodes=2, channels=8, bw_intra_GBps=56.25, bw_inter_GBps=50, nvls=True,
+                     version="2.23")
+
+
+def test_nvls_tree_cost_and_choice_on_two_h100_nodes():
+    # NCCL 2.23 tuning.cc on 2 x 8 H100 (NVLink 450 GB/s per GPU = 8 x 56.25, one 50 GB/s NIC per GPU):
+    # the NVLS graph has 8 heads (one per NIC); ncclTopoSearchTryNvls charges a GPU's NVSwitch path each of
+    # the 8 channels once and its head channel twice, so bwIntra = min(450/9, 50) = 50, bwInter = 50;
+    # NVLSTree bw = min(bwIntra, bwInter) on 2 nodes, bus = 8 x 50 x 5/6 = 333.3 GB/s;
+    # lat = baseLat 0 + hwLat[NVLINK][NVLSTree] 25 + 2 x log2(2) x hwLat[NET][NVLSTree] 14 = 53 us
+    n = 8 * 2**30
+    assert tune.nvls_graph_bws_GBps(H100_2x8) == (50.0, 50)
+    assert tune.bus_bandwidth_GBps("allreduce", "nvls_tree", "Simple", H100_2x8) == pytest.approx(8 * 50 * 5 / 6)
+    assert tune.latency_us("allreduce", "nvls_tree", "Simple", H100_2x8) == pytest.approx(53.0)
+    # ring/Simple: 8 x min(56.25, 50) x 16/30 = 213.3 GB/s; tree/Simple: min(8 x 56.25 x 0.92, 8 x 41.4) x 1/2
+    # = 165.6 GB/s: at 8 GiB the NVLS tree's 333.3 GB/s wins
+    assert choose("allreduce", n, H100_2x8) == pytest.approx(("nvls_tree", "Simple", 53 + n / (1000 * 8 * 50 * 5 / 6)))
+    # only all-reduce runs as an NVLS tree (tuning.cc skips it for all-gather / reduce-scatter)
+    assert choose("allgather", n, H100_2x8)[0] == "ring"
+
+
+def test_nvls_tree_needs_its_version_a_switch_and_three_gpus_per_node():
+    n = 8 * 2**30
+    # the 2.19 line's commit (2.20.3) turns NVLS off across nodes (nvls.cc ncclNvlsInit: nNodes > 1)
+    assert choose("allreduce", n, NcclGraph(**{**H100_2x8.__dict__, "version": "2.19"}))[0] != "nvls_tree"
+    assert choose("allreduce", n, NcclGraph(**{**H100_2x8.__dict__, "nvls": False}))[0] != "nvls_tree"
+    # ncclNvlsInit: gpuCount <= 2 turns NVLS off, alone or as a tree
+    two_per_node = NcclGraph(**{**H100_2x8.__dict__, "n_ranks": 4})
+    assert not tune.enabled("allreduce", "nvls_tree", two_per_node)
+    pair = NcclGraph(n_ranks=2, n_nodes=1, channels=8, bw_intra_GBps=56.25, bw_inter_GBps=56.25, nvls=True)
+    assert not tune.enabled("allreduce", "nvls", pair)
+
+
+def test_nvls_tree_halves_past_two_nodes_so_large_calls_go_back_to_rings():
+    # 4 x 8 H100 (2.23): NVLSTree bw = min(50, bwInter/2 = 25) -> bus 8 x 25 x 5/6 = 166.7 GB/s, less than
+    # ring/Simple's 8 x 50 x 32/62 = 206.5 GB/s: at 8 GiB NCCL runs a ring again, as reported for more than
+    # 2 nodes of 8 H100 with 8 x 400G NICs (NVIDIA/nccl#1221: NVLS on or off, the same bus bandwidth)
+    g = NcclGraph(**{**H100_2x8.__dict__, "n_ranks": 32, "n_nodes": 4})
+    assert tune.bus_bandwidth_GBps("allreduce", "nvls_tree", "Simple", g) == pytest.approx(8 * 25 * 5 / 6)
+    assert tune.latency_us("allreduce", "nvls_tree", "Simple", g) == pytest.approx(25 + 2 * 2 * 14)
+    assert choose("allreduce", 8 * 2**30, g)[:2] == ("ring", "Simple")
+
+
+@pytest.mark.parametrize("network", ["flow", "analytic"])
+@pytest.mark.parametrize("nodes", [2, 4])
+def test_nvls_tree_schedule_is_the_slower_of_the_switch_and_the_node_tree(network, nodes):
+    # dgx-h100 nodes (NVLink 450 GB/s at bus efficiency 0.8, 8 NICs of 50 GB/s at 0.9), no link latency,
+    # NCCL 2.23 forced to NVLSTree. Inside a node each GPU moves n(1 + 1/8) each way at NVLS's 0.85
+    # (the single-node NVLS traffic); across nodes each of the 8 rails carries the node's reduced 1/8 on two
+    # trees of half each, up and down at once. 2 nodes: the trees are one edge and its mirror, so each NIC
+    # sends n/16 up and n/16 down = n/8; 4 nodes (tree 1->0, 2->0, 3->1 and its mirror 2->3, 1->3, 0->2):
+    # every node sits on three tree edges, 3n/16 each way per NIC. The two levels run pipelined: the slower
+    # one sets the time, plus NCCL's NVLSTree latency 25 + 2·log2(N)·14 us.
+    spec = "dgx-h100:intra_latency=0us,inter_latency=0us,nccl.version=2.23,nccl.algorithms=nvls_tree"
+    p, n = 8 * nodes, 8 * 2**30
+    G = build_topology(spec, p)
+    assert get_algorithm("allreduce", "nccl").plan(p, n, 8, G.graph["fabric"]).algo == "nvls_tree"
+    intra_s = n * (1 + 1 / 8) / (450e9 * 0.8 * 0.85)
+    inter_s = (n / 8 if nodes == 2 else 3 * n / 16) / (50e9 * 0.9)
+    lat_s = (25 + 2 * tune.log2i(nodes) * 14) * 1e-6
+    assert _flow_time(G, "allreduce", p, n, network) == pytest.approx(lat_s + max(intra_s, inter_s), rel=1e-9)
+    assert (intra_s > inter_s) == (nodes == 2)
+
+
+def test_nvls_tree_names_in_nccl_algo_and_the_tuner(tmp_path):
+    # NCCL_ALGO's spelling NVLSTree and the tuner CSV's nvls_tree both name it
+    assert nccl_params({"algorithms": "Ring,NVLSTree"})["algorithms"] == ("ring", "nvls_tree")
+    rules = tmp_path / "tuner.csv"
+    rules.write_text("allreduce,0,1099511627776,nvls_tree,simple,-1,-1,-1\n")
+    n = 2**20
+    on = build_topology(f"dgx-h100:nccl.version=2.23,nccl.tuner={rules}", 16).graph["fabric"]
+    assert get_algorithm("allreduce", "nccl").plan(16, n, 8, on).algo == "nvls_tree"
+    # on the 2.19 line the pair is disabled, so the rule is skipped and NCCL's own choice stands
+    off = build_topology(f"dgx-h100:nccl.tuner={rules}", 16).graph["fabric"]
+    assert get_algorithm("allreduce", "nccl").plan(16, n, 8, off).algo != "nvls_tree"

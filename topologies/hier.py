@@ -139,14 +139,15 @@ def hier_path(G: nx.Graph, src: int, dst: int, ecmp_hash: int | None = None) -> 
 NCCL_DEFAULTS: dict[str, Any] = {"base_latency_us": 0.0, "base_latency_nvlink_us": 0.0, "eff_nvlink": 1.0,
                                  "eff_nic": 1.0, "arch": "hopper", "cpu_vendor": "intel", "nvls": False,
                                  "ll128": True, "channels": 0,
-                                 "algorithms": ("tree", "ring", "nvls"), "protocols": ("LL", "LL128", "Simple"),
+                                 "algorithms": ("tree", "ring", "nvls", "nvls_tree"),
+                                 "protocols": ("LL", "LL128", "Simple"),
                                  "buffsize": 4 * 2**20, "version": "2.19", "tuner": ()}
 _NCCL_KEYS = ("base_latency_us (or {nvlink, nic}), bus_efficiency {nvlink, nic}, arch, cpu_vendor, nvls, ll128, "
               "channels, algorithms, protocols, buffsize, version, tuner")
 #: the NCCL versions whose tuning model dnnsim ports (sim.collectives.nccl_tuning.VERSIONS)
 _NCCL_VERSIONS = ("2.19", "2.23")
 #: the names NCCL_ALGO / NCCL_PROTO take here (NCCL's own spellings, case-insensitive)
-_NCCL_CHOICES = {"algorithms": ("tree", "ring", "nvls"), "protocols": ("LL", "LL128", "Simple")}
+_NCCL_CHOICES = {"algorithms": ("tree", "ring", "nvls", "nvls_tree"), "protocols": ("LL", "LL128", "Simple")}
 
 
 def nccl_params(raw: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -220,11 +221,12 @@ def nccl_params(raw: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _choices(value: Any, field: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     """A subset of ``allowed`` as NCCL_ALGO / NCCL_PROTO give it: a list, or a string split at ``,`` or ``+``
-    (``+`` where the string sits in a ``PRESET:nccl.algorithms=ring+tree`` spec)."""
+    (``+`` where the string sits in a ``PRESET:nccl.algorithms=ring+tree`` spec); NCCL_ALGO's own spelling
+    ``NVLSTree`` names ``nvls_tree``."""
     items = value.replace("+", ",").split(",") if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not items:
         raise UserError(field, f"{value!r} is not a list", f"a non-empty subset of {', '.join(allowed)}")
-    lower = {a.lower(): a for a in allowed}
+    lower = {a.lower(): a for a in allowed} | {a.lower().replace("_", ""): a for a in allowed}
     out = []
     for item in items:
         name = lower.get(str(item).strip().lower())

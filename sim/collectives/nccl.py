@@ -23,6 +23,13 @@ written as phases of transfers, which the ``flow``/``step`` models run on the to
   GPU's buffer (n up), reduces, and hands each GPU its reduced 1/L (n/L down); each GPU multicasts that
   back through the switch (n/L up, n down): one phase where each GPU sends n(1 + 1/L)/(L − 1) to each
   other GPU (the same bytes on each GPU's switch link; the switch's reduction itself is not a transfer).
+* ``nvls_tree`` (all-reduce across nodes whose switches reduce, ``nccl.nvls: true`` on NCCL versions that
+  run NVLS across nodes) — inside each node the NVLS traffic above; across nodes the node's reduced data,
+  split over its m NIC rails (rail r's head is the first GPU on NIC r), goes up a binary tree of the nodes
+  and back down, on two trees that each carry half (NCCL's double binary tree: the second the mirror of the
+  first on an even node count, shifted by one on an odd one; ``src/graph/trees.cc``). NCCL pipelines the
+  two levels, so both run as one phase: each tree edge carries n/(2m) each way at once, and the slower
+  level sets the time (no pipeline fill is charged).
 
 Costs beyond the wire, all from NCCL's own model, none fitted here: the protocol's bandwidth (each
 transfer carries ``bytes / f``, f = NCCL's bus bandwidth for the protocol over that of Simple on the same
@@ -167,11 +174,13 @@ class NcclCollective:
         # the protocol's cost: NCCL's bandwidth for it over Simple's on the same algorithm (Simple itself runs
         # at the links' rate less their class efficiency); NVLS: NCCL's nvlsEfficiency of the switch's reduction
         bw = tune.bus_bandwidth_GBps(self.op, algo, proto, g)
-        factor = bw / tune.bus_bandwidth_GBps(self.op, algo, "Simple", g) if algo != "nvls" \
+        factor = bw / tune.bus_bandwidth_GBps(self.op, algo, "Simple", g) if not algo.startswith("nvls") \
             else tune.NVLS_EFFICIENCY[g.arch]
         share = max(1, L // max(1, min(int(f["nics_per_node"]), L)))
         nodes = np.arange(p, dtype=np.int64).reshape(N, L)
-        if algo == "ring":
+        if algo == "nvls_tree":
+            raw = self._nvls_tree(n, L, N, share, nodes)
+        elif algo == "ring":
             raw = self._ring(p, n, C, L, N, share, nodes)
         elif algo == "tree":
             raw = self._tree(n, C, L, N, share, nodes, tune.tree_chunk_bytes(proto, n, g_call, f["buffsize"]),
@@ -186,10 +195,12 @@ class NcclCollective:
         for src, dst, b, steps in raw:
             cross = (src // L) != (dst // L)
             eff = np.where(cross, float(f["eff_nic"]), float(f["eff_nvlink"]))
+            # the switch's reduction slows NVLink transfers only (an NVLS tree's network hops run at Simple's rate)
+            fac = np.where(cross, 1.0, factor) if algo == "nvls_tree" else factor
             # NCCL's hop latency includes the wire: charge only what the path latency does not already
             path_s = lat_x if cross.any() else 2 * lat_in
             # timed (and loading its links) as b / (factor · eff) bytes; b is the data it sends (bytes sent)
-            phases.append(make_phase(src, dst, b / (factor * eff), steps, max(0.0, per_step_s - path_s), payload=b))
+            phases.append(make_phase(src, dst, b / (fac * eff), steps, max(0.0, per_step_s - path_s), payload=b))
         return Plan(algo, proto, C, tuple(phases), predicted)
 
     def _ring(self, p, n, C, L, N, share, nodes):
@@ -245,6 +256,26 @@ class NcclCollective:
         i, j = np.meshgrid(np.arange(L), np.arange(L), indexing="ij")
         mask = i != j
         return [(i[mask].astype(np.int64), j[mask].astype(np.int64), n * (1 + 1 / L) / (L - 1), 1)]
+
+    def _nvls_tree(self, n, L, N, share, nodes):
+        (i, j, b_in, _steps), = self._nvls(n, L)
+        src_in = (nodes[:, i]).ravel()
+        dst_in = (nodes[:, j]).ravel()
+        tree_a = [(k, (k - 1) // 2) for k in range(1, N)]               # (child, parent), node 0 the root
+        if N % 2 == 0:
+            tree_b = [(N - 1 - c, N - 1 - q) for c, q in tree_a]          # mirror (trees.cc, even counts)
+        else:
+            tree_b = [((c + 1) % N, (q + 1) % N) for c, q in tree_a]      # shifted by one (odd counts)
+        edges = np.array(tree_a + tree_b, dtype=np.int64)               # both ways: up and down at once
+        heads = np.arange(0, L, share)                                    # one head GPU per NIC rail
+        up_s, up_d = nodes[edges[:, 0]][:, heads], nodes[edges[:, 1]][:, heads]
+        src_x = np.concatenate([up_s.ravel(), up_d.ravel()])
+        dst_x = np.concatenate([up_d.ravel(), up_s.ravel()])
+        b_x = n / (2 * len(heads))
+        src = np.concatenate([src_in, src_x])
+        dst = np.concatenate([dst_in, dst_x])
+        b = np.concatenate([np.full(len(src_in), b_in), np.full(len(src_x), b_x)])
+        return [(src, dst, b, 1)]
 
 
 def tuned(op: str, n: float, g: tune.NcclGraph, rules) -> tuple[str, str, float, int]:

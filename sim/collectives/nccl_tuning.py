@@ -11,8 +11,8 @@ b6475625fbcaa2c3c0e50eed2fa1255d7514d4a2 (the 2.19/2.20 line, the default), and 
 
 What NCCL learns from its topology search is an input here (:class:`NcclGraph`): channels, per-channel
 bandwidth inside a node and across nodes, the GPU generation, whether LL128 and NVLS are enabled, the
-CPU vendor (it sets the LL cap across nodes and the network post overhead). CollNet, NVLS-tree and the
-PCI-only tables are not modelled, nor 2.23's PAT algorithm (all-gather and reduce-scatter with one GPU
+CPU vendor (it sets the LL cap across nodes and the network post overhead); the NVLS tree's graph is
+derived from the same facts (:func:`nvls_graph_bws_GBps`). CollNet and the PCI-only tables are not modelled, nor 2.23's PAT algorithm (all-gather and reduce-scatter with one GPU
 per node, where 2.23 may pick it and this model runs a ring); NCCL's arithmetic is float32, this is
 float64 (choices can differ only on an exact tie).
 """
@@ -24,15 +24,18 @@ from dataclasses import dataclass
 
 from sim.errors import UserError
 
-ALGOS: tuple[str, ...] = ("tree", "ring", "nvls")   # NCCL's order (CollNet direct/chain skipped)
+ALGOS: tuple[str, ...] = ("tree", "ring", "nvls", "nvls_tree")   # NCCL's order (CollNet direct/chain skipped)
 PROTOS: tuple[str, ...] = ("LL", "LL128", "Simple")
 OPS: tuple[str, ...] = ("allreduce", "allgather", "reduce_scatter")
 
 # tuning.cc: Latencies in us; rows Tree, Ring, (CollNet Direct, Chain,) NVLS; columns LL, LL128, Simple
-BASE_LAT_US = {"tree": (6.8, 14.0, 0.0), "ring": (6.6, 14.0, 8.4), "nvls": (0.0, 0.0, 0.0)}
+BASE_LAT_US = {"tree": (6.8, 14.0, 0.0), "ring": (6.6, 14.0, 8.4), "nvls": (0.0, 0.0, 0.0),
+               "nvls_tree": (0.0, 0.0, 0.0)}
 # tuning.cc hwLat[NVLINK] and hwLat[NET]
-HW_LAT_NVLINK_US = {"tree": (0.6, 1.25, 28.0), "ring": (0.6, 1.9, 3.4), "nvls": (0.0, 0.0, 23.0)}
-HW_LAT_NET_US = {"tree": (5.0, 8.5, 28.0), "ring": (2.7, 4.0, 14.0), "nvls": (0.0, 0.0, 18.0)}
+HW_LAT_NVLINK_US = {"tree": (0.6, 1.25, 28.0), "ring": (0.6, 1.9, 3.4), "nvls": (0.0, 0.0, 23.0),
+                    "nvls_tree": (0.0, 0.0, 23.0)}
+HW_LAT_NET_US = {"tree": (5.0, 8.5, 28.0), "ring": (2.7, 4.0, 14.0), "nvls": (0.0, 0.0, 18.0),
+                 "nvls_tree": (0.0, 0.0, 14.0)}
 # tuning.cc; rows Volta, Ampere, Hopper (for llMaxBws multi-node: row 0 Intel, row 1 AMD); cols N1, N2, N4+
 LL_MAX_BWS = ((39.0, 39.0, 20.4), (87.7, 22.5, 19.0), (87.7, 22.5, 19.0))
 PER_CH_MAX_RING_LL128_BWS = ((20.0, 20.0, 20.0), (20.0, 20.0, 20.0), (36.7, 36.7, 36.7))
@@ -62,6 +65,9 @@ class Tables:
     allreduce_inter_steps: str
     #: at one rank per node 2.23 charges every algorithm the tree's network latency
     ppn1_tree_net_latency: bool
+    #: NVLS across nodes (NVLS tree): the 2.19 line's commit (2.20.3) turns NVLS off on more than one node
+    #: (src/transport/nvls.cc ncclNvlsInit returns for nNodes > 1); 2.19.3 and 2.21+ run it
+    nvls_multinode: bool = False
 
 
 V2_19 = Tables(BASE_LAT_US, HW_LAT_NVLINK_US, HW_LAT_NET_US, LL_MAX_BWS, ring_ll_share="quarter",
@@ -70,14 +76,17 @@ V2_19 = Tables(BASE_LAT_US, HW_LAT_NVLINK_US, HW_LAT_NET_US, LL_MAX_BWS, ring_ll
 #: per-hop latency 28 → 4 µs on NVLink (and PCI), 28 → 14 µs on the network; NVLS's NVLink hop 23 → 25 µs;
 #: Hopper's llMaxBws (87.7, 22.5, 19.0) → (141, 45, 35); ring/LL bus × ½; ring/LL128 × 0.92 at any ppn;
 #: all-reduce ring inter-node steps 2·(nNodes − 1); at ppn 1 the tree's network latency for every algorithm.
+#: NVLS also runs across nodes again, as the NVLS tree (2.20 had turned it off).
 #: (Its tree refinements and treeCorrectionFactor now apply to all-reduce only, the one op this model runs as
 #: a tree, and getAlgoTime no longer rescales by a call's channel count, which this model never did.)
 V2_23 = Tables(
     base_lat_us={**BASE_LAT_US, "tree": (6.8, 14.0, 8.4)},
-    hw_lat_nvlink_us={**HW_LAT_NVLINK_US, "tree": (0.6, 1.25, 4.0), "nvls": (0.0, 0.0, 25.0)},
+    hw_lat_nvlink_us={**HW_LAT_NVLINK_US, "tree": (0.6, 1.25, 4.0), "nvls": (0.0, 0.0, 25.0),
+                      "nvls_tree": (0.0, 0.0, 25.0)},
     hw_lat_net_us={**HW_LAT_NET_US, "tree": (5.0, 8.5, 14.0)},
     ll_max_bws=(LL_MAX_BWS[0], LL_MAX_BWS[1], (141.0, 45.0, 35.0)),
-    ring_ll_share="half", ring_ll128_low_ppn=0.92, allreduce_inter_steps="2(n-1)", ppn1_tree_net_latency=True)
+    ring_ll_share="half", ring_ll128_low_ppn=0.92, allreduce_inter_steps="2(n-1)", ppn1_tree_net_latency=True,
+    nvls_multinode=True)
 #: the NCCL versions whose tuning model is ported (``nccl.version`` of a topology)
 VERSIONS: dict[str, Tables] = {"2.19": V2_19, "2.23": V2_23}
 ARCHS = {"volta": 70, "ampere": 80, "hopper": 90}
@@ -162,9 +171,14 @@ def enabled(op: str, algo: str, g: NcclGraph) -> bool:
     """Whether NCCL would consider ``algo`` for ``op`` (tuning.cc's loop and enable rules)."""
     if algo == "tree":
         return op == "allreduce"
-    if algo == "nvls":  # NVLS alone is single-node (tuning.cc: disabled for nNodes > 1 without CollNet),
-        # and needs Hopper's NVSwitch (search.cc: no NVLS graph for ccMin < 90)
-        return op == "allreduce" and g.nvls and g.n_nodes == 1 and ARCHS[g.arch] >= 90
+    if algo in ("nvls", "nvls_tree"):
+        # NVLS needs Hopper's NVSwitch (search.cc: no NVLS graph for ccMin < 90) and more than 2 GPUs in the
+        # node (nvls.cc ncclNvlsInit: gpuCount <= 2 turns it off). NVLS alone is single-node (tuning.cc:
+        # disabled for nNodes > 1 without CollNet); the NVLS tree is its multi-node form (tuning.cc: disabled
+        # on one node), where the version runs NVLS across nodes (Tables.nvls_multinode)
+        nodes_ok = g.n_nodes == 1 if algo == "nvls" else g.n_nodes > 1 and g.tables.nvls_multinode
+        return (op == "allreduce" and g.nvls and nodes_ok and ARCHS[g.arch] >= 90
+                and g.n_ranks // g.n_nodes > 2)
     return True
 
 
@@ -183,9 +197,26 @@ def graph_bw_GBps(algo: str, g: NcclGraph) -> float:
     return g.bw_intra_GBps if g.n_nodes <= 2 else g.bw_inter_GBps
 
 
+def nvls_graph_bws_GBps(g: NcclGraph) -> tuple[float, float]:
+    """``(bwIntra, bwInter)`` per channel of NCCL's NVLS graph across nodes, whose channels are its heads: one
+    per NIC of a node (search.cc: "NVLS search only tries to find NIC:GPU combinations to compute the
+    heads", at most one per GPU). ``ncclTopoSearchTryNvls`` charges every GPU's NVSwitch path each
+    channel's bandwidth and the head's twice, so m heads fit m + 1 shares of a GPU's NVLink; the NIC path
+    bounds it too. Pass 2 then raises only ``bwInter``, up to the NIC. (NCCL's search rounds both down to
+    its speed array; this does not.)
+
+    Examples
+    --------
+    >>> nvls_graph_bws_GBps(NcclGraph(n_ranks=16, n_nodes=2, channels=8, bw_intra_GBps=56.25, bw_inter_GBps=50))
+    (50.0, 50)
+    """
+    nvlink = g.bw_intra_GBps * g.channels
+    return min(nvlink / (g.channels + 1), g.bw_inter_GBps), g.bw_inter_GBps
+
+
 def bus_bandwidth_GBps(op: str, algo: str, proto: str, g: NcclGraph) -> float:
     """``comm->bandwidths[coll][a][p]``: the algorithm bandwidth NCCL's model gives (GB/s), 0 if disabled."""
-    if not enabled(op, algo, g) or (algo == "nvls" and proto != "Simple") or (proto == "LL128" and not g.ll128):
+    if not enabled(op, algo, g) or (algo.startswith("nvls") and proto != "Simple") or (proto == "LL128" and not g.ll128):
         return 0.0
     p, nodes, ch, t = g.n_ranks, g.n_nodes, g.channels, g.tables
     cc = 2 if ARCHS[g.arch] >= 90 else 1 if ARCHS[g.arch] >= 80 else 0
@@ -196,6 +227,9 @@ def bus_bandwidth_GBps(op: str, algo: str, proto: str, g: NcclGraph) -> float:
     bw = graph_bw_GBps(algo, g)
     if algo == "nvls":
         bw = min(g.bw_intra_GBps, g.bw_inter_GBps)
+    if algo == "nvls_tree":  # 2.19–2.23: min(bwIntra, nNodes <= 2 ? bwInter : bwInter/2) of the NVLS graph
+        intra_nvls, inter_nvls = nvls_graph_bws_GBps(g)
+        bw = min(intra_nvls, inter_nvls if nodes <= 2 else inter_nvls / 2)
     bus = ch * bw
     if algo == "ring" and proto == "LL":
         share = 0.5 if t.ring_ll_share == "half" else 1.0 / 4.0 if nodes > 1 or op == "allreduce" else 1.0 / 3.0
@@ -209,7 +243,7 @@ def bus_bandwidth_GBps(op: str, algo: str, proto: str, g: NcclGraph) -> float:
     if algo == "tree" and proto == "LL128":
         bus = min(bus * (7.0 / 9.0 if nodes == 1 else 120.0 / 128.0), ch * PER_CH_MAX_TREE_LL128_BWS[cc][i2])
     nsteps, _ = _steps(op, p, nodes, t)
-    ratio = p / nsteps if algo == "ring" else 5.0 / 6.0 if algo == "nvls" else 0.5
+    ratio = p / nsteps if algo == "ring" else 5.0 / 6.0 if algo.startswith("nvls") else 0.5
     return bus * ratio
 
 
@@ -232,6 +266,8 @@ def latency_us(op: str, algo: str, proto: str, g: NcclGraph) -> float:
         return lat + (nsteps - ninter) * intra + ninter * inter
     if algo == "tree":
         return lat + 2 * ((p // nodes - 1) * intra + log2i(nodes) * inter)
+    if algo == "nvls_tree":
+        return lat + intra + 2 * log2i(nodes) * inter
     return intra + (inter if nodes > 1 else 0.0)  # nvls: tuning.cc sets, not adds
 
 
