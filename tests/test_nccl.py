@@ -537,3 +537,45 @@ def test_nvls_tree_names_in_nccl_algo_and_the_tuner(tmp_path):
     # on the 2.19 line the pair is disabled, so the rule is skipped and NCCL's own choice stands
     off = build_topology(f"dgx-h100:nccl.tuner={rules}", 16).graph["fabric"]
     assert get_algorithm("allreduce", "nccl").plan(16, n, 8, off).algo != "nvls_tree"
+
+
+# --- PAT (NCCL 2.23: all-gather and reduce-scatter at one GPU per node) ------------------------------------------
+
+H100_8x1 = NcclGraph(n_ranks=8, n_nodes=8, channels=1, bw_intra_GBps=450, bw_inter_GBps=50, version="2.23")
+
+
+@pytest.mark.parametrize("op", ["allgather", "reduce_scatter"])
+def test_pat_cost_and_the_sizes_it_wins_at_one_gpu_per_node(op):
+    # NCCL 2.23 tuning.cc, 8 nodes x 1 H100, one 50 GB/s NIC each: PAT's latency is set to
+    # 8 + log2(8)·(14/3.5) + 8·2.8 = 42.4 us (the tree's Simple network hop 14, every algorithm's at one rank
+    # per node) and its bandwidth is the tree graph's 1 x 50 x .85 = 42.5 GB/s, not converted by nRanks/nsteps.
+    # The ring: LL 6.6 + 7·5.0 = 41.6 us at min(20.4, 50/2)·8/7 = 23.31 GB/s (llMaxBws Intel N4+ 20.4);
+    # LL128 14 + 7·8.5 = 73.5 us at min(50·.92, 36.7)·8/7 = 41.94; Simple 8.4 + 7·14 = 106.4 us at 50·8/7.
+    assert tune.latency_us(op, "pat", "Simple", H100_8x1) == pytest.approx(42.4)
+    assert tune.bus_bandwidth_GBps(op, "pat", "Simple", H100_8x1) == pytest.approx(42.5)
+    # 1 KiB: ring/LL 41.6 + 0.04 < PAT 42.4 + 0.02; 1 MiB: PAT 42.4 + 24.7 = 67.1 beats ring/LL 86.6,
+    # LL128 98.5, Simple 124.8; 1 GiB: ring/Simple 106.4 + 18,790 beats PAT's 42.4 + 25,264
+    assert choose(op, 1024, H100_8x1)[:2] == ("ring", "LL")
+    assert choose(op, 2**20, H100_8x1) == pytest.approx(("pat", "Simple", 42.4 + 2**20 / (1000 * 42.5)))
+    assert choose(op, 2**30, H100_8x1)[:2] == ("ring", "Simple")
+
+
+def test_pat_only_at_one_gpu_per_node_on_2_23():
+    assert not tune.enabled("allgather", "pat", NcclGraph(**{**H100_8x1.__dict__, "version": "2.19"}))
+    assert not tune.enabled("allreduce", "pat", H100_8x1)
+    assert not tune.enabled("allgather", "pat", NcclGraph(**{**H100_8x1.__dict__, "n_ranks": 16}))
+
+
+@pytest.mark.parametrize("network", ["flow", "analytic"])
+@pytest.mark.parametrize("op", ["allgather", "reduce_scatter"])
+def test_pat_schedule_moves_the_ring_bytes_in_log_steps(network, op):
+    # 6 nodes x 1 GPU, one NIC of B at efficiency e, no link latency, NCCL 2.23 forced to PAT: Bruck's
+    # steps send 1, 2 and min(4, 6 - 4) = 2 blocks of n/6 (5 blocks = (p-1)/p · n per rank; the dual for
+    # reduce-scatter), each step every NIC sending and receiving alike on a non-blocking fabric; plus
+    # NCCL's PAT latency 8 + log2i(6)·14/3.5 + 6·2.8 = 32.8 us
+    B, e = 25e9, 0.9
+    G = hier(6, 1, 1000 * B, B, 0.0, 0.0, nccl={"bus_efficiency": {"nic": e}, "version": "2.23",
+                                                 "algorithms": ["pat"]})
+    n = 6 * 2**26
+    assert get_algorithm(op, "nccl").plan(6, n, 1, G.graph["fabric"]).algo == "pat"
+    assert _flow_time(G, op, 6, n, network) == pytest.approx(32.8e-6 + 5 * (n / 6) / (B * e), rel=1e-9)

@@ -98,7 +98,7 @@ def test_rule_channels_cap_the_call(tmp_path):
 @pytest.mark.parametrize(("text", "problem"), [
     ("allreduce,0,10,tree,simple,-1,-1\n", "7 fields"),
     ("allscatter,0,10,tree,simple,-1,-1,-1\n", "unknown collective"),
-    ("allgather,0,10,pat,simple,-1,-1,-1\n", "not modelled"),
+    ("allgather,0,10,collnet_direct,simple,-1,-1,-1\n", "not modelled"),
     ("allreduce,0,10,tree,fast,-1,-1,-1\n", "unknown name"),
     ("allreduce,10,5,tree,simple,-1,-1,-1\n", "max_bytes 5 is below 10"),
     ("allreduce,0,10,tree,simple,0,-1,-1\n", "channels 0"),

@@ -139,7 +139,7 @@ def hier_path(G: nx.Graph, src: int, dst: int, ecmp_hash: int | None = None) -> 
 NCCL_DEFAULTS: dict[str, Any] = {"base_latency_us": 0.0, "base_latency_nvlink_us": 0.0, "eff_nvlink": 1.0,
                                  "eff_nic": 1.0, "arch": "hopper", "cpu_vendor": "intel", "nvls": False,
                                  "ll128": True, "channels": 0,
-                                 "algorithms": ("tree", "ring", "nvls", "nvls_tree"),
+                                 "algorithms": ("tree", "ring", "nvls", "nvls_tree", "pat"),
                                  "protocols": ("LL", "LL128", "Simple"),
                                  "buffsize": 4 * 2**20, "version": "2.19", "tuner": ()}
 _NCCL_KEYS = ("base_latency_us (or {nvlink, nic}), bus_efficiency {nvlink, nic}, arch, cpu_vendor, nvls, ll128, "
@@ -147,7 +147,7 @@ _NCCL_KEYS = ("base_latency_us (or {nvlink, nic}), bus_efficiency {nvlink, nic},
 #: the NCCL versions whose tuning model dnnsim ports (sim.collectives.nccl_tuning.VERSIONS)
 _NCCL_VERSIONS = ("2.19", "2.23")
 #: the names NCCL_ALGO / NCCL_PROTO take here (NCCL's own spellings, case-insensitive)
-_NCCL_CHOICES = {"algorithms": ("tree", "ring", "nvls", "nvls_tree"), "protocols": ("LL", "LL128", "Simple")}
+_NCCL_CHOICES = {"algorithms": ("tree", "ring", "nvls", "nvls_tree", "pat"), "protocols": ("LL", "LL128", "Simple")}
 
 
 def nccl_params(raw: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -29,8 +29,8 @@ from sim.errors import UserError
 #: the example plugin's collective names and dnnsim's op names
 _OPS = {"allreduce": "allreduce", "allgather": "allgather", "reducescatter": "reduce_scatter",
         "broadcast": "broadcast", "reduce": "reduce"}
-_ALGOS = {"tree": "tree", "ring": "ring", "nvls": "nvls", "nvls_tree": "nvls_tree"}
-_NOT_MODELLED = ("collnet_direct", "collnet_chain", "pat")
+_ALGOS = {"tree": "tree", "ring": "ring", "nvls": "nvls", "nvls_tree": "nvls_tree", "pat": "pat"}
+_NOT_MODELLED = ("collnet_direct", "collnet_chain")
 _PROTOS = {"ll": "LL", "ll128": "LL128", "simple": "Simple"}
 _FORMAT = ("NCCL's example tuner CSV: collective_type,min_bytes,max_bytes,algorithm,protocol,channels,"
            "nNodes,nRanks[,numPipeOps[,regBuff]]")

@@ -30,6 +30,11 @@ written as phases of transfers, which the ``flow``/``step`` models run on the to
   first on an even node count, shifted by one on an odd one; ``src/graph/trees.cc``). NCCL pipelines the
   two levels, so both run as one phase: each tree edge carries n/(2m) each way at once, and the slower
   level sets the time (no pipeline fill is charged).
+* ``pat`` (all-gather and reduce-scatter at one GPU per node, NCCL 2.23) — NCCL's Parallel Aggregated Trees
+  send each rank's block along binomial trees, step d to the peer 2^d away, aggregating what goes the same
+  way (``src/include/collectives.h``, ``PatAGAlgorithm``/``PatRSAlgorithm``): timed as Bruck's log-step
+  all-gather (step d sends min(2^d, p − 2^d) blocks to the rank 2^d below; (p − 1)/p · n per rank in all),
+  and its dual for reduce-scatter, with NCCL's PAT latency spread over the ⌈log2 p⌉ steps.
 
 Costs beyond the wire, all from NCCL's own model, none fitted here: the protocol's bandwidth (each
 transfer carries ``bytes / f``, f = NCCL's bus bandwidth for the protocol over that of Simple on the same
@@ -59,6 +64,7 @@ from typing import ClassVar
 import numpy as np
 
 from sim.collectives import nccl_tuning as tune
+from sim.collectives import patterns
 from sim.collectives.base import Phase, check_link, check_nbytes, check_procs, make_phase
 from sim.errors import UserError
 
@@ -180,6 +186,8 @@ class NcclCollective:
         nodes = np.arange(p, dtype=np.int64).reshape(N, L)
         if algo == "nvls_tree":
             raw = self._nvls_tree(n, L, N, share, nodes)
+        elif algo == "pat":
+            raw = self._pat(p, n)
         elif algo == "ring":
             raw = self._ring(p, n, C, L, N, share, nodes)
         elif algo == "tree":
@@ -256,6 +264,12 @@ class NcclCollective:
         i, j = np.meshgrid(np.arange(L), np.arange(L), indexing="ij")
         mask = i != j
         return [(i[mask].astype(np.int64), j[mask].astype(np.int64), n * (1 + 1 / L) / (L - 1), 1)]
+
+    def _pat(self, p, n):
+        steps = patterns.bruck_allgather(patterns.flat(p), n / p)
+        if self.op == "reduce_scatter":
+            steps = patterns.dual(steps)
+        return [(ph.src, ph.dst, ph.nbytes, ph.steps) for ph in steps]
 
     def _nvls_tree(self, n, L, N, share, nodes):
         (i, j, b_in, _steps), = self._nvls(n, L)

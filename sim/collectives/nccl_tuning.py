@@ -12,9 +12,9 @@ b6475625fbcaa2c3c0e50eed2fa1255d7514d4a2 (the 2.19/2.20 line, the default), and 
 What NCCL learns from its topology search is an input here (:class:`NcclGraph`): channels, per-channel
 bandwidth inside a node and across nodes, the GPU generation, whether LL128 and NVLS are enabled, the
 CPU vendor (it sets the LL cap across nodes and the network post overhead); the NVLS tree's graph is
-derived from the same facts (:func:`nvls_graph_bws_GBps`). CollNet and the PCI-only tables are not modelled, nor 2.23's PAT algorithm (all-gather and reduce-scatter with one GPU
-per node, where 2.23 may pick it and this model runs a ring); NCCL's arithmetic is float32, this is
-float64 (choices can differ only on an exact tie).
+derived from the same facts (:func:`nvls_graph_bws_GBps`), and 2.23's PAT (all-gather and reduce-scatter
+at one GPU per node) runs on the tree's. CollNet and the PCI-only tables are not modelled; NCCL's
+arithmetic is float32, this is float64 (choices can differ only on an exact tie).
 """
 
 from __future__ import annotations
@@ -24,18 +24,19 @@ from dataclasses import dataclass
 
 from sim.errors import UserError
 
-ALGOS: tuple[str, ...] = ("tree", "ring", "nvls", "nvls_tree")   # NCCL's order (CollNet direct/chain skipped)
+ALGOS: tuple[str, ...] = ("tree", "ring", "nvls", "nvls_tree", "pat")   # NCCL's order (CollNet skipped)
 PROTOS: tuple[str, ...] = ("LL", "LL128", "Simple")
 OPS: tuple[str, ...] = ("allreduce", "allgather", "reduce_scatter")
 
 # tuning.cc: Latencies in us; rows Tree, Ring, (CollNet Direct, Chain,) NVLS; columns LL, LL128, Simple
 BASE_LAT_US = {"tree": (6.8, 14.0, 0.0), "ring": (6.6, 14.0, 8.4), "nvls": (0.0, 0.0, 0.0),
-               "nvls_tree": (0.0, 0.0, 0.0)}
-# tuning.cc hwLat[NVLINK] and hwLat[NET]
+               "nvls_tree": (0.0, 0.0, 0.0), "pat": (0.0, 0.0, 0.0)}
+# tuning.cc hwLat[NVLINK] and hwLat[NET] (2.23's tables have no PAT row, so C leaves it 0; PAT's latency
+# formula takes the tree's network hop, as every algorithm does at one rank per node)
 HW_LAT_NVLINK_US = {"tree": (0.6, 1.25, 28.0), "ring": (0.6, 1.9, 3.4), "nvls": (0.0, 0.0, 23.0),
-                    "nvls_tree": (0.0, 0.0, 23.0)}
+                    "nvls_tree": (0.0, 0.0, 23.0), "pat": (0.0, 0.0, 0.0)}
 HW_LAT_NET_US = {"tree": (5.0, 8.5, 28.0), "ring": (2.7, 4.0, 14.0), "nvls": (0.0, 0.0, 18.0),
-                 "nvls_tree": (0.0, 0.0, 14.0)}
+                 "nvls_tree": (0.0, 0.0, 14.0), "pat": (0.0, 0.0, 0.0)}
 # tuning.cc; rows Volta, Ampere, Hopper (for llMaxBws multi-node: row 0 Intel, row 1 AMD); cols N1, N2, N4+
 LL_MAX_BWS = ((39.0, 39.0, 20.4), (87.7, 22.5, 19.0), (87.7, 22.5, 19.0))
 PER_CH_MAX_RING_LL128_BWS = ((20.0, 20.0, 20.0), (20.0, 20.0, 20.0), (36.7, 36.7, 36.7))
@@ -68,6 +69,8 @@ class Tables:
     #: NVLS across nodes (NVLS tree): the 2.19 line's commit (2.20.3) turns NVLS off on more than one node
     #: (src/transport/nvls.cc ncclNvlsInit returns for nNodes > 1); 2.19.3 and 2.21+ run it
     nvls_multinode: bool = False
+    #: PAT (all-gather and reduce-scatter at one GPU per node), new in 2.23
+    pat: bool = False
 
 
 V2_19 = Tables(BASE_LAT_US, HW_LAT_NVLINK_US, HW_LAT_NET_US, LL_MAX_BWS, ring_ll_share="quarter",
@@ -76,7 +79,7 @@ V2_19 = Tables(BASE_LAT_US, HW_LAT_NVLINK_US, HW_LAT_NET_US, LL_MAX_BWS, ring_ll
 #: per-hop latency 28 → 4 µs on NVLink (and PCI), 28 → 14 µs on the network; NVLS's NVLink hop 23 → 25 µs;
 #: Hopper's llMaxBws (87.7, 22.5, 19.0) → (141, 45, 35); ring/LL bus × ½; ring/LL128 × 0.92 at any ppn;
 #: all-reduce ring inter-node steps 2·(nNodes − 1); at ppn 1 the tree's network latency for every algorithm.
-#: NVLS also runs across nodes again, as the NVLS tree (2.20 had turned it off).
+#: NVLS also runs across nodes again, as the NVLS tree (2.20 had turned it off), and PAT is new.
 #: (Its tree refinements and treeCorrectionFactor now apply to all-reduce only, the one op this model runs as
 #: a tree, and getAlgoTime no longer rescales by a call's channel count, which this model never did.)
 V2_23 = Tables(
@@ -86,7 +89,7 @@ V2_23 = Tables(
     hw_lat_net_us={**HW_LAT_NET_US, "tree": (5.0, 8.5, 14.0)},
     ll_max_bws=(LL_MAX_BWS[0], LL_MAX_BWS[1], (141.0, 45.0, 35.0)),
     ring_ll_share="half", ring_ll128_low_ppn=0.92, allreduce_inter_steps="2(n-1)", ppn1_tree_net_latency=True,
-    nvls_multinode=True)
+    nvls_multinode=True, pat=True)
 #: the NCCL versions whose tuning model is ported (``nccl.version`` of a topology)
 VERSIONS: dict[str, Tables] = {"2.19": V2_19, "2.23": V2_23}
 ARCHS = {"volta": 70, "ampere": 80, "hopper": 90}
@@ -171,6 +174,8 @@ def enabled(op: str, algo: str, g: NcclGraph) -> bool:
     """Whether NCCL would consider ``algo`` for ``op`` (tuning.cc's loop and enable rules)."""
     if algo == "tree":
         return op == "allreduce"
+    if algo == "pat":  # tuning.cc ncclPatEnable: 1 GPU per node (nNodes == nRanks); all-gather, reduce-scatter
+        return op in ("allgather", "reduce_scatter") and g.tables.pat and g.n_nodes == g.n_ranks
     if algo in ("nvls", "nvls_tree"):
         # NVLS needs Hopper's NVSwitch (search.cc: no NVLS graph for ccMin < 90) and more than 2 GPUs in the
         # node (nvls.cc ncclNvlsInit: gpuCount <= 2 turns it off). NVLS alone is single-node (tuning.cc:
@@ -216,7 +221,8 @@ def nvls_graph_bws_GBps(g: NcclGraph) -> tuple[float, float]:
 
 def bus_bandwidth_GBps(op: str, algo: str, proto: str, g: NcclGraph) -> float:
     """``comm->bandwidths[coll][a][p]``: the algorithm bandwidth NCCL's model gives (GB/s), 0 if disabled."""
-    if not enabled(op, algo, g) or (algo.startswith("nvls") and proto != "Simple") or (proto == "LL128" and not g.ll128):
+    if not enabled(op, algo, g) or (algo in ("nvls", "nvls_tree", "pat") and proto != "Simple") \
+            or (proto == "LL128" and not g.ll128):
         return 0.0
     p, nodes, ch, t = g.n_ranks, g.n_nodes, g.channels, g.tables
     cc = 2 if ARCHS[g.arch] >= 90 else 1 if ARCHS[g.arch] >= 80 else 0
@@ -224,7 +230,7 @@ def bus_bandwidth_GBps(op: str, algo: str, proto: str, g: NcclGraph) -> float:
     i1 = cc if nodes == 1 else (1 if g.cpu_vendor == "amd" else 0)
     ll_max = t.ll_max_bws[i1][i2]
     ppn = p / nodes
-    bw = graph_bw_GBps(algo, g)
+    bw = graph_bw_GBps("tree" if algo == "pat" else algo, g)   # init.cc: PAT runs on the tree's graph
     if algo == "nvls":
         bw = min(g.bw_intra_GBps, g.bw_inter_GBps)
     if algo == "nvls_tree":  # 2.19–2.23: min(bwIntra, nNodes <= 2 ? bwInter : bwInter/2) of the NVLS graph
@@ -242,6 +248,8 @@ def bus_bandwidth_GBps(op: str, algo: str, proto: str, g: NcclGraph) -> float:
         bus = min(bus * 1.0 / 3.8, ll_max)
     if algo == "tree" and proto == "LL128":
         bus = min(bus * (7.0 / 9.0 if nodes == 1 else 120.0 / 128.0), ch * PER_CH_MAX_TREE_LL128_BWS[cc][i2])
+    if algo == "pat":  # × .85, and kept as the bus bandwidth (tuning.cc converts none but the ring's for
+        return bus * .85  # all-gather and reduce-scatter)
     nsteps, _ = _steps(op, p, nodes, t)
     ratio = p / nsteps if algo == "ring" else 5.0 / 6.0 if algo.startswith("nvls") else 0.5
     return bus * ratio
@@ -268,6 +276,8 @@ def latency_us(op: str, algo: str, proto: str, g: NcclGraph) -> float:
         return lat + 2 * ((p // nodes - 1) * intra + log2i(nodes) * inter)
     if algo == "nvls_tree":
         return lat + intra + 2 * log2i(nodes) * inter
+    if algo == "pat":  # set, not added: 8 µs, a log term and "still a linear part"
+        return 8 + log2i(nodes) * (inter / 3.5) + p * 2.8
     return intra + (inter if nodes > 1 else 0.0)  # nvls: tuning.cc sets, not adds
 
 
