@@ -353,7 +353,8 @@ def choose(op: str, nbytes: float, g: NcclGraph) -> tuple[str, str, float]:
     if not any(algo_time_us(op, a, p, nbytes, g) >= 0 for a in ALGOS for p in PROTOS):
         raise UserError("topology.nccl", f"algorithms {list(g.algorithms)} with protocols {list(g.protocols)} "
                         f"leave no way to run {op} on {g.n_ranks} ranks ({g.n_nodes} nodes)",
-                        "add ring to nccl.algorithms (every op runs as a ring) and Simple to nccl.protocols")
+                        "add ring to nccl.algorithms (every op runs as a ring) and Simple to nccl.protocols "
+                        "(nvls_tree and pat run on nccl.version 2.23 only)")
     best: tuple[str, str, float] | None = None
     for algo in ALGOS:
         for proto in PROTOS:
