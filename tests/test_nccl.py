@@ -579,3 +579,18 @@ def test_pat_schedule_moves_the_ring_bytes_in_log_steps(network, op):
     n = 6 * 2**26
     assert get_algorithm(op, "nccl").plan(6, n, 1, G.graph["fabric"]).algo == "pat"
     assert _flow_time(G, op, 6, n, network) == pytest.approx(32.8e-6 + 5 * (n / 6) / (B * e), rel=1e-9)
+
+
+@pytest.mark.parametrize("network", ["flow", "analytic"])
+def test_nvls_tree_on_three_nodes_with_shared_nics(network):
+    # 3 nodes x 8 GPUs, 4 NICs of B per node (GPUs 0, 2, 4, 6 head the rails), NVLink 1000x faster, no link
+    # latency. On an odd node count NCCL's second tree is the first shifted by one (trees.cc): tree 1->0,
+    # 2->0 and tree 2->1, 0->1, each edge carrying n/(2·4) each way at once. Nodes 0 and 1 sit on three
+    # edges, so their rail NICs send and receive 3n/8; the NVLS traffic inside the nodes is negligible here.
+    # Plus NCCL 2.23's NVLS-tree latency 25 + 2·log2i(3)·14 = 53 us.
+    B, e = 25e9, 0.9
+    G = hier(3, 8, 1000 * B, B, 0.0, 0.0, nics_per_node=4,
+             nccl={"bus_efficiency": {"nic": e}, "version": "2.23", "nvls": True, "algorithms": ["nvls_tree"]})
+    n = 2**30
+    assert get_algorithm("allreduce", "nccl").plan(24, n, 8, G.graph["fabric"]).algo == "nvls_tree"
+    assert _flow_time(G, "allreduce", 24, n, network) == pytest.approx(53e-6 + 3 * n / 8 / (B * e), rel=1e-9)
