@@ -453,9 +453,9 @@ def test_base_latency_per_link_class():
     for bad in ({"pcie": 1.0}, {"nic": -1.0}, {"nvlink": "x"}):
         with pytest.raises(UserError, match="topology.nccl.base_latency_us"):
             nccl_params({"base_latency_us": bad})
-    # one class from a spec string; the preset's other class stays (a3-mega: nvlink 0, nic 41.1)
+    # one class from a spec string; the preset's other class stays (a3-mega: nvlink 0, nic 40.6)
     f = dict(build_topology("a3-mega:nccl.base_latency_us.nvlink=3", 16).graph["fabric"])
-    assert (f["base_latency_nvlink_us"], f["base_latency_us"]) == (3.0, 41.1)
+    assert (f["base_latency_nvlink_us"], f["base_latency_us"]) == (3.0, 40.6)
     f = dict(build_topology("dgx-h100:nccl.base_latency_us.nic=9", 16).graph["fabric"])
     assert (f["base_latency_nvlink_us"], f["base_latency_us"]) == (0.0, 9.0)
 
@@ -594,3 +594,20 @@ def test_nvls_tree_on_three_nodes_with_shared_nics(network):
     n = 2**30
     assert get_algorithm("allreduce", "nccl").plan(24, n, 8, G.graph["fabric"]).algo == "nvls_tree"
     assert _flow_time(G, "allreduce", 24, n, network) == pytest.approx(53e-6 + 3 * n / 8 / (B * e), rel=1e-9)
+
+
+def test_a_small_call_runs_on_fewer_channels():
+    # topoGetAlgoInfo (enqueue.cc): channels drop while bytes < channels x threads x threshold. Ring/Simple:
+    # 512 threads x 64 B = 32 KiB per channel; ring/LL: 512 x 8 x nRanks (16) = 64 KiB; tree/LL128: 640 x 8.
+    g = NcclGraph(n_ranks=16, n_nodes=2, channels=8, bw_intra_GBps=56.25, bw_inter_GBps=50)
+    assert g.run_channels() == 16
+    assert tune.call_channels("ring", "Simple", 256 * 1024, g) == 8
+    assert tune.call_channels("ring", "Simple", 256 * 1024 - 1, g) == 7
+    assert tune.call_channels("ring", "LL", 2**16, g) == 1
+    assert tune.call_channels("ring", "LL", 2**20, g) == 16
+    assert tune.call_channels("tree", "LL128", 40 * 1024, g) == 8
+    assert tune.call_channels("nvls_tree", "Simple", 1024, g) == 16
+    # the schedule runs on them: a 64 KiB ring/LL all-reduce on 2 x 8 GPUs is one ring, through one NIC rail
+    G = hier(2, 8, 450e9, 50e9, nccl={"algorithms": ["ring"], "protocols": ["LL"]})
+    plan = get_algorithm("allreduce", "nccl").plan(16, 2**16, 8, G.graph["fabric"])
+    assert plan.channels == 1 and len(plan.phases[0].src) == 16

@@ -6,7 +6,8 @@ topology's ``fabric`` (a ``hier`` topology, its preset's ``nccl:`` block). The c
 written as phases of transfers, which the ``flow``/``step`` models run on the topology's links:
 
 * ``ring`` — C channels (NCCL's search channels, one per NIC of a node, doubled as ``ncclTopoPostset``
-  doubles them, :meth:`tune.NcclGraph.run_channels`; ``nccl.channels`` sets C), each a ring over all
+  doubles them, :meth:`tune.NcclGraph.run_channels`; ``nccl.channels`` sets C; a small call runs on fewer,
+  :func:`tune.call_channels`), each a ring over all
   ranks. Rail-aligned: channel c enters every node at a GPU on NIC c mod m and leaves it from a GPU on
   the same NIC (the next GPU when every GPU has its own NIC), so the C rings cross the fabric through all
   NICs of a node at once. All-reduce: a reduce-scatter phase and an all-gather phase of p − 1 steps,
@@ -170,9 +171,10 @@ class NcclCollective:
         """NCCL's choice for this call and its phases."""
         g, f, C, L, N = self.graph(p, local_size, fabric)
         algo, proto, predicted, channels = tuned(self.op, n, g, f["tuner"])
-        # a tuner's channel count caps the call's at the communicator's (chunking sees the call's)
-        C = min(C, channels) if channels else C
-        g_call = replace(g, comm_channels=C) if channels else g
+        # a tuner's channel count caps the call's at the communicator's, else NCCL drops channels for a small
+        # call (topoGetAlgoInfo); chunking sees the call's
+        C = min(C, channels) if channels else tune.call_channels(algo, proto, n, g)
+        g_call = replace(g, comm_channels=C)
         # the per-call latency of the call's class: across nodes (nic) or inside one node (nvlink)
         base_us = float(f["base_latency_us"] if N > 1 else f["base_latency_nvlink_us"])
         plateau = tune.ring_plateau(self.op, n, g) if (algo, proto) == ("ring", "Simple") else 1.0

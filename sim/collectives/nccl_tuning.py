@@ -154,6 +154,33 @@ class NcclGraph:
         return c
 
 
+#: per-thread work before a call takes another channel (src/include/comm.h NCCL_{LL,LL128,SIMPLE}_THREAD_THRESHOLD;
+#: tuning.cc multiplies ring/LL's by nRanks) and the threads of a channel (src/include/device.h NCCL_LL_MAX_NTHREADS,
+#: NCCL_LL128_MAX_NTHREADS, NCCL_SIMPLE_MAX_NTHREADS; tuning.cc's defaults for rings and trees on NVLink-class graphs)
+THREAD_THRESHOLD = {"LL": 8, "LL128": 8, "Simple": 64}
+MAX_THREADS = {"LL": 512, "LL128": 640, "Simple": 512}
+
+
+def call_channels(algo: str, proto: str, nbytes: float, g: NcclGraph) -> int:
+    """The channels one ring or tree call runs on: ``topoGetAlgoInfo`` (src/enqueue.cc, both versions) drops
+    channels while the call's bytes are fewer than channels × threads × the protocol's per-thread threshold,
+    down to one, so a small call uses few channels (and rails). NVLS, the NVLS tree and PAT keep theirs here.
+
+    Examples
+    --------
+    >>> g = NcclGraph(n_ranks=16, n_nodes=2, channels=8, bw_intra_GBps=56.25, bw_inter_GBps=50)
+    >>> call_channels("ring", "Simple", 2**18, g), call_channels("ring", "LL", 2**16, g), call_channels("ring", "Simple", 2**30, g)
+    (8, 1, 16)
+    """
+    nc = g.run_channels()
+    if algo not in ("ring", "tree"):
+        return nc
+    per_channel = MAX_THREADS[proto] * THREAD_THRESHOLD[proto] * (g.n_ranks if (algo, proto) == ("ring", "LL") else 1)
+    while nbytes < nc * per_channel and nc >= 2:
+        nc -= 1
+    return nc
+
+
 def log2i(n: int) -> int:
     """NCCL's ``log2i``: ⌊log2 n⌋, 0 for n ≤ 1."""
     n, out = int(n), 0
