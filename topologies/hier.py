@@ -33,6 +33,7 @@ from typing import Any
 
 import networkx as nx
 
+from sim.collectives.nccl_tuning import ALGOS, PROTOS, VERSIONS
 from sim.errors import UserError
 from sim.units import parse_bytes
 from topologies._graph import add_links, check_positive, check_positive_int, new_graph
@@ -139,15 +140,14 @@ def hier_path(G: nx.Graph, src: int, dst: int, ecmp_hash: int | None = None) -> 
 NCCL_DEFAULTS: dict[str, Any] = {"base_latency_us": 0.0, "base_latency_nvlink_us": 0.0, "eff_nvlink": 1.0,
                                  "eff_nic": 1.0, "arch": "hopper", "cpu_vendor": "intel", "nvls": False,
                                  "ll128": True, "channels": 0,
-                                 "algorithms": ("tree", "ring", "nvls", "nvls_tree", "pat"),
-                                 "protocols": ("LL", "LL128", "Simple"),
+                                 "algorithms": ALGOS, "protocols": PROTOS,
                                  "buffsize": 4 * 2**20, "version": "2.19", "tuner": ()}
 _NCCL_KEYS = ("base_latency_us (or {nvlink, nic}), bus_efficiency {nvlink, nic}, arch, cpu_vendor, nvls, ll128, "
               "channels, algorithms, protocols, buffsize, version, tuner")
-#: the NCCL versions whose tuning model dnnsim ports (sim.collectives.nccl_tuning.VERSIONS)
-_NCCL_VERSIONS = ("2.19", "2.23")
+#: the NCCL versions whose tuning model dnnsim ports
+_NCCL_VERSIONS = tuple(VERSIONS)
 #: the names NCCL_ALGO / NCCL_PROTO take here (NCCL's own spellings, case-insensitive)
-_NCCL_CHOICES = {"algorithms": ("tree", "ring", "nvls", "nvls_tree", "pat"), "protocols": ("LL", "LL128", "Simple")}
+_NCCL_CHOICES = {"algorithms": ALGOS, "protocols": PROTOS}
 
 
 def nccl_params(raw: Mapping[str, Any] | None) -> dict[str, Any]:

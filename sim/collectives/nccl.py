@@ -233,9 +233,9 @@ class NcclCollective:
             intra_s.append(chain[:, 1:].ravel())
             intra_d.append(chain[:, :-1].ravel())
             heads = chain[:, 0]
-            kids = np.arange(1, N)
+            kids, parents = _node_tree(N).T
             inter_s.append(heads[kids])
-            inter_d.append(heads[(kids - 1) // 2])
+            inter_d.append(heads[parents])
         up_in = (np.concatenate(intra_s), np.concatenate(intra_d))   # towards the root, inside the nodes
         up_x = (np.concatenate(inter_s), np.concatenate(inter_d))    # towards the root, between node heads
         chunks = max(1, math.ceil(n / C / chunk_bytes))
@@ -277,12 +277,10 @@ class NcclCollective:
         (i, j, b_in, _steps), = self._nvls(n, L)
         src_in = (nodes[:, i]).ravel()
         dst_in = (nodes[:, j]).ravel()
-        tree_a = [(k, (k - 1) // 2) for k in range(1, N)]               # (child, parent), node 0 the root
-        if N % 2 == 0:
-            tree_b = [(N - 1 - c, N - 1 - q) for c, q in tree_a]          # mirror (trees.cc, even counts)
-        else:
-            tree_b = [((c + 1) % N, (q + 1) % N) for c, q in tree_a]      # shifted by one (odd counts)
-        edges = np.array(tree_a + tree_b, dtype=np.int64)               # both ways: up and down at once
+        tree_a = _node_tree(N)
+        # NCCL's second tree (trees.cc): the mirror of the first on an even node count, shifted by one on an odd
+        tree_b = N - 1 - tree_a if N % 2 == 0 else (tree_a + 1) % N
+        edges = np.concatenate([tree_a, tree_b])                        # both ways: up and down at once
         heads = np.arange(0, L, share)                                    # one head GPU per NIC rail
         up_s, up_d = nodes[edges[:, 0]][:, heads], nodes[edges[:, 1]][:, heads]
         src_x = np.concatenate([up_s.ravel(), up_d.ravel()])
@@ -292,6 +290,13 @@ class NcclCollective:
         dst = np.concatenate([dst_in, dst_x])
         b = np.concatenate([np.full(len(src_in), b_in), np.full(len(src_x), b_x)])
         return [(src, dst, b, 1)]
+
+
+def _node_tree(N: int) -> np.ndarray:
+    """The (child, parent) edges of the binary tree over N nodes that the tree schedules use, node 0 the root
+    (heap order: node k's parent is (k − 1) // 2), shape (N − 1, 2)."""
+    kids = np.arange(1, N, dtype=np.int64)
+    return np.stack([kids, (kids - 1) // 2], axis=1)
 
 
 def tuned(op: str, n: float, g: tune.NcclGraph, rules) -> tuple[str, str, float, int]:
